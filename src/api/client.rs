@@ -1,0 +1,429 @@
+//! `OAuthClient`: a client of an `OAuthApp`; its credentials land in a Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// Absolute `https` URI (plain `http` only for loopback hosts) without a fragment. Regular
+/// expressions keep the CEL cost low enough for 32 URIs of 2048 characters.
+const REDIRECT_URI_RULE: &str = r"!self.contains('#') && !self.matches(r'\s') && (self.matches(r'^https://[^/?#\s]+([/?]|$)') || self.matches(r'^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?([/?]|$)'))";
+const REDIRECT_URI_MESSAGE: &str =
+    "must be an absolute https URI (http only for localhost or a loopback IP) without a fragment";
+
+/// Puts the redirect URI rule on each item, so that an error names the item (`redirectUris[1]`).
+fn redirect_uri_items(schema: &mut schemars::Schema) {
+    if let Some(items) = schema.get_mut("items").and_then(|v| v.as_object_mut()) {
+        items.insert(
+            "x-kubernetes-validations".into(),
+            serde_json::json!([{ "rule": REDIRECT_URI_RULE, "message": REDIRECT_URI_MESSAGE }]),
+        );
+    }
+}
+
+/// A client of an OAuthApp. The operator creates it in the backend and writes the issued
+/// `client_id` and `client_secret` into a Secret; the annotation `oauth-operator.dev/rotate`
+/// set to a new value rotates the secret once.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "oauth-operator.dev",
+    version = "v1alpha1",
+    kind = "OAuthClient",
+    namespaced,
+    status = "OAuthClientStatus",
+    shortname = "oclient",
+    category = "oauth",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".status.secretName"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(
+    validation = Rule::new("self.clientAuthMethod != 'private_key_jwt' || [has(self.jwksUri), has(self.jwks), has(self.publicKeyPem)].filter(x, x).size() == 1")
+        .message("clientAuthMethod private_key_jwt needs exactly one of jwksUri, jwks or publicKeyPem")
+        .field_path(".clientAuthMethod"),
+    validation = Rule::new("self.clientAuthMethod == 'private_key_jwt' || (!has(self.jwksUri) && !has(self.jwks) && !has(self.publicKeyPem))")
+        .message("jwksUri, jwks and publicKeyPem are only accepted with clientAuthMethod private_key_jwt")
+        .field_path(".clientAuthMethod"),
+    validation = Rule::new("!has(self.tokenEndpointAuthSigningAlg) || (self.clientAuthMethod == 'client_secret_jwt' && self.tokenEndpointAuthSigningAlg.startsWith('HS')) || (self.clientAuthMethod == 'private_key_jwt' && !self.tokenEndpointAuthSigningAlg.startsWith('HS'))")
+        .message("tokenEndpointAuthSigningAlg is an HS* algorithm with client_secret_jwt, an asymmetric one with private_key_jwt, and unset otherwise")
+        .field_path(".tokenEndpointAuthSigningAlg"),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClientSpec {
+    /// The OAuthApp this client belongs to.
+    pub app_ref: AppRef,
+
+    /// How the client authenticates at the token endpoint. `none` is for public clients and
+    /// issues no secret; `private_key_jwt` needs one of `jwksUri`, `jwks` or `publicKeyPem`.
+    #[serde(default)]
+    pub client_auth_method: ClientAuthMethod,
+
+    /// OAuth grant types the client may use. `authorization_code` is required.
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(
+        merge_strategy = ListMerge::Set,
+        validation = Rule::new("self.exists(g, g == 'authorization_code')").message("grantTypes must include authorization_code")
+    )]
+    pub grant_types: Vec<GrantType>,
+
+    /// Where the authorization server may send users back after they sign in. Absolute
+    /// `https` URIs without a fragment; plain `http` only for `localhost` or a loopback IP.
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 2048)))]
+    #[schemars(transform = redirect_uri_items)]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub redirect_uris: Vec<String>,
+
+    /// Where users may be sent after signing out. Same rules as `redirectUris`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 2048)))]
+    #[schemars(transform = redirect_uri_items)]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub post_logout_redirect_uris: Vec<String>,
+
+    /// JWS algorithm the client signs its token-endpoint assertions with: an HS* algorithm
+    /// for `client_secret_jwt`, an asymmetric one for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg: Option<SigningAlg>,
+
+    /// HTTPS URL of the client's JSON Web Key Set (`private_key_jwt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(r"self.matches(r'^https://[^/?#\s]+([/?#]|$)') && !self.matches(r'\s')").message("jwksUri must be an absolute https URL"))]
+    pub jwks_uri: Option<String>,
+
+    /// The client's public keys, inline (`private_key_jwt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Jwks>,
+
+    /// The client's public key as PEM text (`private_key_jwt` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16384))]
+    #[x_kube(validation = Rule::new("self.startsWith('-----BEGIN ')").message("publicKeyPem must be PEM text"))]
+    pub public_key_pem: Option<String>,
+
+    /// Name of the client shown to users on the consent screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub client_name: Option<String>,
+
+    /// Home page of the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub client_uri: Option<String>,
+
+    /// URL of the client's logo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub logo_uri: Option<String>,
+
+    /// URL of the client's terms of service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub tos_uri: Option<String>,
+
+    /// URL of the client's privacy policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub policy_uri: Option<String>,
+
+    /// Contact addresses of the people responsible for the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 256)))]
+    pub contacts: Vec<String>,
+
+    /// Identifier of the client software, the same for every deployment of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub software_id: Option<String>,
+
+    /// Version of the client software.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub software_version: Option<String>,
+
+    /// Algorithm of the ID tokens issued to the client. The backend supports `RS256` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signing_alg: Option<IdTokenSigningAlg>,
+
+    /// Format of the access tokens issued to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<AccessTokenFormat>,
+
+    /// Lifetime of access tokens, in seconds (60 to 86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub access_token_ttl_seconds: Option<i32>,
+
+    /// Skip the consent screen for this client (first-party clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_consent: Option<bool>,
+
+    /// Whether the client may be used. `false` deactivates it in the backend.
+    #[serde(default = "default_true")]
+    pub active: bool,
+
+    /// Where and how the credentials are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+
+    /// What happens in the backend when the OAuthClient is deleted: `Delete` deactivates the
+    /// client, `Orphan` leaves it as it is.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Reference to an OAuthApp.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRef {
+    /// Name of the OAuthApp.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the OAuthApp; defaults to the client's own. Another namespace works only
+    /// when the app lists this client's namespace in `spec.clientNamespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// Token endpoint authentication method (RFC 7591 `token_endpoint_auth_method`).
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    /// The secret in an HTTP Basic `Authorization` header.
+    #[default]
+    ClientSecretBasic,
+    /// The secret in the form body.
+    ClientSecretPost,
+    /// A JWT signed with the secret (HMAC).
+    ClientSecretJwt,
+    /// A JWT signed with the client's private key; no secret is issued.
+    PrivateKeyJwt,
+    /// A public client: no secret is issued.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// Whether the backend issues a client secret for this method.
+    pub fn has_secret(self) -> bool {
+        !matches!(self, Self::None | Self::PrivateKeyJwt)
+    }
+}
+
+/// OAuth grant type.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// The authorization code flow.
+    AuthorizationCode,
+    /// Refresh tokens.
+    RefreshToken,
+}
+
+/// JWS signing algorithm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum SigningAlg {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    ES512,
+    EdDSA,
+}
+
+/// ID token signing algorithm.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum IdTokenSigningAlg {
+    RS256,
+}
+
+/// Access token format.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    /// A random reference token, checked by introspection.
+    Opaque,
+    /// A signed JWT.
+    Jwt,
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct Jwks {
+    /// The public keys. Symmetric (`oct`) keys are refused.
+    #[schemars(length(min = 1, max = 16))]
+    pub keys: Vec<Jwk>,
+}
+
+/// A public JSON Web Key. Member names are those of RFC 7517/7518, so a JWKS can be pasted.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.kty != 'oct'").message("symmetric (oct) keys are not accepted"))]
+pub struct Jwk {
+    /// Key type: `RSA`, `EC` or `OKP`.
+    #[schemars(length(min = 1, max = 16))]
+    pub kty: String,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub kid: Option<String>,
+    /// Intended use: `sig` or `enc`.
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub use_: Option<String>,
+    /// Permitted operations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(max = 32)))]
+    pub key_ops: Vec<String>,
+    /// Algorithm the key is used with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub alg: Option<String>,
+    /// RSA modulus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub n: Option<String>,
+    /// RSA exponent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub e: Option<String>,
+    /// Elliptic curve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub crv: Option<String>,
+    /// Curve x coordinate (or OKP public key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub x: Option<String>,
+    /// Curve y coordinate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub y: Option<String>,
+    /// URL of an X.509 certificate chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub x5u: Option<String>,
+    /// X.509 certificate chain, base64 DER.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), inner(length(max = 16384)))]
+    pub x5c: Vec<String>,
+    /// SHA-1 thumbprint of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub x5t: Option<String>,
+    /// SHA-256 thumbprint of the certificate.
+    #[serde(default, rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub x5t_s256: Option<String>,
+}
+
+/// The Secret the credentials are written to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    /// Name of the Secret, in the client's namespace. Defaults to `<name>-oauth-client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: Option<String>,
+    /// Names of the keys in the Secret's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SecretKeys>,
+    /// Labels added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to the Secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Key names in the credentials Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.clientId != self.clientSecret").message("clientId and clientSecret must be different keys"))]
+pub struct SecretKeys {
+    /// Key that holds the client id.
+    #[serde(default = "default_client_id_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub client_id: String,
+    /// Key that holds the client secret.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub client_secret: String,
+}
+
+fn default_client_id_key() -> String {
+    "client_id".into()
+}
+
+fn default_client_secret_key() -> String {
+    "client_secret".into()
+}
+
+impl Default for SecretKeys {
+    fn default() -> Self {
+        Self {
+            client_id: default_client_id_key(),
+            client_secret: default_client_secret_key(),
+        }
+    }
+}
+
+/// What to do in the backend when the resource is deleted.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    /// Deactivate the client in the backend.
+    #[default]
+    Delete,
+    /// Leave the client in the backend as it is.
+    Orphan,
+}
+
+/// What the operator last saw of the client.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthClientStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready` says whether the backend client matches the spec and its credentials are in
+    /// the Secret.
+    #[serde(default)]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The public client id issued by the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+
+    /// The Secret holding the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// When the secret was last issued or rotated (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotated_at: Option<String>,
+
+    /// The value of the `oauth-operator.dev/rotate` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotate_request: Option<String>,
+}

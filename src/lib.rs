@@ -1,0 +1,5 @@
+//! oauth-operator: OAuthApp and OAuthClient resources reconciled against an identity
+//! platform's management API.
+#![forbid(unsafe_code)]
+
+pub mod api;

@@ -1,0 +1,373 @@
+//! The test control plane of DESIGN.md section 6: a real etcd and a real kube-apiserver on
+//! free loopback ports, with certificates made for the run, torn down on drop.
+
+use std::{
+    fs,
+    net::{TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{
+    Api, Client, Config,
+    api::{Patch, PatchParams},
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::{await_condition, conditions},
+};
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use tempfile::TempDir;
+
+/// How long etcd and kube-apiserver get to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub struct ControlPlane {
+    /// Holds certificates, etcd data and logs; removed on drop.
+    dir: TempDir,
+    etcd: Child,
+    apiserver: Child,
+    /// kubeconfig of a `system:masters` user, usable by kubectl too.
+    pub kubeconfig: PathBuf,
+    /// Folder with kube-apiserver, etcd and kubectl.
+    pub assets: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready.
+    pub async fn start() -> ControlPlane {
+        let assets = assets_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("oauth-operator-cp-")
+            .tempdir()
+            .expect("temp dir");
+        let path = |name: &str| dir.path().join(name);
+
+        let (etcd_port, etcd_peer_port, api_port) = (free_port(), free_port(), free_port());
+        write_certs(dir.path());
+
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
+        let etcd = spawn(
+            Command::new(assets.join("etcd")).args([
+                "--name=default",
+                &format!("--data-dir={}", path("etcd").display()),
+                &format!("--listen-client-urls={etcd_url}"),
+                &format!("--advertise-client-urls={etcd_url}"),
+                &format!("--listen-peer-urls={peer_url}"),
+                &format!("--initial-advertise-peer-urls={peer_url}"),
+                &format!("--initial-cluster=default={peer_url}"),
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ]),
+            &path("etcd.log"),
+        );
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", etcd_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not listen; see {}",
+                path("etcd.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let file = |name: &str| path(name).display().to_string();
+        let apiserver = spawn(
+            Command::new(assets.join("kube-apiserver")).args([
+                &format!("--etcd-servers={etcd_url}"),
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                &format!("--secure-port={api_port}"),
+                &format!("--cert-dir={}", file("certs")),
+                &format!("--tls-cert-file={}", file("apiserver.crt")),
+                &format!("--tls-private-key-file={}", file("apiserver.key")),
+                &format!("--client-ca-file={}", file("ca.crt")),
+                &format!("--service-account-key-file={}", file("sa.pub")),
+                &format!("--service-account-signing-key-file={}", file("sa.key")),
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+            ]),
+            &path("kube-apiserver.log"),
+        );
+
+        let kubeconfig = path("kubeconfig");
+        fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    certificate-authority: {ca}\nusers:\n- name: admin\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: test\n  context: {{cluster: test, user: admin, namespace: default}}\ncurrent-context: test\n",
+                ca = file("ca.crt"),
+                crt = file("admin.crt"),
+                key = file("admin.key"),
+            ),
+        )
+        .expect("write kubeconfig");
+
+        let mut cp = ControlPlane {
+            dir,
+            etcd,
+            apiserver,
+            kubeconfig,
+            assets,
+        };
+        cp.wait_ready(deadline).await;
+        cp
+    }
+
+    /// A client with cluster-admin rights.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        Client::try_from(config).expect("client")
+    }
+
+    /// Applies the CRDs in `crds/` and waits until both are Established.
+    pub async fn install_crds(&self) -> Vec<CustomResourceDefinition> {
+        let client = self.client().await;
+        let api: Api<CustomResourceDefinition> = Api::all(client);
+        let crds = crds_from_repo();
+        for crd in &crds {
+            let name = crd.metadata.name.clone().expect("CRD has a name");
+            api.patch(
+                &name,
+                &PatchParams::apply("oauth-operator-tests").force(),
+                &Patch::Apply(crd),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
+        }
+        for crd in &crds {
+            let name = crd.metadata.name.as_deref().expect("CRD has a name");
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                await_condition(api.clone(), name, conditions::is_crd_established()),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+            .expect("watch CRD");
+        }
+        // kubectl (explain, apply) reads the published OpenAPI, which follows Established.
+        let client = api.into_client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for crd in &crds {
+            let (group, kind) = (&crd.spec.group, &crd.spec.names.kind);
+            let path = format!("/openapi/v3/apis/{group}/{}", crd.spec.versions[0].name);
+            loop {
+                let req = http::Request::get(path.as_str())
+                    .body(Vec::new())
+                    .expect("request");
+                if client
+                    .request_text(req)
+                    .await
+                    .is_ok_and(|doc| doc.contains(&format!("\"kind\":\"{kind}\"")))
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "OpenAPI for {kind} not published within 30s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        crds
+    }
+
+    /// The path of a control-plane binary, such as `kubectl`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.assets.join(name)
+    }
+
+    /// The last lines of a component's log, for failure messages.
+    pub fn log_tail(&self, component: &str) -> String {
+        log_tail(&self.dir.path().join(format!("{component}.log")))
+    }
+
+    async fn wait_ready(&mut self, deadline: Instant) {
+        let client = self.client().await;
+        loop {
+            if let Ok(Some(status)) = self.apiserver.try_wait() {
+                panic!(
+                    "kube-apiserver exited ({status}):\n{}",
+                    self.log_tail("kube-apiserver")
+                );
+            }
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request");
+            if client
+                .request_text(req)
+                .await
+                .is_ok_and(|body| body == "ok")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready within {START_TIMEOUT:?}:\n{}",
+                self.log_tail("kube-apiserver")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        stop(&mut self.apiserver);
+        stop(&mut self.etcd);
+    }
+}
+
+/// The folder holding kube-apiserver, etcd and kubectl: `KUBEBUILDER_ASSETS` when set,
+/// otherwise the cache that `tests/controlplane/build.sh` fills from Go modules.
+pub fn assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
+        return PathBuf::from(dir);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane/build.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/controlplane/build.sh");
+    assert!(out.status.success(), "tests/controlplane/build.sh failed");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 path");
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("build.sh prints the folder")
+            .trim(),
+    )
+}
+
+/// The CRDs as committed in `crds/`.
+pub fn crds_from_repo() -> Vec<CustomResourceDefinition> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .expect("crds/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|file| {
+            let text = fs::read_to_string(file).expect("read CRD file");
+            serde_yaml::Deserializer::from_str(&text)
+                .map(|doc| {
+                    serde::Deserialize::deserialize(doc)
+                        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                })
+                .collect::<Vec<CustomResourceDefinition>>()
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a loopback port")
+        .port()
+}
+
+/// Spawns a component with its output in `log`. It is killed when the spawning thread ends,
+/// so start the control plane from a thread that outlives the tests (the main thread).
+fn spawn(cmd: &mut Command, log: &Path) -> Child {
+    let out = fs::File::create(log).expect("create log file");
+    let err = out.try_clone().expect("clone log file");
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()))
+}
+
+/// SIGTERM, a short grace period, then SIGKILL.
+fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: plain syscall on a pid we own and have not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<_> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A CA, the API server's serving certificate, an admin client certificate
+/// (`system:masters`) and the service-account signing key.
+fn write_certs(dir: &Path) {
+    let write = |name: &str, pem: String| fs::write(dir.join(name), pem).expect("write cert");
+
+    let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "oauth-operator test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    write("ca.crt", ca.pem());
+
+    let leaf = |sans: Vec<String>, cn: &str, org: Option<&str>, usage| {
+        let mut params = CertificateParams::new(sans).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(org) = org {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, org);
+        }
+        params.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &ca).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    };
+    let sans = [
+        "127.0.0.1",
+        "localhost",
+        "kubernetes",
+        "kubernetes.default.svc",
+    ];
+    let (crt, key) = leaf(
+        sans.map(String::from).to_vec(),
+        "kube-apiserver",
+        None,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    write("apiserver.crt", crt);
+    write("apiserver.key", key);
+    let (crt, key) = leaf(
+        Vec::new(),
+        "admin",
+        Some("system:masters"),
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    write("admin.crt", crt);
+    write("admin.key", key);
+    let sa = KeyPair::generate().expect("key");
+    write("sa.key", sa.serialize_pem());
+    write("sa.pub", sa.public_key_pem());
+}
