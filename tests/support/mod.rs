@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_imports)] // each user takes what it needs
 
 pub mod controlplane;
+pub mod emulator;
 pub mod env;
 pub mod samples;
 

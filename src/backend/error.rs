@@ -1,0 +1,116 @@
+//! Backend errors, classified the way DESIGN.md section 3 rule 6 treats them.
+
+use std::time::Duration;
+
+/// What went wrong in a backend call. Messages come from the backend's error body and never
+/// carry a secret: no request or response body holding one is ever formatted into them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend refused the request as invalid (400, 415, 422 and other 4xx): retrying the
+    /// same request cannot help.
+    #[error("backend rejected the request ({status}): {message}")]
+    Invalid { status: u16, message: String },
+    /// 401 or 403: the operator's API key for this backend is missing, wrong or not allowed.
+    #[error("backend refused the API key ({status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    /// 404.
+    #[error("not found in the backend: {message}")]
+    NotFound { message: String },
+    /// 409: it exists already.
+    #[error("already exists in the backend: {message}")]
+    Conflict { message: String },
+    /// 429: wait at least `retry_after` before the next call.
+    #[error("backend rate limit hit; retry after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// 5xx, timeouts, connection errors, unreadable responses: worth retrying with backoff.
+    #[error("backend unavailable: {message}")]
+    Transient { message: String },
+    /// The backend has no such operation.
+    #[error("the backend does not support {0}")]
+    Unsupported(&'static str),
+}
+
+/// The class of an error, for retry decisions, conditions, events and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCategory {
+    Invalid,
+    Unauthorized,
+    NotFound,
+    Conflict,
+    RateLimited,
+    Transient,
+    Unsupported,
+}
+
+impl Error {
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Error::Invalid { .. } => ErrorCategory::Invalid,
+            Error::Unauthorized { .. } => ErrorCategory::Unauthorized,
+            Error::NotFound { .. } => ErrorCategory::NotFound,
+            Error::Conflict { .. } => ErrorCategory::Conflict,
+            Error::RateLimited { .. } => ErrorCategory::RateLimited,
+            Error::Transient { .. } => ErrorCategory::Transient,
+            Error::Unsupported(_) => ErrorCategory::Unsupported,
+        }
+    }
+
+    /// Classifies an HTTP error status. `retry_after` is the 429 wait the response asked for.
+    pub fn from_status(status: u16, message: String, retry_after: Option<Duration>) -> Self {
+        match status {
+            401 | 403 => Error::Unauthorized { status, message },
+            404 => Error::NotFound { message },
+            409 => Error::Conflict { message },
+            429 => Error::RateLimited {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            400..=499 => Error::Invalid { status, message },
+            _ => Error::Transient {
+                message: format!("HTTP {status}: {message}"),
+            },
+        }
+    }
+}
+
+impl ErrorCategory {
+    /// A short label for metrics and condition reasons.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorCategory::Invalid => "invalid",
+            ErrorCategory::Unauthorized => "unauthorized",
+            ErrorCategory::NotFound => "not_found",
+            ErrorCategory::Conflict => "conflict",
+            ErrorCategory::RateLimited => "rate_limited",
+            ErrorCategory::Transient => "transient",
+            ErrorCategory::Unsupported => "unsupported",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let class = |s| Error::from_status(s, String::new(), None).category();
+        assert_eq!(class(400), ErrorCategory::Invalid);
+        assert_eq!(class(415), ErrorCategory::Invalid);
+        assert_eq!(class(422), ErrorCategory::Invalid);
+        assert_eq!(class(401), ErrorCategory::Unauthorized);
+        assert_eq!(class(403), ErrorCategory::Unauthorized);
+        assert_eq!(class(404), ErrorCategory::NotFound);
+        assert_eq!(class(409), ErrorCategory::Conflict);
+        assert_eq!(class(429), ErrorCategory::RateLimited);
+        assert_eq!(class(500), ErrorCategory::Transient);
+        assert_eq!(class(502), ErrorCategory::Transient);
+    }
+
+    #[test]
+    fn rate_limit_keeps_retry_after() {
+        let err = Error::from_status(429, String::new(), Some(Duration::from_secs(7)));
+        assert!(
+            matches!(err, Error::RateLimited { retry_after } if retry_after == Duration::from_secs(7))
+        );
+    }
+}

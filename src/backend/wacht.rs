@@ -1,0 +1,665 @@
+//! The Wacht-style deployment API (`backend-apis/` 000, 001, 003 and `wacht-behaviour.md`).
+//!
+//! - Two path layouts: `/deployments/{deployment}/oauth/apps/...` when a deployment is known
+//!   (from the resource or the backend configuration), else `/oauth/apps/...`, where the API key
+//!   decides the deployment. All paths are built in [`WachtBackend::url`].
+//! - Apps are created with `multipart/form-data`; everything else is JSON.
+//! - Client paths take the numeric row id (`Client::id`), not the `oc_...` client id.
+//! - A PATCH of an app that omits `scope_definitions` resets them, so updates always send them.
+//! - Errors come as `{"errors":[{"message","code"}]}`; a `data` wrapper around a response is
+//!   accepted though the backend sends the object itself.
+//! - Guessed where the documents are silent: `Retry-After` is read as seconds, falling back to
+//!   the number in "Retry after N seconds"; text fields cleared by the spec are sent as `""`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::{Method, RequestBuilder, Response, Url, multipart};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use super::{
+    App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials,
+    DomainStatus, Error, Grant, NewApp, RateLimiter, Result, Scope, ScopeMapping, SecretString,
+};
+
+/// How to reach one Wacht-style backend.
+#[derive(Clone, Debug)]
+pub struct WachtConfig {
+    pub base_url: Url,
+    pub api_key: SecretString,
+    /// Deployment for resources that name none; `None` uses the key-scoped layout.
+    pub deployment: Option<String>,
+    pub timeout: Duration,
+    /// At most this many requests a second; `0`: no limit.
+    pub requests_per_second: u32,
+}
+
+pub struct WachtBackend {
+    http: reqwest::Client,
+    config: WachtConfig,
+    limiter: RateLimiter,
+}
+
+impl WachtBackend {
+    pub fn new(config: WachtConfig) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .user_agent(concat!("oauth-operator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Transient {
+                message: format!("HTTP client: {e}"),
+            })?;
+        let limiter = RateLimiter::new(config.requests_per_second);
+        Ok(Self {
+            http,
+            config,
+            limiter,
+        })
+    }
+
+    /// `{base}[/deployments/{deployment}]/oauth/apps/{segments...}`, each segment
+    /// percent-encoded.
+    fn url(&self, deployment: Option<&str>, segments: &[&str]) -> Url {
+        let mut url = self.config.base_url.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .expect("the base URL is an http(s) URL");
+            path.pop_if_empty();
+            if let Some(dep) = deployment.or(self.config.deployment.as_deref()) {
+                path.extend(["deployments", dep]);
+            }
+            path.extend(["oauth", "apps"]).extend(segments);
+        }
+        url
+    }
+
+    fn app_url(&self, app: &AppKey, rest: &[&str]) -> Url {
+        let segments: Vec<&str> = [app.slug.as_str()]
+            .into_iter()
+            .chain(rest.iter().copied())
+            .collect();
+        self.url(app.deployment.as_deref(), &segments)
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+        self.limiter.acquire().await;
+        let response = request
+            .bearer_auth(self.config.api_key.expose())
+            .send()
+            .await
+            .map_err(|e| Error::Transient {
+                message: describe(&e),
+            })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(error_from(response).await)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        parse(self.send(request).await?).await
+    }
+
+    async fn call_app(
+        &self,
+        app: &AppKey,
+        method: Method,
+        rest: &[&str],
+        body: Option<&Value>,
+    ) -> Result<App> {
+        let wire: WireApp = self.call(method, self.app_url(app, rest), body).await?;
+        Ok(wire.into())
+    }
+}
+
+#[async_trait]
+impl Backend for WachtBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            apps: true,
+            scopes: true,
+            grants: true,
+            domain_verification: true,
+            issued_secrets: true,
+        }
+    }
+
+    async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
+        let list: AppList = self
+            .call(Method::GET, self.url(deployment, &[]), None)
+            .await?;
+        Ok(list.apps.into_iter().map(App::from).collect())
+    }
+
+    async fn create_app(&self, deployment: Option<&str>, app: &NewApp) -> Result<App> {
+        let mut form = multipart::Form::new()
+            .text("slug", app.slug.clone())
+            .text("name", app.name.clone())
+            .text(
+                "allow_dynamic_client_registration",
+                app.allow_dynamic_client_registration.to_string(),
+            );
+        if let Some(description) = &app.description {
+            form = form.text("description", description.clone());
+        }
+        if let Some(fqdn) = &app.fqdn {
+            form = form.text("fqdn", fqdn.clone());
+        }
+        if !app.scopes.is_empty() {
+            let names: Vec<&str> = app.scopes.iter().map(|s| s.name.as_str()).collect();
+            form = form.text("supported_scopes", names.join(",")).text(
+                "scope_definitions",
+                scope_definitions(&app.scopes).to_string(),
+            );
+        }
+        if let Some(logo) = &app.logo {
+            let part = multipart::Part::bytes(logo.bytes.clone())
+                .file_name(logo.filename.clone())
+                .mime_str(&logo.content_type)
+                .map_err(|_| Error::Invalid {
+                    status: 0,
+                    message: format!("logo content type {:?}", logo.content_type),
+                })?;
+            form = form.part("logo", part);
+        }
+        let request = self.http.post(self.url(deployment, &[])).multipart(form);
+        let wire: WireApp = parse(self.send(request).await?).await?;
+        Ok(wire.into())
+    }
+
+    async fn update_app(&self, app: &AppKey, update: &AppUpdate) -> Result<App> {
+        let mut body = json!({
+            "supported_scopes": update.scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            "scope_definitions": scope_definitions(&update.scopes),
+        });
+        let fields = [
+            ("name", update.name.clone().map(Value::from)),
+            ("description", update.description.clone().map(Value::from)),
+            (
+                "allow_dynamic_client_registration",
+                update.allow_dynamic_client_registration.map(Value::from),
+            ),
+            ("is_active", update.active.map(Value::from)),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                body[key] = value;
+            }
+        }
+        self.call_app(app, Method::PATCH, &[], Some(&body)).await
+    }
+
+    async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus> {
+        self.call(Method::POST, self.app_url(app, &["verify-domain"]), None)
+            .await
+    }
+
+    async fn update_scope(
+        &self,
+        app: &AppKey,
+        scope: &str,
+        display_name: &str,
+        description: &str,
+    ) -> Result<App> {
+        let body = json!({"display_name": display_name, "description": description});
+        self.call_app(app, Method::PATCH, &["scopes", scope], Some(&body))
+            .await
+    }
+
+    async fn set_scope_archived(&self, app: &AppKey, scope: &str, archived: bool) -> Result<App> {
+        let action = if archived { "archive" } else { "unarchive" };
+        self.call_app(app, Method::POST, &["scopes", scope, action], None)
+            .await
+    }
+
+    async fn set_scope_mapping(
+        &self,
+        app: &AppKey,
+        scope: &str,
+        mapping: &ScopeMapping,
+    ) -> Result<App> {
+        let body = match mapping {
+            ScopeMapping::Personal => json!({"category": "personal"}),
+            ScopeMapping::Organization(p) => {
+                json!({"category": "organization", "organization_permission": p})
+            }
+            ScopeMapping::Workspace(p) => {
+                json!({"category": "workspace", "workspace_permission": p})
+            }
+        };
+        self.call_app(
+            app,
+            Method::POST,
+            &["scopes", scope, "mapping"],
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>> {
+        let list: ClientList = self
+            .call(Method::GET, self.app_url(app, &["clients"]), None)
+            .await?;
+        Ok(list.clients.into_iter().map(|c| c.split().0).collect())
+    }
+
+    async fn create_client(
+        &self,
+        app: &AppKey,
+        settings: &ClientSettings,
+    ) -> Result<(Client, Credentials)> {
+        let body = create_body(settings);
+        let wire: WireClient = self
+            .call(Method::POST, self.app_url(app, &["clients"]), Some(&body))
+            .await?;
+        let (client, secret) = wire.split();
+        let credentials = Credentials {
+            client_id: client.client_id.clone(),
+            client_secret: secret,
+        };
+        Ok((client, credentials))
+    }
+
+    async fn update_client(
+        &self,
+        app: &AppKey,
+        id: &str,
+        settings: &ClientSettings,
+    ) -> Result<Client> {
+        let body = update_body(settings);
+        let wire: WireClient = self
+            .call(
+                Method::PATCH,
+                self.app_url(app, &["clients", id]),
+                Some(&body),
+            )
+            .await?;
+        Ok(wire.split().0)
+    }
+
+    async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()> {
+        let request = self.http.delete(self.app_url(app, &["clients", id]));
+        self.send(request).await.map(drop)
+    }
+
+    async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
+        let rotated: Rotated = self
+            .call(
+                Method::POST,
+                self.app_url(app, &["clients", id, "rotate-secret"]),
+                None,
+            )
+            .await?;
+        Ok(SecretString::new(rotated.client_secret))
+    }
+
+    async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>> {
+        let list: GrantList = self
+            .call(
+                Method::GET,
+                self.app_url(app, &["clients", client, "grants"]),
+                None,
+            )
+            .await?;
+        Ok(list.grants.into_iter().map(Grant::from).collect())
+    }
+
+    async fn revoke_grant(&self, app: &AppKey, client: &str, grant: &str) -> Result<()> {
+        let url = self.app_url(app, &["clients", client, "grants", grant, "revoke"]);
+        self.send(self.http.post(url)).await.map(drop)
+    }
+}
+
+/// Text fields that an update clears by sending `""`.
+const CLEARABLE: &[&str] = &[
+    "token_endpoint_auth_signing_alg",
+    "jwks_uri",
+    "public_key_pem",
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "software_id",
+    "software_version",
+];
+
+/// A create request: the settings without the unset fields.
+fn create_body(settings: &ClientSettings) -> Value {
+    let mut body = serde_json::to_value(settings).expect("settings serialize");
+    if let Value::Object(fields) = &mut body {
+        fields.retain(|_, v| !v.is_null());
+    }
+    body
+}
+
+/// An update request: arrays replace, unset text fields are cleared, other unset fields stay.
+fn update_body(settings: &ClientSettings) -> Value {
+    let mut body = serde_json::to_value(settings).expect("settings serialize");
+    if let Value::Object(fields) = &mut body {
+        for key in CLEARABLE {
+            if fields.get(*key).is_some_and(Value::is_null) {
+                fields.insert(key.to_string(), Value::from(""));
+            }
+        }
+        fields.retain(|_, v| !v.is_null());
+    }
+    body
+}
+
+fn scope_definitions(scopes: &[Scope]) -> Value {
+    scopes
+        .iter()
+        .map(|s| {
+            let (category, org, ws) = match &s.mapping {
+                None => ("", None, None),
+                Some(ScopeMapping::Personal) => ("personal", None, None),
+                Some(ScopeMapping::Organization(p)) => ("organization", Some(p.as_str()), None),
+                Some(ScopeMapping::Workspace(p)) => ("workspace", None, Some(p.as_str())),
+            };
+            json!({
+                "scope": s.name,
+                "display_name": s.display_name,
+                "description": s.description,
+                "archived": s.archived,
+                "category": category,
+                "organization_permission": org,
+                "workspace_permission": ws,
+            })
+        })
+        .collect()
+}
+
+async fn parse<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let value: Value = response.json().await.map_err(|e| Error::Transient {
+        message: format!("unreadable response: {}", describe(&e)),
+    })?;
+    let value = match value {
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("data") => {
+            map.remove("data").unwrap_or_default()
+        }
+        other => other,
+    };
+    serde_json::from_value(value).map_err(|e| Error::Transient {
+        message: format!("unexpected response shape: {e}"),
+    })
+}
+
+async fn error_from(response: Response) -> Error {
+    let status = response.status().as_u16();
+    let header_wait = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .ok()
+        .map(|b| {
+            b.errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    let wait = header_wait
+        .or_else(|| retry_after_in(&message))
+        .map(Duration::from_secs);
+    Error::from_status(status, message, wait)
+}
+
+/// The N of "Retry after N seconds".
+fn retry_after_in(message: &str) -> Option<u64> {
+    let rest =
+        &message[message.to_ascii_lowercase().find("retry after ")? + "retry after ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A reqwest error without its source chain's noise; it never holds a body.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    match e.url() {
+        Some(url) => format!(
+            "{kind}: {} {}",
+            url.path(),
+            std::error::Error::source(e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
+        None => format!("{kind}: {e}"),
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct AppList {
+    apps: Vec<WireApp>,
+}
+
+#[derive(Deserialize)]
+struct WireApp {
+    id: String,
+    slug: String,
+    name: String,
+    description: Option<String>,
+    fqdn: Option<String>,
+    #[serde(default)]
+    scope_definitions: Vec<WireScope>,
+    #[serde(default)]
+    allow_dynamic_client_registration: bool,
+    #[serde(default = "yes")]
+    is_active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct WireScope {
+    scope: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    category: String,
+    organization_permission: Option<String>,
+    workspace_permission: Option<String>,
+}
+
+impl From<WireApp> for App {
+    fn from(w: WireApp) -> Self {
+        App {
+            id: w.id,
+            slug: w.slug,
+            name: w.name,
+            description: w.description,
+            fqdn: w.fqdn,
+            scopes: w.scope_definitions.into_iter().map(Scope::from).collect(),
+            allow_dynamic_client_registration: w.allow_dynamic_client_registration,
+            active: w.is_active,
+        }
+    }
+}
+
+impl From<WireScope> for Scope {
+    fn from(w: WireScope) -> Self {
+        let mapping = match w.category.as_str() {
+            "personal" => Some(ScopeMapping::Personal),
+            "organization" => Some(ScopeMapping::Organization(
+                w.organization_permission.unwrap_or_default(),
+            )),
+            "workspace" => Some(ScopeMapping::Workspace(
+                w.workspace_permission.unwrap_or_default(),
+            )),
+            _ => None,
+        };
+        Scope {
+            name: w.scope,
+            display_name: w.display_name,
+            description: w.description,
+            archived: w.archived,
+            mapping,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientList {
+    clients: Vec<WireClient>,
+}
+
+#[derive(Deserialize)]
+struct WireClient {
+    id: String,
+    client_id: String,
+    #[serde(default = "yes")]
+    is_active: bool,
+    client_secret: Option<String>,
+    #[serde(flatten)]
+    settings: ClientSettings,
+}
+
+impl WireClient {
+    fn split(self) -> (Client, Option<SecretString>) {
+        let client = Client {
+            id: self.id,
+            client_id: self.client_id,
+            settings: self.settings,
+            active: self.is_active,
+        };
+        (client, self.client_secret.map(SecretString::new))
+    }
+}
+
+#[derive(Deserialize)]
+struct Rotated {
+    client_secret: String,
+}
+
+#[derive(Deserialize)]
+struct GrantList {
+    grants: Vec<WireGrant>,
+}
+
+#[derive(Deserialize)]
+struct WireGrant {
+    id: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    resource: Option<String>,
+    status: String,
+}
+
+impl From<WireGrant> for Grant {
+    fn from(w: WireGrant) -> Self {
+        Grant {
+            id: w.id,
+            scopes: w.scopes,
+            resource: w.resource,
+            status: w.status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(base: &str, deployment: Option<&str>) -> WachtBackend {
+        WachtBackend::new(WachtConfig {
+            base_url: Url::parse(base).unwrap(),
+            api_key: SecretString::new("k"),
+            deployment: deployment.map(String::from),
+            timeout: Duration::from_secs(1),
+            requests_per_second: 0,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn paths_follow_both_layouts() {
+        let key = AppKey {
+            deployment: None,
+            slug: "mcp-auth".into(),
+        };
+        let scoped = backend("https://api.example.com", Some("dep_1"));
+        assert_eq!(
+            scoped
+                .app_url(&key, &["scopes", "mcp:invoke", "archive"])
+                .as_str(),
+            "https://api.example.com/deployments/dep_1/oauth/apps/mcp-auth/scopes/mcp:invoke/archive"
+        );
+        let keyed = backend("https://api.example.com/", None);
+        assert_eq!(
+            keyed.app_url(&key, &["clients", "42"]).as_str(),
+            "https://api.example.com/oauth/apps/mcp-auth/clients/42"
+        );
+        let own = AppKey {
+            deployment: Some("dep_2".into()),
+            slug: "a b".into(),
+        };
+        assert_eq!(
+            keyed.app_url(&own, &[]).as_str(),
+            "https://api.example.com/deployments/dep_2/oauth/apps/a%20b"
+        );
+    }
+
+    #[test]
+    fn update_clears_unset_text_and_keeps_arrays() {
+        let settings = ClientSettings {
+            client_auth_method: "client_secret_basic".into(),
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![],
+            ..Default::default()
+        };
+        let body = update_body(&settings);
+        assert_eq!(body["jwks_uri"], "");
+        assert_eq!(body["redirect_uris"], json!([]));
+        assert!(body.get("access_token_ttl_seconds").is_none());
+        assert!(body.get("jwks").is_none());
+        let create = create_body(&settings);
+        assert!(create.get("jwks_uri").is_none());
+    }
+
+    #[test]
+    fn retry_after_is_read_from_the_message() {
+        assert_eq!(
+            retry_after_in("Rate limit exceeded. Retry after 12 seconds"),
+            Some(12)
+        );
+        assert_eq!(retry_after_in("Rate limit exceeded."), None);
+    }
+}

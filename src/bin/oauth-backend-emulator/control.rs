@@ -1,0 +1,171 @@
+//! Fault injection and call counters, and the `/_emulator/...` endpoints that drive them.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    extract::{MatchedPath, Path, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Emulator, wacht::error};
+
+/// Faults applied to management API calls; rates are fractions from 0 to 1.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every call.
+    pub latency_ms: u64,
+    /// Share of calls answered 500, 502 or 503.
+    pub error_rate: f64,
+    /// Share of calls answered 429 with `Retry-After`.
+    pub rate_limit_rate: f64,
+    /// The `Retry-After` of those answers, in seconds.
+    pub retry_after_seconds: u64,
+    /// Share of calls whose connection is closed without an answer.
+    pub drop_rate: f64,
+}
+
+/// Marks a response whose connection the server must drop instead of answering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Drop,
+}
+
+/// The error that makes hyper close a connection.
+#[derive(Debug)]
+pub struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// The fault for this call, if any.
+pub async fn inject(faults: &Mutex<Faults>) -> Option<Response> {
+    let f = faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if f.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
+    }
+    if chance(f.drop_rate) {
+        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response.extensions_mut().insert(Verdict::Drop);
+        return Some(response);
+    }
+    if chance(f.rate_limit_rate) {
+        let wait = f.retry_after_seconds;
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Rate limit exceeded. Retry after {wait} seconds"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Some(response);
+    }
+    if chance(f.error_rate) {
+        let status = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ][(random() % 3) as usize];
+        return Some(error(status, "injected fault"));
+    }
+    None
+}
+
+fn chance(rate: f64) -> bool {
+    rate > 0.0 && ((random() >> 11) as f64 / (1u64 << 53) as f64) < rate
+}
+
+/// xorshift64*: fast and good enough to pick faults.
+fn random() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut x = STATE.load(Ordering::Relaxed);
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    STATE.store(x, Ordering::Relaxed);
+    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+/// Calls per endpoint, keyed `METHOD /oauth/apps/{slug}/...` whatever the path layout.
+#[derive(Default)]
+pub struct Counters(Mutex<BTreeMap<String, u64>>);
+
+impl Counters {
+    pub fn count(&self, req: &Request) {
+        let path = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+            .unwrap_or("unmatched");
+        let path = path
+            .strip_prefix("/deployments/{deployment_id}")
+            .unwrap_or(path);
+        let key = format!("{} {path}", req.method());
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default() += 1;
+    }
+}
+
+pub fn routes() -> Router<Emulator> {
+    Router::new()
+        .route("/_emulator/faults", get(get_faults).put(put_faults))
+        .route(
+            "/_emulator/counters",
+            get(get_counters).delete(reset_counters),
+        )
+        .route("/_emulator/domains/{fqdn}/verify", post(verify_domain))
+}
+
+async fn get_faults(State(emu): State<Emulator>) -> Json<Faults> {
+    Json(emu.faults.lock().unwrap_or_else(|e| e.into_inner()).clone())
+}
+
+async fn put_faults(State(emu): State<Emulator>, Json(faults): Json<Faults>) -> Json<Faults> {
+    *emu.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults.clone();
+    Json(faults)
+}
+
+async fn get_counters(State(emu): State<Emulator>) -> Json<BTreeMap<String, u64>> {
+    Json(
+        emu.counters
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    )
+}
+
+async fn reset_counters(State(emu): State<Emulator>) -> StatusCode {
+    emu.counters
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    StatusCode::NO_CONTENT
+}
+
+/// Treats the CNAME of `fqdn` as in place: verify-domain reports it verified from now on.
+async fn verify_domain(State(emu): State<Emulator>, Path(fqdn): Path<String>) -> StatusCode {
+    emu.store.lock().verified_domains.insert(fqdn);
+    StatusCode::NO_CONTENT
+}
