@@ -37,9 +37,16 @@ async fn main() {
         })
         .expect("backend"),
     );
-    let app = NewApp { slug: "bench".into(), name: "Bench".into(), ..Default::default() };
+    let app = NewApp {
+        slug: "bench".into(),
+        name: "Bench".into(),
+        ..Default::default()
+    };
     backend.create_app(None, &app).await.expect("create app");
-    let key = AppKey { deployment: None, slug: "bench".into() };
+    let key = AppKey {
+        deployment: None,
+        slug: "bench".into(),
+    };
     let settings = ClientSettings {
         client_auth_method: "client_secret_basic".into(),
         grant_types: vec!["authorization_code".into()],
@@ -52,11 +59,22 @@ async fn main() {
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (backend, key, settings, pairs) = (backend.clone(), key.clone(), settings.clone(), pairs.clone());
+            let (backend, key, settings, pairs) = (
+                backend.clone(),
+                key.clone(),
+                settings.clone(),
+                pairs.clone(),
+            );
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let (client, _) = backend.create_client(&key, &settings).await.expect("create client");
-                    backend.rotate_secret(&key, &client.id).await.expect("rotate");
+                    let (client, _) = backend
+                        .create_client(&key, &settings)
+                        .await
+                        .expect("create client");
+                    backend
+                        .rotate_secret(&key, &client.id)
+                        .await
+                        .expect("rotate");
                     pairs.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -69,5 +87,9 @@ async fn main() {
     let pairs = pairs.load(Ordering::Relaxed) as f64;
     println!("| scenario | concurrency | seconds | create+rotate pairs/s | requests/s |");
     println!("|---|---|---|---|---|");
-    println!("| create-client + rotate | {concurrency} | {elapsed:.1} | {:.0} | {:.0} |", pairs / elapsed, 2.0 * pairs / elapsed);
+    println!(
+        "| create-client + rotate | {concurrency} | {elapsed:.1} | {:.0} | {:.0} |",
+        pairs / elapsed,
+        2.0 * pairs / elapsed
+    );
 }
