@@ -251,30 +251,28 @@ async fn update_app(
     body: Bytes,
 ) -> Reply {
     let patch: AppPatch = json_body(&headers, &body)?;
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let names = patch
-        .supported_scopes
-        .unwrap_or_else(|| app.scopes.iter().map(|s| s.scope.clone()).collect());
-    // The real backend rebuilds the definitions from the request: omitted ones reset.
-    app.scopes =
-        ScopeDef::merge(&names, patch.scope_definitions.unwrap_or_default()).map_err(bad)?;
-    if let Some(name) = patch.name {
-        app.name = name;
-    }
-    if let Some(description) = patch.description {
-        app.description = Some(description);
-    }
-    if let Some(allow) = patch.allow_dynamic_client_registration {
-        app.allow_dynamic_client_registration = allow;
-    }
-    if let Some(active) = patch.is_active {
-        app.is_active = active;
-    }
-    app.updated_at = now();
-    Ok(Json(app.to_json()).into_response())
+    with_app(&emu, &caller, &p, |app| {
+        let names = patch
+            .supported_scopes
+            .unwrap_or_else(|| app.scopes.iter().map(|s| s.scope.clone()).collect());
+        // The real backend rebuilds the definitions from the request: omitted ones reset.
+        app.scopes =
+            ScopeDef::merge(&names, patch.scope_definitions.unwrap_or_default()).map_err(bad)?;
+        if let Some(name) = patch.name {
+            app.name = name;
+        }
+        if let Some(description) = patch.description {
+            app.description = Some(description);
+        }
+        if let Some(allow) = patch.allow_dynamic_client_registration {
+            app.allow_dynamic_client_registration = allow;
+        }
+        if let Some(active) = patch.is_active {
+            app.is_active = active;
+        }
+        app.updated_at = now();
+        Ok(Json(app.to_json()).into_response())
+    })
 }
 
 async fn verify_domain(
@@ -388,24 +386,52 @@ async fn set_mapping(
     })
 }
 
+/// Runs `f` on the app the path names, under the store lock; 404 when there is none.
+fn with_app<T>(
+    emu: &Emulator,
+    caller: &Caller,
+    p: &HashMap<String, String>,
+    f: impl FnOnce(&mut AppRec) -> Result<T, Response>,
+) -> Result<T, Response> {
+    let mut store = emu.store.lock();
+    let app = store
+        .app_mut(&deployment(p, caller), param(p, "slug"))
+        .ok_or_else(|| not_found("OAuth app"))?;
+    f(app)
+}
+
+/// Runs `f` on the active client the path names; 404 for an inactive one, as the backend does.
+fn with_active_client<T>(
+    emu: &Emulator,
+    caller: &Caller,
+    p: &HashMap<String, String>,
+    f: impl FnOnce(&mut ClientRec) -> Result<T, Response>,
+) -> Result<T, Response> {
+    with_app(emu, caller, p, |app| {
+        let client = client_mut(app, param(p, "id"))?;
+        if !client.is_active {
+            return Err(not_found("OAuth client"));
+        }
+        f(client)
+    })
+}
+
 fn edit_scope(
     emu: &Emulator,
     caller: &Caller,
     p: &HashMap<String, String>,
     edit: impl FnOnce(&mut ScopeDef) -> Result<(), Response>,
 ) -> Reply {
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(p, caller), param(p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let scope = app
-        .scopes
-        .iter_mut()
-        .find(|s| s.scope == param(p, "scope"))
-        .ok_or_else(|| not_found("scope"))?;
-    edit(scope)?;
-    app.updated_at = now();
-    Ok(Json(app.to_json()).into_response())
+    with_app(emu, caller, p, |app| {
+        let scope = app
+            .scopes
+            .iter_mut()
+            .find(|s| s.scope == param(p, "scope"))
+            .ok_or_else(|| not_found("scope"))?;
+        edit(scope)?;
+        app.updated_at = now();
+        Ok(Json(app.to_json()).into_response())
+    })
 }
 
 async fn list_clients(
@@ -486,26 +512,20 @@ async fn update_client(
             "body must be an object",
         ));
     };
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let client = client_mut(app, param(&p, "id"))?;
-    if !client.is_active {
-        return Err(not_found("OAuth client"));
-    }
-    let mut settings = client.settings.clone();
-    for (key, value) in patch {
-        if key == "is_active" || value.is_null() {
-            continue; // not updatable / not sent
+    with_active_client(&emu, &caller, &p, |client| {
+        let mut settings = client.settings.clone();
+        for (key, value) in patch {
+            if key == "is_active" || value.is_null() {
+                continue; // not updatable / not sent
+            }
+            settings[key.as_str()] = value;
         }
-        settings[key.as_str()] = value;
-    }
-    ClientRec::normalize(&mut settings).map_err(bad)?;
-    ClientRec::validate(&settings).map_err(bad)?;
-    client.settings = settings;
-    client.updated_at = now();
-    Ok(Json(client.to_json(None)).into_response())
+        ClientRec::normalize(&mut settings).map_err(bad)?;
+        ClientRec::validate(&settings).map_err(bad)?;
+        client.settings = settings;
+        client.updated_at = now();
+        Ok(Json(client.to_json(None)).into_response())
+    })
 }
 
 async fn deactivate_client(
@@ -513,17 +533,11 @@ async fn deactivate_client(
     Extension(caller): Extension<Caller>,
     Path(p): Params,
 ) -> Reply {
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let client = client_mut(app, param(&p, "id"))?;
-    if !client.is_active {
-        return Err(not_found("OAuth client"));
-    }
-    client.is_active = false;
-    client.updated_at = now();
-    Ok(StatusCode::NO_CONTENT.into_response())
+    with_active_client(&emu, &caller, &p, |client| {
+        client.is_active = false;
+        client.updated_at = now();
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
 }
 
 async fn rotate_secret(
@@ -532,22 +546,16 @@ async fn rotate_secret(
     Path(p): Params,
 ) -> Reply {
     let secret = new_secret();
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let client = client_mut(app, param(&p, "id"))?;
-    if !client.is_active {
-        return Err(not_found("OAuth client"));
-    }
-    if !ClientRec::has_secret(&client.settings) {
-        return Err(bad(
-            "this client authentication method has no secret to rotate",
-        ));
-    }
-    client.secret_hash = Some(hash(&secret));
-    client.updated_at = now();
-    Ok(Json(json!({ "client_secret": secret })).into_response())
+    with_active_client(&emu, &caller, &p, |client| {
+        if !ClientRec::has_secret(&client.settings) {
+            return Err(bad(
+                "this client authentication method has no secret to rotate",
+            ));
+        }
+        client.secret_hash = Some(hash(&secret));
+        client.updated_at = now();
+        Ok(Json(json!({ "client_secret": secret })).into_response())
+    })
 }
 
 async fn list_grants(
@@ -555,19 +563,17 @@ async fn list_grants(
     Extension(caller): Extension<Caller>,
     Path(p): Params,
 ) -> Reply {
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let slug = app.slug.clone();
-    let client = client_mut(app, param(&p, "id"))?;
-    let grants: Vec<Value> = client
-        .grants
-        .iter()
-        .rev()
-        .map(|g| g.to_json(&slug, client.id))
-        .collect();
-    Ok(Json(json!({ "grants": grants })).into_response())
+    with_app(&emu, &caller, &p, |app| {
+        let slug = app.slug.clone();
+        let client = client_mut(app, param(&p, "id"))?;
+        let grants: Vec<Value> = client
+            .grants
+            .iter()
+            .rev()
+            .map(|g| g.to_json(&slug, client.id))
+            .collect();
+        Ok(Json(json!({ "grants": grants })).into_response())
+    })
 }
 
 async fn revoke_grant(
@@ -575,22 +581,20 @@ async fn revoke_grant(
     Extension(caller): Extension<Caller>,
     Path(p): Params,
 ) -> Reply {
-    let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let client = client_mut(app, param(&p, "id"))?;
-    let grant = client
-        .grants
-        .iter_mut()
-        .find(|g| g.id == param(&p, "grant_id"))
-        .ok_or_else(|| not_found("grant"))?;
-    if grant.status != "revoked" {
-        grant.status = "revoked".into();
-        grant.revoked_at = Some(now());
-        grant.updated_at = now();
-    }
-    Ok(Json(json!({})).into_response())
+    with_app(&emu, &caller, &p, |app| {
+        let client = client_mut(app, param(&p, "id"))?;
+        let grant = client
+            .grants
+            .iter_mut()
+            .find(|g| g.id == param(&p, "grant_id"))
+            .ok_or_else(|| not_found("grant"))?;
+        if grant.status != "revoked" {
+            grant.status = "revoked".into();
+            grant.revoked_at = Some(now());
+            grant.updated_at = now();
+        }
+        Ok(Json(json!({})).into_response())
+    })
 }
 
 fn valid_slug(slug: &str) -> bool {
