@@ -14,6 +14,7 @@ use super::KeyRef;
     version = "v1alpha1",
     kind = "OAuthApp",
     namespaced,
+    cel,
     status = "OAuthAppStatus",
     shortname = "oapp",
     category = "oauth",

@@ -31,6 +31,7 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     version = "v1alpha1",
     kind = "OAuthClient",
     namespaced,
+    cel,
     status = "OAuthClientStatus",
     shortname = "oclient",
     category = "oauth",

@@ -53,3 +53,109 @@ pub struct KeyRef {
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
+
+/// A spec the operator refuses before any backend call. It names the field, so that the
+/// `Ready=False, reason=InvalidSpec` condition tells the user what to fix.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// Checks a resource against the CEL rules of its CRD, in process: an older CRD without them
+/// may be installed. (Enums are checked earlier, when the object is deserialized.)
+pub trait Validate {
+    fn validate(&self) -> Result<(), InvalidSpec>;
+}
+
+fn cel_result(result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(), InvalidSpec> {
+    result.map_err(|errors| {
+        let text: Vec<String> = errors
+            .as_slice()
+            .iter()
+            .map(|e| format!("{}: {}", e.field_path, e.message))
+            .collect();
+        InvalidSpec(text.join("; "))
+    })
+}
+
+impl Validate for OAuthClient {
+    fn validate(&self) -> Result<(), InvalidSpec> {
+        cel_result(self.validate_cel())
+    }
+}
+
+impl Validate for OAuthApp {
+    fn validate(&self) -> Result<(), InvalidSpec> {
+        cel_result(self.validate_cel())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(spec: serde_json::Value) -> OAuthClient {
+        let mut doc = serde_json::json!({
+            "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+            "metadata": {"name": "web"},
+            "spec": {"appRef": {"name": "app"}, "grantTypes": ["authorization_code"],
+                     "redirectUris": ["https://app.example.com/cb"]}
+        });
+        for (k, v) in spec.as_object().expect("object") {
+            doc["spec"][k] = v.clone();
+        }
+        serde_json::from_value(doc).expect("client")
+    }
+
+    fn refused(spec: serde_json::Value) -> String {
+        client(spec).validate().expect_err("should be refused").0
+    }
+
+    #[test]
+    fn the_crd_rules_also_run_in_process() {
+        assert_eq!(client(serde_json::json!({})).validate(), Ok(()));
+        let loopback =
+            serde_json::json!({"redirectUris": ["http://127.0.0.1:8080/cb", "http://[::1]/cb"]});
+        assert_eq!(client(loopback).validate(), Ok(()));
+
+        let message = refused(
+            serde_json::json!({"redirectUris": ["https://ok.example.com/cb", "http://app.example.com/cb"]}),
+        );
+        assert!(
+            message.contains("redirectUris") && message.contains("absolute https URI"),
+            "{message}"
+        );
+        let message =
+            refused(serde_json::json!({"redirectUris": ["https://app.example.com/cb#frag"]}));
+        assert!(message.contains("redirectUris"), "{message}");
+        let message = refused(serde_json::json!({"clientAuthMethod": "private_key_jwt"}));
+        assert!(message.starts_with("spec.clientAuthMethod: "), "{message}");
+        let message = refused(serde_json::json!({"grantTypes": ["refresh_token"]}));
+        assert!(
+            message.contains("grantTypes must include authorization_code"),
+            "{message}"
+        );
+        let message = refused(
+            serde_json::json!({"clientAuthMethod": "client_secret_jwt", "tokenEndpointAuthSigningAlg": "RS256"}),
+        );
+        assert!(
+            message.contains("spec.tokenEndpointAuthSigningAlg"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn app_rules_run_in_process() {
+        let app: OAuthApp = serde_json::from_value(serde_json::json!({
+            "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthApp", "metadata": {"name": "a"},
+            "spec": {"slug": "a", "displayName": "A", "verifyDomain": true,
+                     "scopes": [{"name": "s", "mapping": {"category": "personal", "workspacePermission": "w"}}]}
+        }))
+        .expect("app");
+        let message = app.validate().expect_err("refused").0;
+        assert!(message.contains("verifyDomain needs fqdn"), "{message}");
+        assert!(
+            message.contains("category personal takes no permission"),
+            "{message}"
+        );
+    }
+}
