@@ -1,0 +1,271 @@
+//! What the backend should hold for a resource: pure functions from a spec to backend
+//! requests, and the comparisons that keep a settled resource from writing again.
+
+use crate::{
+    api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
+    backend::{App, AppUpdate, ClientSettings, NewApp, Scope, ScopeMapping},
+};
+
+/// The scopes of an app, with the backend's defaults filled in where the spec leaves text
+/// out, so that a settled app compares equal to what the backend reports.
+pub fn scopes(spec: &OAuthAppSpec) -> Vec<Scope> {
+    spec.scopes
+        .iter()
+        .map(|s| Scope {
+            name: s.name.clone(),
+            display_name: s.display_name.clone().unwrap_or_else(|| s.name.clone()),
+            description: s
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("Allows {} access", s.name)),
+            archived: s.archived,
+            mapping: s.mapping.as_ref().map(|m| match m.category {
+                ScopeCategory::Personal => ScopeMapping::Personal,
+                ScopeCategory::Organization => ScopeMapping::Organization(
+                    m.organization_permission.clone().unwrap_or_default(),
+                ),
+                ScopeCategory::Workspace => {
+                    ScopeMapping::Workspace(m.workspace_permission.clone().unwrap_or_default())
+                }
+            }),
+        })
+        .collect()
+}
+
+/// The create request of an app; the logo is read by the caller.
+pub fn new_app(spec: &OAuthAppSpec) -> NewApp {
+    NewApp {
+        slug: spec.slug.clone(),
+        name: spec.display_name.clone(),
+        description: spec.description.clone(),
+        fqdn: spec.fqdn.clone(),
+        scopes: scopes(spec),
+        allow_dynamic_client_registration: spec.allow_dynamic_client_registration,
+        logo: None,
+    }
+}
+
+/// The update that brings `app` to `spec`, or `None` when it already matches. Mappings are
+/// left out of the comparison: they are set one by one, never through an app update.
+pub fn app_update(spec: &OAuthAppSpec, app: &App) -> Option<AppUpdate> {
+    let wanted = scopes(spec);
+    let scopes_match = wanted.len() == app.scopes.len()
+        && wanted.iter().zip(&app.scopes).all(|(w, a)| {
+            (&w.name, &w.display_name, &w.description, w.archived)
+                == (&a.name, &a.display_name, &a.description, a.archived)
+        });
+    let matches = scopes_match
+        && app.name == spec.display_name
+        && app.description == spec.description
+        && app.allow_dynamic_client_registration == spec.allow_dynamic_client_registration
+        && app.active == spec.active;
+    // The backend resets the definitions an update leaves out, so send the mappings it has.
+    let scopes = wanted
+        .into_iter()
+        .map(|mut s| {
+            let current = app.scopes.iter().find(|a| a.name == s.name);
+            s.mapping = current.and_then(|a| a.mapping.clone());
+            s
+        })
+        .collect();
+    (!matches).then(|| AppUpdate {
+        name: Some(spec.display_name.clone()),
+        description: spec.description.clone(),
+        scopes,
+        allow_dynamic_client_registration: Some(spec.allow_dynamic_client_registration),
+        active: Some(spec.active),
+    })
+}
+
+/// The settings of a client, as create and update send them.
+pub fn client_settings(spec: &OAuthClientSpec) -> ClientSettings {
+    ClientSettings {
+        client_auth_method: wire(&spec.client_auth_method),
+        grant_types: spec.grant_types.iter().map(wire).collect(),
+        redirect_uris: spec.redirect_uris.clone(),
+        post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
+        token_endpoint_auth_signing_alg: spec.token_endpoint_auth_signing_alg.as_ref().map(wire),
+        jwks_uri: spec.jwks_uri.clone(),
+        jwks: spec
+            .jwks
+            .as_ref()
+            .map(|j| serde_json::to_value(j).expect("JWKS serializes")),
+        public_key_pem: spec.public_key_pem.clone(),
+        client_name: spec.client_name.clone(),
+        client_uri: spec.client_uri.clone(),
+        logo_uri: spec.logo_uri.clone(),
+        tos_uri: spec.tos_uri.clone(),
+        policy_uri: spec.policy_uri.clone(),
+        contacts: spec.contacts.clone(),
+        software_id: spec.software_id.clone(),
+        software_version: spec.software_version.clone(),
+        id_token_signing_alg: spec.id_token_signing_alg.as_ref().map(wire),
+        access_token_format: spec.access_token_format.as_ref().map(wire),
+        access_token_ttl_seconds: spec.access_token_ttl_seconds.map(i64::from),
+        skip_consent: spec.skip_consent,
+    }
+}
+
+/// One of our enums as its wire text (its serde name).
+fn wire<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => unreachable!("API enums serialize to strings"),
+    }
+}
+
+/// Whether the backend's copy of a client already has the settings. Unset optional fields
+/// the backend leaves alone (`skip_consent`, TTL, format) count as matching its value.
+pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool {
+    let mut normalized = wanted.clone();
+    normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
+    normalized.access_token_ttl_seconds = wanted
+        .access_token_ttl_seconds
+        .or(current.access_token_ttl_seconds);
+    normalized.access_token_format = wanted
+        .access_token_format
+        .clone()
+        .or(current.access_token_format.clone());
+    normalized.id_token_signing_alg = wanted
+        .id_token_signing_alg
+        .clone()
+        .or(current.id_token_signing_alg.clone());
+    &normalized == current
+}
+
+/// The Secret the credentials go to: `spec.secretTemplate.name`, else `<name>-oauth-client`.
+pub fn secret_name(client: &OAuthClient) -> String {
+    let template = client
+        .spec
+        .secret_template
+        .as_ref()
+        .and_then(|t| t.name.clone());
+    template.unwrap_or_else(|| {
+        format!(
+            "{}-oauth-client",
+            client.metadata.name.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+/// The key names in that Secret.
+pub fn secret_keys(client: &OAuthClient) -> SecretKeys {
+    client
+        .spec
+        .secret_template
+        .as_ref()
+        .and_then(|t| t.keys.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::OAuthApp;
+
+    fn sample<T: serde::de::DeserializeOwned>(file: &str) -> T {
+        let path = format!("{}/deploy/samples/{file}", env!("CARGO_MANIFEST_DIR"));
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("sample"))
+            .expect("sample parses")
+    }
+
+    #[test]
+    fn client_settings_carry_every_field_in_wire_form() {
+        let mut client: OAuthClient = sample("oauthclient.yaml");
+        client.spec.access_token_ttl_seconds = Some(600);
+        client.spec.id_token_signing_alg = Some(crate::api::IdTokenSigningAlg::RS256);
+        client.spec.access_token_format = Some(crate::api::AccessTokenFormat::Jwt);
+        client.spec.client_name = Some("Web".into());
+        let settings = client_settings(&client.spec);
+        assert_eq!(settings.client_auth_method, "client_secret_basic");
+        assert_eq!(
+            settings.grant_types,
+            ["authorization_code", "refresh_token"]
+        );
+        assert_eq!(settings.redirect_uris.len(), 2);
+        assert_eq!(settings.access_token_ttl_seconds, Some(600));
+        assert_eq!(settings.id_token_signing_alg.as_deref(), Some("RS256"));
+        assert_eq!(settings.access_token_format.as_deref(), Some("jwt"));
+        assert_eq!(settings.client_name.as_deref(), Some("Web"));
+        assert_eq!(settings.jwks_uri, None);
+    }
+
+    #[test]
+    fn jwks_keep_their_rfc_member_names() {
+        let mut client: OAuthClient = sample("oauthclient.yaml");
+        client.spec.jwks =
+            serde_json::from_value(json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]}))
+                .expect("jwks");
+        let jwks = client_settings(&client.spec).jwks.expect("jwks");
+        assert_eq!(
+            jwks,
+            json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]})
+        );
+    }
+
+    #[test]
+    fn a_settled_client_matches_and_a_changed_one_does_not() {
+        let client: OAuthClient = sample("oauthclient.yaml");
+        let wanted = client_settings(&client.spec);
+        let mut reported = wanted.clone();
+        reported.access_token_ttl_seconds = Some(3600); // a backend default the spec leaves unset
+        assert!(client_matches(&wanted, &reported));
+        reported
+            .redirect_uris
+            .push("https://drift.example.com/cb".into());
+        assert!(!client_matches(&wanted, &reported));
+    }
+
+    #[test]
+    fn scopes_get_the_backend_defaults() {
+        let app: OAuthApp = sample("oauthapp.yaml");
+        let scopes = scopes(&app.spec);
+        assert_eq!(
+            scopes[0].mapping,
+            Some(ScopeMapping::Workspace("workspace:mcp:invoke".into()))
+        );
+        assert_eq!(scopes[1].display_name, "profile");
+        assert_eq!(scopes[1].description, "Allows profile access");
+    }
+
+    #[test]
+    fn app_update_only_when_something_differs_and_keeps_mappings() {
+        let app: OAuthApp = sample("oauthapp.yaml");
+        let created = new_app(&app.spec);
+        let backend = App {
+            id: "1".into(),
+            slug: created.slug.clone(),
+            name: created.name.clone(),
+            description: created.description.clone(),
+            fqdn: created.fqdn.clone(),
+            scopes: created.scopes.clone(),
+            allow_dynamic_client_registration: false,
+            active: true,
+        };
+        assert_eq!(
+            app_update(&app.spec, &backend),
+            None,
+            "steady state writes nothing"
+        );
+
+        let mut renamed = app.spec.clone();
+        renamed.display_name = "Renamed".into();
+        let update = app_update(&renamed, &backend).expect("an update");
+        assert_eq!(update.name.as_deref(), Some("Renamed"));
+        assert_eq!(
+            update.scopes[0].mapping, backend.scopes[0].mapping,
+            "mappings are resent as the backend has them"
+        );
+    }
+
+    #[test]
+    fn secret_name_defaults_to_the_resource_name() {
+        let mut client: OAuthClient = sample("oauthclient.yaml");
+        assert_eq!(secret_name(&client), "web-oauth");
+        client.spec.secret_template = None;
+        assert_eq!(secret_name(&client), "web-oauth-client");
+        assert_eq!(secret_keys(&client).client_secret, "client_secret");
+    }
+}
