@@ -4,4 +4,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod config;
 pub mod controller;
+pub mod run;
+pub mod telemetry;

@@ -13,7 +13,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers.
-    Run,
+    Run(oauth_operator::config::RunArgs),
     /// Print both CustomResourceDefinitions as YAML.
     Crd,
     /// Print the operator's version.
@@ -24,9 +24,13 @@ fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Crd => print!("{}", oauth_operator::api::crds_yaml()),
         Command::Version => println!("oauth-operator {}", env!("CARGO_PKG_VERSION")),
-        Command::Run => {
-            eprintln!("oauth-operator run: the controllers are not built yet");
-            return std::process::ExitCode::FAILURE;
+        Command::Run(args) => {
+            oauth_operator::telemetry::init(args.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            if let Err(e) = runtime.block_on(oauth_operator::run::run(args)) {
+                tracing::error!(error = %e, "oauth-operator stopped");
+                return std::process::ExitCode::FAILURE;
+            }
         }
     }
     std::process::ExitCode::SUCCESS

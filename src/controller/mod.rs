@@ -1,4 +1,277 @@
-//! The reconcilers' building blocks. `desired` computes, without any I/O, what the backend
-//! should hold for a resource.
+//! The two reconcilers and what they share: the context, the error type and its retry policy,
+//! status writes. `desired` computes, without any I/O, what the backend should hold.
 
+mod app;
+mod client;
+pub mod conditions;
 pub mod desired;
+mod lists;
+pub mod secret;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+    },
+};
+use serde::Serialize;
+
+pub use app::run as run_apps;
+pub use client::run as run_clients;
+use lists::ClientLists;
+
+use crate::{
+    api::InvalidSpec,
+    backend::{self, Backend, ErrorCategory},
+    config::Backends,
+};
+
+/// The field manager of every write.
+pub const MANAGER: &str = "oauth-operator";
+
+/// Shared by all reconciles.
+pub struct Context {
+    pub client: kube::Client,
+    pub backends: Backends,
+    /// How often a settled resource is compared with the backend again.
+    pub resync: Duration,
+    reporter: Reporter,
+    lists: ClientLists,
+    /// Consecutive failures per object, for exponential backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, backends: Backends, resync: Duration) -> Self {
+        Self {
+            client,
+            backends,
+            resync,
+            reporter: Reporter {
+                controller: MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+            lists: ClientLists::new(resync),
+            failures: Mutex::default(),
+        }
+    }
+
+    fn backend(&self, name: Option<&str>) -> Result<(String, Arc<dyn Backend>), Error> {
+        let name = name.unwrap_or("default");
+        self.backends
+            .get(name)
+            .map(|b| (name.to_string(), b.clone()))
+            .ok_or_else(|| Error::UnknownBackend(name.to_string()))
+    }
+
+    /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
+    async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish an event");
+        }
+    }
+
+    /// The requeue after a success: the resync period, jittered by up to 10%.
+    fn settled(&self, key: &str) -> Action {
+        self.lock_failures().remove(key);
+        Action::requeue(jitter(self.resync, 0.1))
+    }
+
+    /// The requeue after a failure: exponential per object from 1 s to 5 min, jittered.
+    fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.lock_failures();
+        let n = failures.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1).saturating_mul(1u32 << (*n - 1).min(9));
+        jitter(base.min(Duration::from_secs(300)), 0.2)
+    }
+
+    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `d` plus a random share of up to `fraction` of it.
+fn jitter(d: Duration, fraction: f64) -> Duration {
+    let mut byte = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
+    let share = f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX);
+    d.mul_f64(1.0 + fraction * share)
+}
+
+/// What can stop a reconcile. Messages never carry a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+    #[error("no backend named {0:?} in the operator's configuration")]
+    UnknownBackend(String),
+    #[error("{0}")]
+    Waiting(Waiting),
+    /// The backend holds something the spec cannot change; retrying cannot help.
+    #[error("{message}")]
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("backend {op}: {source}")]
+    Backend {
+        op: &'static str,
+        source: backend::Error,
+    },
+    #[error("kubernetes {op}: {source}")]
+    Kube {
+        op: &'static str,
+        source: kube::Error,
+    },
+}
+
+/// A dependency that is not there yet; the watches requeue the resource when it comes.
+#[derive(Debug)]
+pub struct Waiting {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    pub fn backend(op: &'static str) -> impl FnOnce(backend::Error) -> Error {
+        move |source| Error::Backend { op, source }
+    }
+
+    pub fn kube(op: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { op, source }
+    }
+
+    /// The `Ready=False` reason for this error.
+    pub fn reason(&self) -> &'static str {
+        use conditions::reason::*;
+        match self {
+            Error::InvalidSpec(_) => INVALID_SPEC,
+            Error::UnknownBackend(_) => BACKEND_NOT_CONFIGURED,
+            Error::Waiting(w) => w.reason,
+            Error::Refused { reason, .. } => reason,
+            Error::Backend { source, .. } => match source.category() {
+                ErrorCategory::Unauthorized => BACKEND_UNAUTHORIZED,
+                ErrorCategory::Invalid
+                | ErrorCategory::Conflict
+                | ErrorCategory::Unsupported
+                | ErrorCategory::NotFound => BACKEND_REJECTED,
+                ErrorCategory::RateLimited => RATE_LIMITED,
+                ErrorCategory::Transient => BACKEND_UNAVAILABLE,
+            },
+            Error::Kube { .. } => KUBERNETES_ERROR,
+        }
+    }
+
+    /// The message of the `Ready=False` condition.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Backend { source, .. } if source.category() == ErrorCategory::Unauthorized => {
+                format!(
+                    "the backend rejected the operator's API key (check the backend credentials): {self}"
+                )
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// When to try again: `None` waits for a change of the resource (retrying cannot help).
+    fn retry(&self, ctx: &Context, key: &str) -> Option<Duration> {
+        match self {
+            Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => None,
+            Error::Waiting(_) => Some(ctx.resync.min(Duration::from_secs(60))),
+            Error::Backend {
+                source: backend::Error::RateLimited { retry_after },
+                ..
+            } => Some(*retry_after),
+            Error::Backend { source, .. } if source.category() == ErrorCategory::Invalid => None,
+            _ => Some(ctx.backoff(key)),
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::InvalidSpec(_) => "invalid_spec",
+            Error::UnknownBackend(_) => "unknown_backend",
+            Error::Waiting(_) => "waiting",
+            Error::Refused { .. } => "refused",
+            Error::Backend { source, .. } => source.category().label(),
+            Error::Kube { .. } => "kubernetes",
+        }
+    }
+}
+
+/// The action after a failed reconcile (the condition is already written by then).
+fn error_action(err: &Error, ctx: &Context, key: &str) -> Action {
+    match err.retry(ctx, key) {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    }
+}
+
+/// Writes `status` by server-side apply when it differs from `current`.
+async fn write_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube("write status"))?;
+    Ok(())
+}
+
+/// `namespace/name`, the key of per-object state.
+fn key_of<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}

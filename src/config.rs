@@ -1,0 +1,217 @@
+//! The operator's configuration: flags (or environment) for the process, and a file naming
+//! the backends (DESIGN.md section 5).
+//!
+//! ```yaml
+//! backends:
+//!   default:
+//!     type: wacht
+//!     baseUrl: https://api.wacht.dev
+//!     deploymentId: dep_123          # optional: key-scoped paths without it
+//!     apiKeyFile: /etc/oauth-operator/keys/default
+//!     requestsPerSecond: 20          # optional, 0: no limit
+//!     timeoutSeconds: 10             # optional
+//! ```
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use serde::Deserialize;
+
+use crate::backend::{
+    Backend, SecretString,
+    wacht::{WachtBackend, WachtConfig},
+};
+
+/// Flags of `oauth-operator run`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunArgs {
+    /// The backends file.
+    #[arg(
+        long,
+        env = "OAUTH_OPERATOR_CONFIG",
+        default_value = "/etc/oauth-operator/config.yaml"
+    )]
+    pub config: PathBuf,
+    /// Watch only this namespace; all namespaces when not given.
+    #[arg(long, env = "OAUTH_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Reconcile only resources with these labels (a label selector), to shard the work.
+    #[arg(long, env = "OAUTH_OPERATOR_SELECTOR")]
+    pub selector: Option<String>,
+    /// How often a settled resource is compared with the backend again (jittered by 10%).
+    #[arg(long, env = "OAUTH_OPERATOR_RESYNC", default_value = "10m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Reconciles running at once, per resource kind.
+    #[arg(long, env = "OAUTH_OPERATOR_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "OAUTH_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
+    pub http: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "OAUTH_OPERATOR_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `90s`, `10m`, `1h` or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.trim().len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct File {
+    backends: BTreeMap<String, BackendEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum BackendEntry {
+    Wacht(WachtEntry),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WachtEntry {
+    base_url: String,
+    deployment_id: Option<String>,
+    api_key_file: Option<PathBuf>,
+    /// Name of an environment variable holding the key.
+    api_key_env: Option<String>,
+    #[serde(default = "default_rps")]
+    requests_per_second: u32,
+    #[serde(default = "default_timeout")]
+    timeout_seconds: u64,
+}
+
+fn default_rps() -> u32 {
+    50
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+/// The configured backends by name.
+pub type Backends = BTreeMap<String, Arc<dyn Backend>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("backend {name}: {message}")]
+    Backend { name: String, message: String },
+}
+
+/// Reads the backends file and builds a client for each backend.
+pub fn load_backends(path: &std::path::Path) -> Result<Backends, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse_backends(&text).map_err(|e| match e {
+        ConfigError::Parse { source, .. } => ConfigError::Parse {
+            path: path.into(),
+            source,
+        },
+        other => other,
+    })
+}
+
+fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
+    let file: File = serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: PathBuf::new(),
+        source,
+    })?;
+    let mut backends = Backends::new();
+    for (name, entry) in file.backends {
+        let fail = |message: String| ConfigError::Backend {
+            name: name.clone(),
+            message,
+        };
+        let backend: Arc<dyn Backend> = match entry {
+            BackendEntry::Wacht(w) => {
+                let api_key = match (&w.api_key_file, &w.api_key_env) {
+                    (Some(file), None) => std::fs::read_to_string(file)
+                        .map(|k| k.trim().to_string())
+                        .map_err(|e| fail(format!("apiKeyFile {}: {e}", file.display())))?,
+                    (None, Some(var)) => std::env::var(var)
+                        .map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?,
+                    _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
+                };
+                let base_url = reqwest::Url::parse(&w.base_url)
+                    .map_err(|e| fail(format!("baseUrl {:?}: {e}", w.base_url)))?;
+                let config = WachtConfig {
+                    base_url,
+                    api_key: SecretString::new(api_key),
+                    deployment: w.deployment_id,
+                    timeout: Duration::from_secs(w.timeout_seconds),
+                    requests_per_second: w.requests_per_second,
+                };
+                Arc::new(WachtBackend::new(config).map_err(|e| fail(e.to_string()))?)
+            }
+        };
+        backends.insert(name, backend);
+    }
+    Ok(backends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn backends_file() {
+        // PATH is set wherever tests run.
+        let text = "backends:\n  default:\n    type: wacht\n    baseUrl: http://127.0.0.1:1\n    apiKeyEnv: PATH\n";
+        let backends = parse_backends(text).expect("valid file");
+        assert!(backends.contains_key("default"));
+        let missing = "backends:\n  b:\n    type: wacht\n    baseUrl: http://x\n";
+        let err = parse_backends(missing).err().expect("refused").to_string();
+        assert!(
+            err.contains("exactly one of apiKeyFile and apiKeyEnv"),
+            "{err}"
+        );
+        let unknown = "backends:\n  b:\n    type: other\n    baseUrl: http://x\n";
+        assert!(parse_backends(unknown).err().is_some());
+    }
+}

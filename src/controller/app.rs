@@ -1,0 +1,343 @@
+//! The OAuthApp reconciler: the backend app, its scopes and mappings, domain verification, and
+//! the count of clients no OAuthClient owns. The backend cannot delete apps, so deleting an
+//! OAuthApp leaves the backend app as it is (no finalizer).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api, ResourceExt,
+    api::{DynamicObject, Patch, PatchParams},
+    core::{ApiResource, DeserializeGuard},
+    runtime::{Controller, controller::Action, events::EventType, watcher},
+};
+
+use super::{
+    Context, Error,
+    conditions::{self, reason},
+    desired, error_action, key_of, write_status,
+};
+use crate::{
+    api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
+    backend::{App, AppKey, Backend, Logo, ScopeMapping},
+};
+
+/// How soon an unverified domain is checked again.
+const DOMAIN_RECHECK: Duration = Duration::from_secs(60);
+
+/// Runs the OAuthApp controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    apps: Api<DeserializeGuard<OAuthApp>>,
+    wc: watcher::Config,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    Controller::new(apps, wc)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "oauthapp reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<OAuthApp>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let obj = match &guard.0 {
+        Ok(obj) => obj,
+        Err(invalid) => {
+            let meta = &invalid.metadata;
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
+                meta.namespace.as_deref().unwrap_or_default(),
+                &ApiResource::erase::<OAuthApp>(&()),
+            );
+            let conditions = conditions::set(
+                &[],
+                conditions::READY,
+                false,
+                reason::INVALID_SPEC,
+                invalid.error.clone(),
+                meta.generation,
+            );
+            let patch = serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});
+            api.patch_status(
+                meta.name.as_deref().unwrap_or_default(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(Error::kube("write status"))?;
+            return Ok(Action::await_change());
+        }
+    };
+    let api: Api<OAuthApp> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let current = obj.status.clone();
+    let mut status = current.clone().unwrap_or_default();
+    let result = sync(obj, &ctx, &mut status).await;
+    let generation = obj.metadata.generation;
+    status.observed_generation = generation;
+    status.conditions = match &result {
+        Ok(_) => conditions::set(
+            &status.conditions,
+            conditions::READY,
+            true,
+            reason::RECONCILED,
+            "backend app matches the spec".into(),
+            generation,
+        ),
+        Err(e) => conditions::set(
+            &status.conditions,
+            conditions::READY,
+            false,
+            e.reason(),
+            e.message(),
+            generation,
+        ),
+    };
+    if let Err(e) = &result {
+        let previous = current
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
+        if previous.is_none_or(|c| c.reason != e.reason()) {
+            ctx.event(obj, EventType::Warning, e.reason(), e.message())
+                .await;
+        }
+    }
+    write_status(&api, obj, current.as_ref(), &status).await?;
+    let recheck = result?;
+    let settled = ctx.settled(&key_of(obj));
+    Ok(if recheck {
+        Action::requeue(DOMAIN_RECHECK)
+    } else {
+        settled
+    })
+}
+
+fn error_policy(guard: Arc<DeserializeGuard<OAuthApp>>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = guard.0.as_ref().map(key_of).unwrap_or_default();
+    tracing::info!(object = %key, error = %err, kind = err.label(), "oauthapp not reconciled");
+    error_action(err, &ctx, &key)
+}
+
+/// Brings the backend app to the spec. Returns whether the domain wants an early recheck.
+async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Result<bool, Error> {
+    obj.validate()?;
+    let spec = &obj.spec;
+    let (backend_name, backend) = ctx.backend(spec.backend.as_deref())?;
+    let key = AppKey {
+        deployment: spec.deployment_id.clone(),
+        slug: spec.slug.clone(),
+    };
+    let existing = backend
+        .list_apps(spec.deployment_id.as_deref())
+        .await
+        .map_err(Error::backend("list apps"))?;
+    let mut app = match existing.into_iter().find(|a| a.slug == spec.slug) {
+        Some(app) => app,
+        None => {
+            let mut new = desired::new_app(spec);
+            new.logo = logo(obj, ctx).await?;
+            let app = backend
+                .create_app(spec.deployment_id.as_deref(), &new)
+                .await
+                .map_err(Error::backend("create app"))?;
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "Created",
+                format!("created backend app {}", app.slug),
+            )
+            .await;
+            app
+        }
+    };
+    status.app_id = Some(app.id.clone());
+
+    if let Some(update) = desired::app_update(spec, &app) {
+        app = backend
+            .update_app(&key, &update)
+            .await
+            .map_err(Error::backend("update app"))?;
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "Updated",
+            "backend app updated to the spec".into(),
+        )
+        .await;
+    }
+    sync_scopes(spec, &key, backend.as_ref(), app).await?;
+
+    let recheck = match (&spec.fqdn, spec.verify_domain) {
+        (Some(_), true) => {
+            let domain = backend
+                .verify_domain(&key)
+                .await
+                .map_err(Error::backend("verify domain"))?;
+            status.cname_target = Some(domain.cname_target.clone());
+            let (why, message) = if domain.verified {
+                (reason::VERIFIED, format!("{} is verified", domain.domain))
+            } else {
+                (
+                    reason::PENDING,
+                    format!(
+                        "create a CNAME record from {} to {}",
+                        domain.domain, domain.cname_target
+                    ),
+                )
+            };
+            status.conditions = conditions::set(
+                &status.conditions,
+                conditions::DOMAIN_VERIFIED,
+                domain.verified,
+                why,
+                message,
+                obj.metadata.generation,
+            );
+            !domain.verified
+        }
+        _ => {
+            status.cname_target = None;
+            status
+                .conditions
+                .retain(|c| c.type_ != conditions::DOMAIN_VERIFIED);
+            false
+        }
+    };
+
+    let unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key).await?;
+    if unmanaged > 0 && status.unmanaged_clients != Some(unmanaged) {
+        let note = format!(
+            "{unmanaged} active client(s) of this app in the backend belong to no OAuthClient"
+        );
+        ctx.event(obj, EventType::Warning, "UnmanagedClients", note)
+            .await;
+    }
+    status.unmanaged_clients = Some(unmanaged);
+    Ok(recheck)
+}
+
+/// Archives, unarchives and maps scopes one by one where the app still differs. A mapping
+/// that is set differently in the backend is refused: the backend cannot change it.
+async fn sync_scopes(
+    spec: &OAuthAppSpec,
+    key: &AppKey,
+    backend: &dyn Backend,
+    mut app: App,
+) -> Result<(), Error> {
+    for wanted in desired::scopes(spec) {
+        let Some(have) = app.scopes.iter().find(|s| s.name == wanted.name).cloned() else {
+            continue;
+        };
+        if have.archived != wanted.archived {
+            app = backend
+                .set_scope_archived(key, &wanted.name, wanted.archived)
+                .await
+                .map_err(Error::backend("archive scope"))?;
+        }
+        match (&have.mapping, &wanted.mapping) {
+            (None, Some(mapping)) => {
+                app = backend
+                    .set_scope_mapping(key, &wanted.name, mapping)
+                    .await
+                    .map_err(Error::backend("set scope mapping"))?;
+            }
+            (Some(set), Some(mapping)) if set != mapping => {
+                return Err(Error::Refused {
+                    reason: reason::MAPPING_IMMUTABLE,
+                    message: format!(
+                        "scope {} is mapped to {} in the backend, which cannot change it to {}",
+                        wanted.name,
+                        describe(set),
+                        describe(mapping)
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn describe(mapping: &ScopeMapping) -> String {
+    match mapping {
+        ScopeMapping::Personal => "personal".into(),
+        ScopeMapping::Organization(p) => format!("organization permission {p}"),
+        ScopeMapping::Workspace(p) => format!("workspace permission {p}"),
+    }
+}
+
+/// The logo image of `spec.logo`, read from its ConfigMap.
+async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
+    let Some(source) = &obj.spec.logo else {
+        return Ok(None);
+    };
+    let maps: Api<ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let r = &source.config_map_key_ref;
+    let map = maps
+        .get_opt(&r.name)
+        .await
+        .map_err(Error::kube("read the logo ConfigMap"))?;
+    let bytes = map.and_then(|m| {
+        let binary = m
+            .binary_data
+            .and_then(|d| d.get(&r.key).map(|b| b.0.clone()));
+        binary.or_else(|| {
+            m.data
+                .and_then(|d| d.get(&r.key).map(|t| t.clone().into_bytes()))
+        })
+    });
+    let Some(bytes) = bytes else {
+        return Err(Error::Waiting(super::Waiting {
+            reason: reason::INVALID_SPEC,
+            message: format!("spec.logo: ConfigMap {} has no key {}", r.name, r.key),
+        }));
+    };
+    Ok(Some(Logo {
+        bytes,
+        content_type: source.content_type.clone(),
+        filename: r.key.clone(),
+    }))
+}
+
+/// Active backend clients of the app that no OAuthClient records as its own.
+async fn unmanaged_clients(
+    obj: &OAuthApp,
+    ctx: &Context,
+    name: &str,
+    backend: &dyn Backend,
+    key: &AppKey,
+) -> Result<u32, Error> {
+    let clients: Api<DeserializeGuard<OAuthClient>> = Api::all(ctx.client.clone());
+    let owned: Vec<String> = clients
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list OAuthClients"))?
+        .into_iter()
+        .filter_map(|guard| guard.0.ok())
+        .filter(|c| {
+            let ns = c.spec.app_ref.namespace.clone().or_else(|| c.namespace());
+            c.spec.app_ref.name == obj.name_any() && ns == obj.namespace()
+        })
+        .filter_map(|c| c.status.and_then(|s| s.backend_id))
+        .collect();
+    let list = ctx
+        .lists
+        .get(name, backend, key, false)
+        .await
+        .map_err(Error::backend("list clients"))?;
+    Ok(list
+        .iter()
+        .filter(|c| c.active && !owned.contains(&c.id))
+        .count() as u32)
+}

@@ -1,0 +1,503 @@
+//! The OAuthClient reconciler: the backend client, its credentials Secret, rotation by
+//! annotation, and the finalizer that runs the deletion policy.
+
+use std::{future::Future, sync::Arc};
+
+use futures::StreamExt;
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams},
+    core::{ApiResource, DeserializeGuard},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::EventType,
+        finalizer::{Event as Finalizer, finalizer},
+        reflector::ObjectRef,
+        watcher::{self, watcher},
+    },
+};
+
+use super::{
+    Context, Error, Waiting,
+    conditions::{self, reason},
+    desired, error_action, key_of,
+    secret::{self, Found},
+    write_status,
+};
+use crate::{
+    api::{
+        DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION,
+        Validate,
+    },
+    backend::{self, AppKey, Backend, Client},
+};
+
+/// Runs the OAuthClient controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    clients: Api<DeserializeGuard<OAuthClient>>,
+    apps: Api<DeserializeGuard<OAuthApp>>,
+    secrets: Api<PartialObjectMeta<Secret>>,
+    wc: watcher::Config,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let owned = watcher(
+        secrets,
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            secret::MANAGED_BY.0,
+            secret::MANAGED_BY.1
+        )),
+    )
+    .touched_objects();
+    let controller = Controller::new(clients, wc.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let store = controller.store();
+    controller
+        .owns_stream(owned)
+        .watches(apps, wc, move |app| {
+            // An app change (or an app becoming Ready) requeues the clients that refer to it.
+            let (name, namespace) = (app.name_any(), app.namespace().unwrap_or_default());
+            store
+                .state()
+                .into_iter()
+                .filter(|guard| {
+                    guard.0.as_ref().is_ok_and(|c| {
+                        let ns = c
+                            .spec
+                            .app_ref
+                            .namespace
+                            .clone()
+                            .or_else(|| c.namespace())
+                            .unwrap_or_default();
+                        c.spec.app_ref.name == name && ns == namespace
+                    })
+                })
+                .map(|guard| ObjectRef::from_obj(&*guard))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "oauthclient reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<OAuthClient>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let obj = match &guard.0 {
+        Ok(obj) => Arc::new(obj.clone()),
+        Err(invalid) => return report_undecodable(&ctx, invalid).await,
+    };
+    let api: Api<OAuthClient> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(obj) => apply(&api, &obj, &ctx).await,
+            Finalizer::Cleanup(obj) => cleanup(&api, &obj, &ctx).await,
+        }
+    })
+    .await;
+    result.map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::AddFinalizer(e)
+        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube {
+            op: "update finalizer",
+            source: e,
+        },
+        other => Error::Waiting(Waiting {
+            reason: reason::KUBERNETES_ERROR,
+            message: other.to_string(),
+        }),
+    })
+}
+
+fn error_policy(
+    guard: Arc<DeserializeGuard<OAuthClient>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = guard.0.as_ref().map(key_of).unwrap_or_default();
+    tracing::info!(object = %key, error = %err, kind = err.label(), "oauthclient not reconciled");
+    error_action(err, &ctx, &key)
+}
+
+/// An object the operator cannot even decode (an older CRD let it in): say so in its status.
+async fn report_undecodable(
+    ctx: &Context,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) -> Result<Action, Error> {
+    let (name, namespace) = (
+        invalid.metadata.name.clone().unwrap_or_default(),
+        invalid.metadata.namespace.clone().unwrap_or_default(),
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &namespace,
+        &ApiResource::erase::<OAuthClient>(&()),
+    );
+    let conditions = conditions::set(
+        &[],
+        conditions::READY,
+        false,
+        reason::INVALID_SPEC,
+        invalid.error.clone(),
+        invalid.metadata.generation,
+    );
+    let patch = serde_json::json!({"status": {"observedGeneration": invalid.metadata.generation, "conditions": conditions}});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("write status"))?;
+    Ok(Action::await_change())
+}
+
+/// One pass: bring the backend and the Secret to the spec, then write the status.
+async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
+    let current = obj.status.clone();
+    let mut status = current.clone().unwrap_or_default();
+    let result = sync(obj, ctx, &mut status).await;
+    let generation = obj.metadata.generation;
+    status.observed_generation = generation;
+    status.conditions = match &result {
+        Ok(message) => conditions::set(
+            &status.conditions,
+            conditions::READY,
+            true,
+            reason::RECONCILED,
+            message.clone(),
+            generation,
+        ),
+        Err(e) => conditions::set(
+            &status.conditions,
+            conditions::READY,
+            false,
+            e.reason(),
+            e.message(),
+            generation,
+        ),
+    };
+    if let Err(e) = &result {
+        let previous = current
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
+        if previous.is_none_or(|c| c.reason != e.reason()) {
+            ctx.event(obj, EventType::Warning, e.reason(), e.message())
+                .await;
+        }
+    }
+    write_status(api, obj, current.as_ref(), &status).await?;
+    result.map(|_| ctx.settled(&key_of(obj)))
+}
+
+/// Where the backend client lives.
+struct Target {
+    name: String,
+    backend: Arc<dyn Backend>,
+    app: AppKey,
+}
+
+async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
+    let own_ns = obj.namespace().unwrap_or_default();
+    let app_ns = obj
+        .spec
+        .app_ref
+        .namespace
+        .clone()
+        .unwrap_or_else(|| own_ns.clone());
+    let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
+    let app_name = &obj.spec.app_ref.name;
+    let Some(app) = apps
+        .get_opt(app_name)
+        .await
+        .map_err(Error::kube("read the OAuthApp"))?
+    else {
+        return Err(Error::Waiting(Waiting {
+            reason: reason::APP_NOT_FOUND,
+            message: format!("OAuthApp {app_ns}/{app_name} does not exist"),
+        }));
+    };
+    if app_ns != own_ns {
+        let allowed = app
+            .spec
+            .client_namespaces
+            .as_ref()
+            .is_some_and(|n| n.all || n.names.contains(&own_ns));
+        if !allowed {
+            return Err(Error::Waiting(Waiting {
+                reason: reason::NAMESPACE_NOT_ALLOWED,
+                message: format!(
+                    "OAuthApp {app_ns}/{app_name} does not allow clients from namespace {own_ns} (spec.clientNamespaces)"
+                ),
+            }));
+        }
+    }
+    let ready = app.status.as_ref().is_some_and(|s| s.app_id.is_some());
+    if !ready {
+        return Err(Error::Waiting(Waiting {
+            reason: reason::APP_NOT_READY,
+            message: format!("OAuthApp {app_ns}/{app_name} is not in the backend yet"),
+        }));
+    }
+    let (name, backend) = ctx.backend(app.spec.backend.as_deref())?;
+    let key = AppKey {
+        deployment: app.spec.deployment_id.clone(),
+        slug: app.spec.slug.clone(),
+    };
+    Ok(Target {
+        name,
+        backend,
+        app: key,
+    })
+}
+
+/// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
+/// (so that a later failure still records what exists). Returns the Ready message.
+async fn sync(
+    obj: &OAuthClient,
+    ctx: &Context,
+    status: &mut OAuthClientStatus,
+) -> Result<String, Error> {
+    obj.validate()?;
+    let t = target(obj, ctx).await?;
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let found = secret::inspect(&secrets, obj)
+        .await
+        .map_err(Error::kube("read the Secret"))?;
+    let secret_backend_id = match &found {
+        Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
+        Found::Missing => None,
+    };
+    // The Secret is written before the status, so it is the first place to look after a crash.
+    let known_id = secret_backend_id.or(status.backend_id.clone());
+    let current = match &known_id {
+        Some(id) => find(ctx, &t, id).await?,
+        None => None,
+    };
+    let wanted = desired::client_settings(&obj.spec);
+    let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    status.secret_name = Some(desired::secret_name(obj));
+
+    let current = match current {
+        Some(c) if c.active || !obj.spec.active => c,
+        gone_or_inactive => {
+            if !obj.spec.active {
+                return Ok("inactive: no client in the backend".into());
+            }
+            let recreated = gone_or_inactive.is_some();
+            let (client, creds) = t
+                .backend
+                .create_client(&t.app, &wanted)
+                .await
+                .map_err(Error::backend("create client"))?;
+            ctx.lists.put(&t.name, &t.app, client.clone());
+            let write = secret::Credentials {
+                client_id: &creds.client_id,
+                client_secret: creds.client_secret.as_ref(),
+                backend_id: &client.id,
+                rotate_request: rotate_request.as_deref(),
+            };
+            secret::write(&secrets, obj, &write)
+                .await
+                .map_err(Error::kube("write the Secret"))?;
+            status.backend_id = Some(client.id.clone());
+            status.client_id = Some(client.client_id.clone());
+            status.last_rotated_at = Some(now());
+            status.last_handled_rotate_request = rotate_request;
+            let (reason, note) = if recreated {
+                (
+                    "Recreated",
+                    format!(
+                        "the backend client was inactive or gone; created {} with new credentials",
+                        client.client_id
+                    ),
+                )
+            } else {
+                (
+                    "Created",
+                    format!("created backend client {}", client.client_id),
+                )
+            };
+            ctx.event(obj, EventType::Normal, reason, note).await;
+            return Ok("credentials written".into());
+        }
+    };
+    status.backend_id = Some(current.id.clone());
+    status.client_id = Some(current.client_id.clone());
+
+    if !obj.spec.active {
+        if current.active {
+            deactivate(ctx, &t, &current.id).await?;
+            ctx.event(
+                obj,
+                EventType::Normal,
+                "Deactivated",
+                format!("deactivated backend client {}", current.client_id),
+            )
+            .await;
+        }
+        return Ok("inactive in the backend".into());
+    }
+    if !desired::client_matches(&wanted, &current.settings) {
+        let updated = t
+            .backend
+            .update_client(&t.app, &current.id, &wanted)
+            .await
+            .map_err(Error::backend("update client"))?;
+        ctx.lists.put(&t.name, &t.app, updated);
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "Updated",
+            "backend client updated to the spec".into(),
+        )
+        .await;
+    }
+
+    let pending_request = rotate_request
+        .as_ref()
+        .filter(|r| status.last_handled_rotate_request.as_ref() != Some(*r));
+    let already_answered = matches!(&found, Found::Intact { rotate_request: done, .. } if done.is_some() && done.as_ref() == pending_request);
+    let damaged = !matches!(found, Found::Intact { .. });
+    if (pending_request.is_some() && !already_answered) || damaged {
+        let secret = if obj.spec.client_auth_method.has_secret() {
+            Some(
+                t.backend
+                    .rotate_secret(&t.app, &current.id)
+                    .await
+                    .map_err(Error::backend("rotate secret"))?,
+            )
+        } else {
+            None
+        };
+        let answered = pending_request
+            .cloned()
+            .or_else(|| status.last_handled_rotate_request.clone());
+        let write = secret::Credentials {
+            client_id: &current.client_id,
+            client_secret: secret.as_ref(),
+            backend_id: &current.id,
+            rotate_request: answered.as_deref(),
+        };
+        secret::write(&secrets, obj, &write)
+            .await
+            .map_err(Error::kube("write the Secret"))?;
+        if secret.is_some() {
+            status.last_rotated_at = Some(now());
+        }
+        let (reason, note) = if damaged {
+            (
+                "SecretRegenerated",
+                "the Secret was missing or edited; rotated the secret and wrote it again",
+            )
+        } else {
+            (
+                "Rotated",
+                "rotated the client secret as the rotate annotation asked",
+            )
+        };
+        ctx.event(obj, EventType::Normal, reason, note.into()).await;
+    }
+    if pending_request.is_some() {
+        status.last_handled_rotate_request = rotate_request;
+    }
+    Ok("backend client and Secret match the spec".into())
+}
+
+/// The backend client with this id, listing again once if the shared copy lacks it.
+async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
+    for fresh in [false, true] {
+        let list = ctx
+            .lists
+            .get(&t.name, t.backend.as_ref(), &t.app, fresh)
+            .await
+            .map_err(Error::backend("list clients"))?;
+        if let Some(client) = list.iter().find(|c| c.id == id) {
+            return Ok(Some(client.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Deactivates; a client the backend no longer knows counts as done.
+async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<(), Error> {
+    match t.backend.deactivate_client(&t.app, id).await {
+        Ok(()) | Err(backend::Error::NotFound { .. }) => {
+            if let Some(mut client) = find(ctx, t, id).await? {
+                client.active = false;
+                ctx.lists.put(&t.name, &t.app, client);
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::backend("deactivate client")(e)),
+    }
+}
+
+/// The finalizer: runs the deletion policy, removes the Secret, then lets go.
+async fn cleanup(
+    api: &Api<OAuthClient>,
+    obj: &OAuthClient,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    if obj.spec.deletion_policy == DeletionPolicy::Delete {
+        let result = async {
+            let id = match secret::inspect(&secrets, obj)
+                .await
+                .map_err(Error::kube("read the Secret"))?
+            {
+                Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
+                Found::Missing => None,
+            }
+            .or_else(|| obj.status.as_ref().and_then(|s| s.backend_id.clone()));
+            match (id, target(obj, ctx).await) {
+                (Some(id), Ok(t)) => deactivate(ctx, &t, &id).await,
+                // Without its app the client cannot be reached; nothing was created without one.
+                (_, Err(Error::Waiting(w))) if w.reason == reason::APP_NOT_FOUND => Ok(()),
+                (_, Err(e)) => Err(e),
+                (None, Ok(_)) => Ok(()),
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            let mut status = obj.status.clone().unwrap_or_default();
+            let message = format!(
+                "deletion waits for the backend ({}); set spec.deletionPolicy: Orphan to finish without it",
+                e.message()
+            );
+            status.conditions = conditions::set(
+                &status.conditions,
+                conditions::READY,
+                false,
+                reason::DELETING,
+                message,
+                obj.metadata.generation,
+            );
+            write_status(api, obj, obj.status.as_ref(), &status).await?;
+            return Err(e);
+        }
+    }
+    match secrets
+        .delete(&desired::secret_name(obj), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(Error::kube("delete the Secret")(e)),
+    }
+    Ok(Action::await_change())
+}
+
+fn now() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,106 @@
+//! Conditions as the Kubernetes API conventions describe them, with stable transition times
+//! so that a status rewritten with the same meaning does not change.
+
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+
+pub const READY: &str = "Ready";
+pub const DOMAIN_VERIFIED: &str = "DomainVerified";
+
+/// Reasons, in PascalCase as the conventions ask.
+pub mod reason {
+    pub const RECONCILED: &str = "Reconciled";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const APP_NOT_READY: &str = "AppNotReady";
+    pub const APP_NOT_FOUND: &str = "AppNotFound";
+    pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    pub const BACKEND_NOT_CONFIGURED: &str = "BackendNotConfigured";
+    pub const BACKEND_UNAUTHORIZED: &str = "BackendCredentialsRejected";
+    pub const BACKEND_REJECTED: &str = "BackendRejected";
+    pub const BACKEND_UNAVAILABLE: &str = "BackendUnavailable";
+    pub const RATE_LIMITED: &str = "BackendRateLimited";
+    pub const MAPPING_IMMUTABLE: &str = "ScopeMappingImmutable";
+    pub const DELETING: &str = "Deleting";
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    pub const VERIFIED: &str = "Verified";
+    pub const PENDING: &str = "Pending";
+    pub const INACTIVE: &str = "Inactive";
+}
+
+/// `conditions` with `type_` set to the given state. The transition time moves only when the
+/// status changes; an unchanged condition is kept as it was.
+pub fn set(
+    conditions: &[Condition],
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Vec<Condition> {
+    let status = if ok { "True" } else { "False" };
+    let previous = conditions.iter().find(|c| c.type_ == type_);
+    let last_transition_time = match previous {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(Timestamp::now()),
+    };
+    let condition = Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    let mut out: Vec<Condition> = conditions
+        .iter()
+        .filter(|c| c.type_ != type_)
+        .cloned()
+        .collect();
+    out.push(condition);
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_with_the_status() {
+        let first = set(&[], READY, true, reason::RECONCILED, "ok".into(), Some(1));
+        let again = set(
+            &first,
+            READY,
+            true,
+            reason::RECONCILED,
+            "ok".into(),
+            Some(2),
+        );
+        assert_eq!(first[0].last_transition_time, again[0].last_transition_time);
+        assert_eq!(again[0].observed_generation, Some(2));
+        let failed = set(
+            &again,
+            READY,
+            false,
+            reason::INVALID_SPEC,
+            "bad".into(),
+            Some(2),
+        );
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].status, "False");
+        let both = set(
+            &failed,
+            DOMAIN_VERIFIED,
+            false,
+            reason::PENDING,
+            String::new(),
+            Some(2),
+        );
+        assert_eq!(
+            both.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            [DOMAIN_VERIFIED, READY]
+        );
+    }
+}

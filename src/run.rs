@@ -1,0 +1,132 @@
+//! `oauth-operator run`: waits for the CRDs, serves `/healthz` and `/readyz`, runs both
+//! controllers, and stops gracefully on SIGTERM or Ctrl-C.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, http::StatusCode, routing::get};
+use kube::{Api, Client, api::ListParams, core::DeserializeGuard, runtime::watcher};
+use tokio::sync::watch;
+
+use crate::{
+    api::{OAuthApp, OAuthClient},
+    config::{self, RunArgs},
+    controller::{self, Context},
+};
+
+pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let backends = config::load_backends(&args.config)?;
+    let client = Client::try_default().await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = tokio::net::TcpListener::bind(args.http).await?;
+    tokio::spawn(serve_health(http, ready.clone()));
+
+    let ns = args.namespace.as_deref();
+    let (clients, apps, secrets) = (
+        scoped(&client, ns),
+        scoped(&client, ns),
+        scoped(&client, ns),
+    );
+    wait_for_crds(&clients, &apps).await;
+
+    let mut wc = watcher::Config::default().any_semantic();
+    if let Some(selector) = &args.selector {
+        wc = wc.labels(selector);
+    }
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let ctx = Arc::new(Context::new(client, backends, args.resync));
+    let app_controller = controller::run_apps(
+        ctx.clone(),
+        apps.clone(),
+        wc.clone(),
+        args.concurrency,
+        until_stopped(stopped.clone()),
+    );
+    let client_controller = controller::run_clients(
+        ctx,
+        clients,
+        apps,
+        secrets,
+        wc,
+        args.concurrency,
+        until_stopped(stopped),
+    );
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("all"),
+        "controllers running"
+    );
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    tokio::join!(app_controller, client_controller);
+    Ok(())
+}
+
+/// An API over one namespace, or all of them.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Waits until both resources are served (the CRDs are installed and Established).
+async fn wait_for_crds(
+    clients: &Api<DeserializeGuard<OAuthClient>>,
+    apps: &Api<DeserializeGuard<OAuthApp>>,
+) {
+    let probe = ListParams::default().limit(1);
+    loop {
+        match (clients.list(&probe).await, apps.list(&probe).await) {
+            (Ok(_), Ok(_)) => return,
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "waiting for the OAuthApp and OAuthClient CRDs")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn serve_health(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "health server stopped");
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
