@@ -25,11 +25,7 @@ use crate::backend::{
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
     /// The backends file.
-    #[arg(
-        long,
-        env = "OAUTH_OPERATOR_CONFIG",
-        default_value = "/etc/oauth-operator/config.yaml"
-    )]
+    #[arg(long, env = "OAUTH_OPERATOR_CONFIG", default_value = "/etc/oauth-operator/config.yaml")]
     pub config: PathBuf,
     /// Watch only this namespace; all namespaces when not given.
     #[arg(long, env = "OAUTH_OPERATOR_NAMESPACE")]
@@ -59,22 +55,15 @@ pub enum LogFormat {
 
 /// `90s`, `10m`, `1h` or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.trim().split_at(
-        text.trim()
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.trim().len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
+    let (number, unit) =
+        text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
     match unit {
         "" | "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-        )),
+        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     }
 }
 
@@ -118,57 +107,41 @@ pub type Backends = BTreeMap<String, Arc<dyn Backend>>;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_yaml::Error,
-    },
+    Parse { path: PathBuf, source: serde_yaml::Error },
     #[error("backend {name}: {message}")]
     Backend { name: String, message: String },
 }
 
 /// Reads the backends file and builds a client for each backend.
 pub fn load_backends(path: &std::path::Path) -> Result<Backends, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     parse_backends(&text).map_err(|e| match e {
-        ConfigError::Parse { source, .. } => ConfigError::Parse {
-            path: path.into(),
-            source,
-        },
+        ConfigError::Parse { source, .. } => ConfigError::Parse { path: path.into(), source },
         other => other,
     })
 }
 
 fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
-    let file: File = serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
-        path: PathBuf::new(),
-        source,
-    })?;
+    let file: File =
+        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: PathBuf::new(), source })?;
     let mut backends = Backends::new();
     for (name, entry) in file.backends {
-        let fail = |message: String| ConfigError::Backend {
-            name: name.clone(),
-            message,
-        };
+        let fail = |message: String| ConfigError::Backend { name: name.clone(), message };
         let backend: Arc<dyn Backend> = match entry {
             BackendEntry::Wacht(w) => {
                 let api_key = match (&w.api_key_file, &w.api_key_env) {
                     (Some(file), None) => std::fs::read_to_string(file)
                         .map(|k| k.trim().to_string())
                         .map_err(|e| fail(format!("apiKeyFile {}: {e}", file.display())))?,
-                    (None, Some(var)) => std::env::var(var)
-                        .map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?,
+                    (None, Some(var)) => {
+                        std::env::var(var).map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?
+                    }
                     _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
                 };
-                let base_url = reqwest::Url::parse(&w.base_url)
-                    .map_err(|e| fail(format!("baseUrl {:?}: {e}", w.base_url)))?;
+                let base_url =
+                    reqwest::Url::parse(&w.base_url).map_err(|e| fail(format!("baseUrl {:?}: {e}", w.base_url)))?;
                 let config = WachtConfig {
                     base_url,
                     api_key: SecretString::new(api_key),
@@ -207,10 +180,7 @@ mod tests {
         assert!(backends.contains_key("default"));
         let missing = "backends:\n  b:\n    type: wacht\n    baseUrl: http://x\n";
         let err = parse_backends(missing).err().expect("refused").to_string();
-        assert!(
-            err.contains("exactly one of apiKeyFile and apiKeyEnv"),
-            "{err}"
-        );
+        assert!(err.contains("exactly one of apiKeyFile and apiKeyEnv"), "{err}");
         let unknown = "backends:\n  b:\n    type: other\n    baseUrl: http://x\n";
         assert!(parse_backends(unknown).err().is_some());
     }

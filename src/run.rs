@@ -27,11 +27,7 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(serve_health(http, ready.clone()));
 
     let ns = args.namespace.as_deref();
-    let (clients, apps, secrets) = (
-        scoped(&client, ns),
-        scoped(&client, ns),
-        scoped(&client, ns),
-    );
+    let (clients, apps, secrets) = (scoped(&client, ns), scoped(&client, ns), scoped(&client, ns));
     wait_for_crds(&clients, &apps).await;
 
     let mut wc = watcher::Config::default().any_semantic();
@@ -43,27 +39,12 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let ctx = Arc::new(Context::new(client, backends, args.resync));
-    let app_controller = controller::run_apps(
-        ctx.clone(),
-        apps.clone(),
-        wc.clone(),
-        args.concurrency,
-        until_stopped(stopped.clone()),
-    );
-    let client_controller = controller::run_clients(
-        ctx,
-        clients,
-        apps,
-        secrets,
-        wc,
-        args.concurrency,
-        until_stopped(stopped),
-    );
+    let app_controller =
+        controller::run_apps(ctx.clone(), apps.clone(), wc.clone(), args.concurrency, until_stopped(stopped.clone()));
+    let client_controller =
+        controller::run_clients(ctx, clients, apps, secrets, wc, args.concurrency, until_stopped(stopped));
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("all"),
-        "controllers running"
-    );
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("all"), "controllers running");
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
@@ -85,10 +66,7 @@ where
 }
 
 /// Waits until both resources are served (the CRDs are installed and Established).
-async fn wait_for_crds(
-    clients: &Api<DeserializeGuard<OAuthClient>>,
-    apps: &Api<DeserializeGuard<OAuthApp>>,
-) {
+async fn wait_for_crds(clients: &Api<DeserializeGuard<OAuthClient>>, apps: &Api<DeserializeGuard<OAuthApp>>) {
     let probe = ListParams::default().limit(1);
     loop {
         match (clients.list(&probe).await, apps.list(&probe).await) {
@@ -102,29 +80,20 @@ async fn wait_for_crds(
 }
 
 async fn serve_health(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>) {
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::Relaxed);
-                async move {
-                    if ready {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                    }
-                }
-            }),
-        );
+    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
+        "/readyz",
+        get(move || {
+            let ready = ready.load(Ordering::Relaxed);
+            async move { if ready { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "starting") } }
+        }),
+    );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "health server stopped");
     }
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

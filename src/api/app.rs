@@ -131,10 +131,7 @@ pub struct Logo {
 pub struct ScopeSpec {
     /// The scope token clients request, for example `mcp:invoke`. Printable ASCII without
     /// spaces, quotes, backslashes or commas.
-    #[schemars(
-        length(min = 1, max = 128),
-        pattern(r"^[\x21\x23-\x2B\x2D-\x5B\x5D-\x7E]+$")
-    )]
+    #[schemars(length(min = 1, max = 128), pattern(r"^[\x21\x23-\x2B\x2D-\x5B\x5D-\x7E]+$"))]
     pub name: String,
 
     /// Short title shown on the consent screen. Defaults to the scope name.

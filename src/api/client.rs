@@ -194,9 +194,7 @@ pub struct AppRef {
 }
 
 /// Token endpoint authentication method (RFC 7591 `token_endpoint_auth_method`).
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     /// The secret in an HTTP Basic `Authorization` header.
@@ -379,17 +377,12 @@ fn default_client_secret_key() -> String {
 
 impl Default for SecretKeys {
     fn default() -> Self {
-        Self {
-            client_id: default_client_id_key(),
-            client_secret: default_client_secret_key(),
-        }
+        Self { client_id: default_client_id_key(), client_secret: default_client_secret_key() }
     }
 }
 
 /// What to do in the backend when the resource is deleted.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub enum DeletionPolicy {
     /// Deactivate the client in the backend.
     #[default]

@@ -10,13 +10,10 @@ mod client;
 use kube::{CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-pub use app::{
-    ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping,
-    ScopeSpec,
-};
+pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
-    AccessTokenFormat, AppRef, ClientAuthMethod, DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk,
-    Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, SecretKeys, SecretTemplate, SigningAlg,
+    AccessTokenFormat, AppRef, ClientAuthMethod, DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient,
+    OAuthClientSpec, OAuthClientStatus, SecretKeys, SecretTemplate, SigningAlg,
 };
 
 /// API group of both resources.
@@ -27,9 +24,7 @@ pub const ROTATE_ANNOTATION: &str = "oauth-operator.dev/rotate";
 pub const FINALIZER: &str = "oauth-operator.dev/cleanup";
 
 /// Both CRDs, in the order they are printed and installed.
-pub fn crds()
--> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
-{
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     vec![OAuthApp::crd(), OAuthClient::crd()]
 }
 
@@ -68,11 +63,7 @@ pub trait Validate {
 
 fn cel_result(result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(), InvalidSpec> {
     result.map_err(|errors| {
-        let text: Vec<String> = errors
-            .as_slice()
-            .iter()
-            .map(|e| format!("{}: {}", e.field_path, e.message))
-            .collect();
+        let text: Vec<String> = errors.as_slice().iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect();
         InvalidSpec(text.join("; "))
     })
 }
@@ -113,34 +104,22 @@ mod tests {
     #[test]
     fn the_crd_rules_also_run_in_process() {
         assert_eq!(client(serde_json::json!({})).validate(), Ok(()));
-        let loopback =
-            serde_json::json!({"redirectUris": ["http://127.0.0.1:8080/cb", "http://[::1]/cb"]});
+        let loopback = serde_json::json!({"redirectUris": ["http://127.0.0.1:8080/cb", "http://[::1]/cb"]});
         assert_eq!(client(loopback).validate(), Ok(()));
 
-        let message = refused(
-            serde_json::json!({"redirectUris": ["https://ok.example.com/cb", "http://app.example.com/cb"]}),
-        );
-        assert!(
-            message.contains("redirectUris") && message.contains("absolute https URI"),
-            "{message}"
-        );
         let message =
-            refused(serde_json::json!({"redirectUris": ["https://app.example.com/cb#frag"]}));
+            refused(serde_json::json!({"redirectUris": ["https://ok.example.com/cb", "http://app.example.com/cb"]}));
+        assert!(message.contains("redirectUris") && message.contains("absolute https URI"), "{message}");
+        let message = refused(serde_json::json!({"redirectUris": ["https://app.example.com/cb#frag"]}));
         assert!(message.contains("redirectUris"), "{message}");
         let message = refused(serde_json::json!({"clientAuthMethod": "private_key_jwt"}));
         assert!(message.starts_with("spec.clientAuthMethod: "), "{message}");
         let message = refused(serde_json::json!({"grantTypes": ["refresh_token"]}));
-        assert!(
-            message.contains("grantTypes must include authorization_code"),
-            "{message}"
-        );
+        assert!(message.contains("grantTypes must include authorization_code"), "{message}");
         let message = refused(
             serde_json::json!({"clientAuthMethod": "client_secret_jwt", "tokenEndpointAuthSigningAlg": "RS256"}),
         );
-        assert!(
-            message.contains("spec.tokenEndpointAuthSigningAlg"),
-            "{message}"
-        );
+        assert!(message.contains("spec.tokenEndpointAuthSigningAlg"), "{message}");
     }
 
     #[test]
@@ -153,9 +132,6 @@ mod tests {
         .expect("app");
         let message = app.validate().expect_err("refused").0;
         assert!(message.contains("verifyDomain needs fqdn"), "{message}");
-        assert!(
-            message.contains("category personal takes no permission"),
-            "{message}"
-        );
+        assert!(message.contains("category personal takes no permission"), "{message}");
     }
 }

@@ -61,13 +61,9 @@ impl Error {
             401 | 403 => Error::Unauthorized { status, message },
             404 => Error::NotFound { message },
             409 => Error::Conflict { message },
-            429 => Error::RateLimited {
-                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
-            },
+            429 => Error::RateLimited { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) },
             400..=499 => Error::Invalid { status, message },
-            _ => Error::Transient {
-                message: format!("HTTP {status}: {message}"),
-            },
+            _ => Error::Transient { message: format!("HTTP {status}: {message}") },
         }
     }
 }
@@ -109,8 +105,6 @@ mod tests {
     #[test]
     fn rate_limit_keeps_retry_after() {
         let err = Error::from_status(429, String::new(), Some(Duration::from_secs(7)));
-        assert!(
-            matches!(err, Error::RateLimited { retry_after } if retry_after == Duration::from_secs(7))
-        );
+        assert!(matches!(err, Error::RateLimited { retry_after } if retry_after == Duration::from_secs(7)));
     }
 }

@@ -166,33 +166,13 @@ pub trait Backend: Send + Sync {
     async fn create_app(&self, deployment: Option<&str>, app: &NewApp) -> Result<App>;
     async fn update_app(&self, app: &AppKey, update: &AppUpdate) -> Result<App>;
     async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus>;
-    async fn update_scope(
-        &self,
-        app: &AppKey,
-        scope: &str,
-        display_name: &str,
-        description: &str,
-    ) -> Result<App>;
+    async fn update_scope(&self, app: &AppKey, scope: &str, display_name: &str, description: &str) -> Result<App>;
     async fn set_scope_archived(&self, app: &AppKey, scope: &str, archived: bool) -> Result<App>;
-    async fn set_scope_mapping(
-        &self,
-        app: &AppKey,
-        scope: &str,
-        mapping: &ScopeMapping,
-    ) -> Result<App>;
+    async fn set_scope_mapping(&self, app: &AppKey, scope: &str, mapping: &ScopeMapping) -> Result<App>;
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>>;
-    async fn create_client(
-        &self,
-        app: &AppKey,
-        settings: &ClientSettings,
-    ) -> Result<(Client, Credentials)>;
-    async fn update_client(
-        &self,
-        app: &AppKey,
-        id: &str,
-        settings: &ClientSettings,
-    ) -> Result<Client>;
+    async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)>;
+    async fn update_client(&self, app: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client>;
     /// Soft delete; a client that is already gone counts as done for the caller to decide.
     async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()>;
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString>;

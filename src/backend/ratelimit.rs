@@ -16,10 +16,7 @@ impl RateLimiter {
             0 => Duration::ZERO,
             n => Duration::from_secs(1) / n,
         };
-        Self {
-            interval,
-            next: Mutex::new(Instant::now()),
-        }
+        Self { interval, next: Mutex::new(Instant::now()) }
     }
 
     /// Waits for this call's turn.

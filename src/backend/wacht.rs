@@ -19,8 +19,8 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{
-    App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials,
-    DomainStatus, Error, Grant, NewApp, RateLimiter, Result, Scope, ScopeMapping, SecretString,
+    App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials, DomainStatus, Error, Grant,
+    NewApp, RateLimiter, Result, Scope, ScopeMapping, SecretString,
 };
 
 /// How to reach one Wacht-style backend.
@@ -48,15 +48,9 @@ impl WachtBackend {
             .connect_timeout(config.timeout)
             .user_agent(concat!("oauth-operator/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Transient {
-                message: format!("HTTP client: {e}"),
-            })?;
+            .map_err(|e| Error::Transient { message: format!("HTTP client: {e}") })?;
         let limiter = RateLimiter::new(config.requests_per_second);
-        Ok(Self {
-            http,
-            config,
-            limiter,
-        })
+        Ok(Self { http, config, limiter })
     }
 
     /// `{base}[/deployments/{deployment}]/oauth/apps/{segments...}`, each segment
@@ -64,9 +58,7 @@ impl WachtBackend {
     fn url(&self, deployment: Option<&str>, segments: &[&str]) -> Url {
         let mut url = self.config.base_url.clone();
         {
-            let mut path = url
-                .path_segments_mut()
-                .expect("the base URL is an http(s) URL");
+            let mut path = url.path_segments_mut().expect("the base URL is an http(s) URL");
             path.pop_if_empty();
             if let Some(dep) = deployment.or(self.config.deployment.as_deref()) {
                 path.extend(["deployments", dep]);
@@ -77,10 +69,7 @@ impl WachtBackend {
     }
 
     fn app_url(&self, app: &AppKey, rest: &[&str]) -> Url {
-        let segments: Vec<&str> = [app.slug.as_str()]
-            .into_iter()
-            .chain(rest.iter().copied())
-            .collect();
+        let segments: Vec<&str> = [app.slug.as_str()].into_iter().chain(rest.iter().copied()).collect();
         self.url(app.deployment.as_deref(), &segments)
     }
 
@@ -90,21 +79,14 @@ impl WachtBackend {
             .bearer_auth(self.config.api_key.expose())
             .send()
             .await
-            .map_err(|e| Error::Transient {
-                message: describe(&e),
-            })?;
+            .map_err(|e| Error::Transient { message: describe(&e) })?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(error_from(response).await)
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<&Value>,
-    ) -> Result<T> {
+    async fn call<T: DeserializeOwned>(&self, method: Method, url: Url, body: Option<&Value>) -> Result<T> {
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(body);
@@ -112,13 +94,7 @@ impl WachtBackend {
         parse(self.send(request).await?).await
     }
 
-    async fn call_app(
-        &self,
-        app: &AppKey,
-        method: Method,
-        rest: &[&str],
-        body: Option<&Value>,
-    ) -> Result<App> {
+    async fn call_app(&self, app: &AppKey, method: Method, rest: &[&str], body: Option<&Value>) -> Result<App> {
         let wire: WireApp = self.call(method, self.app_url(app, rest), body).await?;
         Ok(wire.into())
     }
@@ -127,19 +103,11 @@ impl WachtBackend {
 #[async_trait]
 impl Backend for WachtBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            apps: true,
-            scopes: true,
-            grants: true,
-            domain_verification: true,
-            issued_secrets: true,
-        }
+        Capabilities { apps: true, scopes: true, grants: true, domain_verification: true, issued_secrets: true }
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
-        let list: AppList = self
-            .call(Method::GET, self.url(deployment, &[]), None)
-            .await?;
+        let list: AppList = self.call(Method::GET, self.url(deployment, &[]), None).await?;
         Ok(list.apps.into_iter().map(App::from).collect())
     }
 
@@ -147,10 +115,7 @@ impl Backend for WachtBackend {
         let mut form = multipart::Form::new()
             .text("slug", app.slug.clone())
             .text("name", app.name.clone())
-            .text(
-                "allow_dynamic_client_registration",
-                app.allow_dynamic_client_registration.to_string(),
-            );
+            .text("allow_dynamic_client_registration", app.allow_dynamic_client_registration.to_string());
         if let Some(description) = &app.description {
             form = form.text("description", description.clone());
         }
@@ -159,10 +124,9 @@ impl Backend for WachtBackend {
         }
         if !app.scopes.is_empty() {
             let names: Vec<&str> = app.scopes.iter().map(|s| s.name.as_str()).collect();
-            form = form.text("supported_scopes", names.join(",")).text(
-                "scope_definitions",
-                scope_definitions(&app.scopes).to_string(),
-            );
+            form = form
+                .text("supported_scopes", names.join(","))
+                .text("scope_definitions", scope_definitions(&app.scopes).to_string());
         }
         if let Some(logo) = &app.logo {
             let part = multipart::Part::bytes(logo.bytes.clone())
@@ -187,10 +151,7 @@ impl Backend for WachtBackend {
         let fields = [
             ("name", update.name.clone().map(Value::from)),
             ("description", update.description.clone().map(Value::from)),
-            (
-                "allow_dynamic_client_registration",
-                update.allow_dynamic_client_registration.map(Value::from),
-            ),
+            ("allow_dynamic_client_registration", update.allow_dynamic_client_registration.map(Value::from)),
             ("is_active", update.active.map(Value::from)),
         ];
         for (key, value) in fields {
@@ -202,34 +163,20 @@ impl Backend for WachtBackend {
     }
 
     async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus> {
-        self.call(Method::POST, self.app_url(app, &["verify-domain"]), None)
-            .await
+        self.call(Method::POST, self.app_url(app, &["verify-domain"]), None).await
     }
 
-    async fn update_scope(
-        &self,
-        app: &AppKey,
-        scope: &str,
-        display_name: &str,
-        description: &str,
-    ) -> Result<App> {
+    async fn update_scope(&self, app: &AppKey, scope: &str, display_name: &str, description: &str) -> Result<App> {
         let body = json!({"display_name": display_name, "description": description});
-        self.call_app(app, Method::PATCH, &["scopes", scope], Some(&body))
-            .await
+        self.call_app(app, Method::PATCH, &["scopes", scope], Some(&body)).await
     }
 
     async fn set_scope_archived(&self, app: &AppKey, scope: &str, archived: bool) -> Result<App> {
         let action = if archived { "archive" } else { "unarchive" };
-        self.call_app(app, Method::POST, &["scopes", scope, action], None)
-            .await
+        self.call_app(app, Method::POST, &["scopes", scope, action], None).await
     }
 
-    async fn set_scope_mapping(
-        &self,
-        app: &AppKey,
-        scope: &str,
-        mapping: &ScopeMapping,
-    ) -> Result<App> {
+    async fn set_scope_mapping(&self, app: &AppKey, scope: &str, mapping: &ScopeMapping) -> Result<App> {
         let body = match mapping {
             ScopeMapping::Personal => json!({"category": "personal"}),
             ScopeMapping::Organization(p) => {
@@ -239,53 +186,25 @@ impl Backend for WachtBackend {
                 json!({"category": "workspace", "workspace_permission": p})
             }
         };
-        self.call_app(
-            app,
-            Method::POST,
-            &["scopes", scope, "mapping"],
-            Some(&body),
-        )
-        .await
+        self.call_app(app, Method::POST, &["scopes", scope, "mapping"], Some(&body)).await
     }
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>> {
-        let list: ClientList = self
-            .call(Method::GET, self.app_url(app, &["clients"]), None)
-            .await?;
+        let list: ClientList = self.call(Method::GET, self.app_url(app, &["clients"]), None).await?;
         Ok(list.clients.into_iter().map(|c| c.split().0).collect())
     }
 
-    async fn create_client(
-        &self,
-        app: &AppKey,
-        settings: &ClientSettings,
-    ) -> Result<(Client, Credentials)> {
+    async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let body = create_body(settings);
-        let wire: WireClient = self
-            .call(Method::POST, self.app_url(app, &["clients"]), Some(&body))
-            .await?;
+        let wire: WireClient = self.call(Method::POST, self.app_url(app, &["clients"]), Some(&body)).await?;
         let (client, secret) = wire.split();
-        let credentials = Credentials {
-            client_id: client.client_id.clone(),
-            client_secret: secret,
-        };
+        let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
     }
 
-    async fn update_client(
-        &self,
-        app: &AppKey,
-        id: &str,
-        settings: &ClientSettings,
-    ) -> Result<Client> {
+    async fn update_client(&self, app: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
         let body = update_body(settings);
-        let wire: WireClient = self
-            .call(
-                Method::PATCH,
-                self.app_url(app, &["clients", id]),
-                Some(&body),
-            )
-            .await?;
+        let wire: WireClient = self.call(Method::PATCH, self.app_url(app, &["clients", id]), Some(&body)).await?;
         Ok(wire.split().0)
     }
 
@@ -295,24 +214,13 @@ impl Backend for WachtBackend {
     }
 
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
-        let rotated: Rotated = self
-            .call(
-                Method::POST,
-                self.app_url(app, &["clients", id, "rotate-secret"]),
-                None,
-            )
-            .await?;
+        let rotated: Rotated =
+            self.call(Method::POST, self.app_url(app, &["clients", id, "rotate-secret"]), None).await?;
         Ok(SecretString::new(rotated.client_secret))
     }
 
     async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>> {
-        let list: GrantList = self
-            .call(
-                Method::GET,
-                self.app_url(app, &["clients", client, "grants"]),
-                None,
-            )
-            .await?;
+        let list: GrantList = self.call(Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
         Ok(list.grants.into_iter().map(Grant::from).collect())
     }
 
@@ -383,18 +291,15 @@ fn scope_definitions(scopes: &[Scope]) -> Value {
 }
 
 async fn parse<T: DeserializeOwned>(response: Response) -> Result<T> {
-    let value: Value = response.json().await.map_err(|e| Error::Transient {
-        message: format!("unreadable response: {}", describe(&e)),
-    })?;
+    let value: Value = response
+        .json()
+        .await
+        .map_err(|e| Error::Transient { message: format!("unreadable response: {}", describe(&e)) })?;
     let value = match value {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("data") => {
-            map.remove("data").unwrap_or_default()
-        }
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("data") => map.remove("data").unwrap_or_default(),
         other => other,
     };
-    serde_json::from_value(value).map_err(|e| Error::Transient {
-        message: format!("unexpected response shape: {e}"),
-    })
+    serde_json::from_value(value).map_err(|e| Error::Transient { message: format!("unexpected response shape: {e}") })
 }
 
 async fn error_from(response: Response) -> Error {
@@ -407,25 +312,16 @@ async fn error_from(response: Response) -> Error {
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ErrorBody>(&text)
         .ok()
-        .map(|b| {
-            b.errors
-                .into_iter()
-                .map(|e| e.message)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        .map(|b| b.errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; "))
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| text.chars().take(200).collect());
-    let wait = header_wait
-        .or_else(|| retry_after_in(&message))
-        .map(Duration::from_secs);
+    let wait = header_wait.or_else(|| retry_after_in(&message)).map(Duration::from_secs);
     Error::from_status(status, message, wait)
 }
 
 /// The N of "Retry after N seconds".
 fn retry_after_in(message: &str) -> Option<u64> {
-    let rest =
-        &message[message.to_ascii_lowercase().find("retry after ")? + "retry after ".len()..];
+    let rest = &message[message.to_ascii_lowercase().find("retry after ")? + "retry after ".len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
 
@@ -442,9 +338,7 @@ fn describe(e: &reqwest::Error) -> String {
         Some(url) => format!(
             "{kind}: {} {}",
             url.path(),
-            std::error::Error::source(e)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
+            std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default()
         ),
         None => format!("{kind}: {e}"),
     }
@@ -518,21 +412,11 @@ impl From<WireScope> for Scope {
     fn from(w: WireScope) -> Self {
         let mapping = match w.category.as_str() {
             "personal" => Some(ScopeMapping::Personal),
-            "organization" => Some(ScopeMapping::Organization(
-                w.organization_permission.unwrap_or_default(),
-            )),
-            "workspace" => Some(ScopeMapping::Workspace(
-                w.workspace_permission.unwrap_or_default(),
-            )),
+            "organization" => Some(ScopeMapping::Organization(w.organization_permission.unwrap_or_default())),
+            "workspace" => Some(ScopeMapping::Workspace(w.workspace_permission.unwrap_or_default())),
             _ => None,
         };
-        Scope {
-            name: w.scope,
-            display_name: w.display_name,
-            description: w.description,
-            archived: w.archived,
-            mapping,
-        }
+        Scope { name: w.scope, display_name: w.display_name, description: w.description, archived: w.archived, mapping }
     }
 }
 
@@ -554,12 +438,7 @@ struct WireClient {
 
 impl WireClient {
     fn split(self) -> (Client, Option<SecretString>) {
-        let client = Client {
-            id: self.id,
-            client_id: self.client_id,
-            settings: self.settings,
-            active: self.is_active,
-        };
+        let client = Client { id: self.id, client_id: self.client_id, settings: self.settings, active: self.is_active };
         (client, self.client_secret.map(SecretString::new))
     }
 }
@@ -585,12 +464,7 @@ struct WireGrant {
 
 impl From<WireGrant> for Grant {
     fn from(w: WireGrant) -> Self {
-        Grant {
-            id: w.id,
-            scopes: w.scopes,
-            resource: w.resource,
-            status: w.status,
-        }
+        Grant { id: w.id, scopes: w.scopes, resource: w.resource, status: w.status }
     }
 }
 
@@ -611,15 +485,10 @@ mod tests {
 
     #[test]
     fn paths_follow_both_layouts() {
-        let key = AppKey {
-            deployment: None,
-            slug: "mcp-auth".into(),
-        };
+        let key = AppKey { deployment: None, slug: "mcp-auth".into() };
         let scoped = backend("https://api.example.com", Some("dep_1"));
         assert_eq!(
-            scoped
-                .app_url(&key, &["scopes", "mcp:invoke", "archive"])
-                .as_str(),
+            scoped.app_url(&key, &["scopes", "mcp:invoke", "archive"]).as_str(),
             "https://api.example.com/deployments/dep_1/oauth/apps/mcp-auth/scopes/mcp:invoke/archive"
         );
         let keyed = backend("https://api.example.com/", None);
@@ -627,14 +496,8 @@ mod tests {
             keyed.app_url(&key, &["clients", "42"]).as_str(),
             "https://api.example.com/oauth/apps/mcp-auth/clients/42"
         );
-        let own = AppKey {
-            deployment: Some("dep_2".into()),
-            slug: "a b".into(),
-        };
-        assert_eq!(
-            keyed.app_url(&own, &[]).as_str(),
-            "https://api.example.com/deployments/dep_2/oauth/apps/a%20b"
-        );
+        let own = AppKey { deployment: Some("dep_2".into()), slug: "a b".into() };
+        assert_eq!(keyed.app_url(&own, &[]).as_str(), "https://api.example.com/deployments/dep_2/oauth/apps/a%20b");
     }
 
     #[test]
@@ -656,10 +519,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_from_the_message() {
-        assert_eq!(
-            retry_after_in("Rate limit exceeded. Retry after 12 seconds"),
-            Some(12)
-        );
+        assert_eq!(retry_after_in("Rate limit exceeded. Retry after 12 seconds"), Some(12));
         assert_eq!(retry_after_in("Rate limit exceeded."), None);
     }
 }

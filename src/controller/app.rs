@@ -46,10 +46,7 @@ pub async fn run(
         .await;
 }
 
-async fn reconcile(
-    guard: Arc<DeserializeGuard<OAuthApp>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+async fn reconcile(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => obj,
         Err(invalid) => {
@@ -67,19 +64,15 @@ async fn reconcile(
                 invalid.error.clone(),
                 meta.generation,
             );
-            let patch = serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});
-            api.patch_status(
-                meta.name.as_deref().unwrap_or_default(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(Error::kube("write status"))?;
+            let patch =
+                serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});
+            api.patch_status(meta.name.as_deref().unwrap_or_default(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::kube("write status"))?;
             return Ok(Action::await_change());
         }
     };
-    let api: Api<OAuthApp> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let current = obj.status.clone();
     let mut status = current.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &mut status).await;
@@ -94,32 +87,18 @@ async fn reconcile(
             "backend app matches the spec".into(),
             generation,
         ),
-        Err(e) => conditions::set(
-            &status.conditions,
-            conditions::READY,
-            false,
-            e.reason(),
-            e.message(),
-            generation,
-        ),
+        Err(e) => conditions::set(&status.conditions, conditions::READY, false, e.reason(), e.message(), generation),
     };
     if let Err(e) = &result {
-        let previous = current
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
+        let previous = current.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
         if previous.is_none_or(|c| c.reason != e.reason()) {
-            ctx.event(obj, EventType::Warning, e.reason(), e.message())
-                .await;
+            ctx.event(obj, EventType::Warning, e.reason(), e.message()).await;
         }
     }
     write_status(&api, obj, current.as_ref(), &status).await?;
     let recheck = result?;
     let settled = ctx.settled(&key_of(obj));
-    Ok(if recheck {
-        Action::requeue(DOMAIN_RECHECK)
-    } else {
-        settled
-    })
+    Ok(if recheck { Action::requeue(DOMAIN_RECHECK.min(ctx.resync)) } else { settled })
 }
 
 fn error_policy(guard: Arc<DeserializeGuard<OAuthApp>>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -133,67 +112,35 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
     obj.validate()?;
     let spec = &obj.spec;
     let (backend_name, backend) = ctx.backend(spec.backend.as_deref())?;
-    let key = AppKey {
-        deployment: spec.deployment_id.clone(),
-        slug: spec.slug.clone(),
-    };
-    let existing = backend
-        .list_apps(spec.deployment_id.as_deref())
-        .await
-        .map_err(Error::backend("list apps"))?;
+    let key = AppKey { deployment: spec.deployment_id.clone(), slug: spec.slug.clone() };
+    let existing = backend.list_apps(spec.deployment_id.as_deref()).await.map_err(Error::backend("list apps"))?;
     let mut app = match existing.into_iter().find(|a| a.slug == spec.slug) {
         Some(app) => app,
         None => {
             let mut new = desired::new_app(spec);
             new.logo = logo(obj, ctx).await?;
-            let app = backend
-                .create_app(spec.deployment_id.as_deref(), &new)
-                .await
-                .map_err(Error::backend("create app"))?;
-            ctx.event(
-                obj,
-                EventType::Normal,
-                "Created",
-                format!("created backend app {}", app.slug),
-            )
-            .await;
+            let app =
+                backend.create_app(spec.deployment_id.as_deref(), &new).await.map_err(Error::backend("create app"))?;
+            ctx.event(obj, EventType::Normal, "Created", format!("created backend app {}", app.slug)).await;
             app
         }
     };
     status.app_id = Some(app.id.clone());
 
     if let Some(update) = desired::app_update(spec, &app) {
-        app = backend
-            .update_app(&key, &update)
-            .await
-            .map_err(Error::backend("update app"))?;
-        ctx.event(
-            obj,
-            EventType::Normal,
-            "Updated",
-            "backend app updated to the spec".into(),
-        )
-        .await;
+        app = backend.update_app(&key, &update).await.map_err(Error::backend("update app"))?;
+        ctx.event(obj, EventType::Normal, "Updated", "backend app updated to the spec".into()).await;
     }
     sync_scopes(spec, &key, backend.as_ref(), app).await?;
 
     let recheck = match (&spec.fqdn, spec.verify_domain) {
         (Some(_), true) => {
-            let domain = backend
-                .verify_domain(&key)
-                .await
-                .map_err(Error::backend("verify domain"))?;
+            let domain = backend.verify_domain(&key).await.map_err(Error::backend("verify domain"))?;
             status.cname_target = Some(domain.cname_target.clone());
             let (why, message) = if domain.verified {
                 (reason::VERIFIED, format!("{} is verified", domain.domain))
             } else {
-                (
-                    reason::PENDING,
-                    format!(
-                        "create a CNAME record from {} to {}",
-                        domain.domain, domain.cname_target
-                    ),
-                )
+                (reason::PENDING, format!("create a CNAME record from {} to {}", domain.domain, domain.cname_target))
             };
             status.conditions = conditions::set(
                 &status.conditions,
@@ -207,20 +154,15 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
         }
         _ => {
             status.cname_target = None;
-            status
-                .conditions
-                .retain(|c| c.type_ != conditions::DOMAIN_VERIFIED);
+            status.conditions.retain(|c| c.type_ != conditions::DOMAIN_VERIFIED);
             false
         }
     };
 
     let unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key).await?;
     if unmanaged > 0 && status.unmanaged_clients != Some(unmanaged) {
-        let note = format!(
-            "{unmanaged} active client(s) of this app in the backend belong to no OAuthClient"
-        );
-        ctx.event(obj, EventType::Warning, "UnmanagedClients", note)
-            .await;
+        let note = format!("{unmanaged} active client(s) of this app in the backend belong to no OAuthClient");
+        ctx.event(obj, EventType::Warning, "UnmanagedClients", note).await;
     }
     status.unmanaged_clients = Some(unmanaged);
     Ok(recheck)
@@ -228,12 +170,7 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
 
 /// Archives, unarchives and maps scopes one by one where the app still differs. A mapping
 /// that is set differently in the backend is refused: the backend cannot change it.
-async fn sync_scopes(
-    spec: &OAuthAppSpec,
-    key: &AppKey,
-    backend: &dyn Backend,
-    mut app: App,
-) -> Result<(), Error> {
+async fn sync_scopes(spec: &OAuthAppSpec, key: &AppKey, backend: &dyn Backend, mut app: App) -> Result<(), Error> {
     for wanted in desired::scopes(spec) {
         let Some(have) = app.scopes.iter().find(|s| s.name == wanted.name).cloned() else {
             continue;
@@ -281,21 +218,12 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
     let Some(source) = &obj.spec.logo else {
         return Ok(None);
     };
-    let maps: Api<ConfigMap> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let r = &source.config_map_key_ref;
-    let map = maps
-        .get_opt(&r.name)
-        .await
-        .map_err(Error::kube("read the logo ConfigMap"))?;
+    let map = maps.get_opt(&r.name).await.map_err(Error::kube("read the logo ConfigMap"))?;
     let bytes = map.and_then(|m| {
-        let binary = m
-            .binary_data
-            .and_then(|d| d.get(&r.key).map(|b| b.0.clone()));
-        binary.or_else(|| {
-            m.data
-                .and_then(|d| d.get(&r.key).map(|t| t.clone().into_bytes()))
-        })
+        let binary = m.binary_data.and_then(|d| d.get(&r.key).map(|b| b.0.clone()));
+        binary.or_else(|| m.data.and_then(|d| d.get(&r.key).map(|t| t.clone().into_bytes())))
     });
     let Some(bytes) = bytes else {
         return Err(Error::Waiting(super::Waiting {
@@ -303,11 +231,7 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
             message: format!("spec.logo: ConfigMap {} has no key {}", r.name, r.key),
         }));
     };
-    Ok(Some(Logo {
-        bytes,
-        content_type: source.content_type.clone(),
-        filename: r.key.clone(),
-    }))
+    Ok(Some(Logo { bytes, content_type: source.content_type.clone(), filename: r.key.clone() }))
 }
 
 /// Active backend clients of the app that no OAuthClient records as its own.
@@ -331,13 +255,6 @@ async fn unmanaged_clients(
         })
         .filter_map(|c| c.status.and_then(|s| s.backend_id))
         .collect();
-    let list = ctx
-        .lists
-        .get(name, backend, key, false)
-        .await
-        .map_err(Error::backend("list clients"))?;
-    Ok(list
-        .iter()
-        .filter(|c| c.active && !owned.contains(&c.id))
-        .count() as u32)
+    let list = ctx.lists.get(name, backend, key, false).await.map_err(Error::backend("list clients"))?;
+    Ok(list.iter().filter(|c| c.active && !owned.contains(&c.id)).count() as u32)
 }

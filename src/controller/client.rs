@@ -27,10 +27,7 @@ use super::{
     write_status,
 };
 use crate::{
-    api::{
-        DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION,
-        Validate,
-    },
+    api::{DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate},
     backend::{self, AppKey, Backend, Client},
 };
 
@@ -46,11 +43,7 @@ pub async fn run(
 ) {
     let owned = watcher(
         secrets,
-        watcher::Config::default().labels(&format!(
-            "{}={}",
-            secret::MANAGED_BY.0,
-            secret::MANAGED_BY.1
-        )),
+        watcher::Config::default().labels(&format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1)),
     )
     .touched_objects();
     let controller = Controller::new(clients, wc.clone())
@@ -66,13 +59,7 @@ pub async fn run(
                 .into_iter()
                 .filter(|guard| {
                     guard.0.as_ref().is_ok_and(|c| {
-                        let ns = c
-                            .spec
-                            .app_ref
-                            .namespace
-                            .clone()
-                            .or_else(|| c.namespace())
-                            .unwrap_or_default();
+                        let ns = c.spec.app_ref.namespace.clone().or_else(|| c.namespace()).unwrap_or_default();
                         c.spec.app_ref.name == name && ns == namespace
                     })
                 })
@@ -89,16 +76,12 @@ pub async fn run(
         .await;
 }
 
-async fn reconcile(
-    guard: Arc<DeserializeGuard<OAuthClient>>,
-    ctx: Arc<Context>,
-) -> Result<Action, Error> {
+async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => Arc::new(obj.clone()),
         Err(invalid) => return report_undecodable(&ctx, invalid).await,
     };
-    let api: Api<OAuthClient> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(obj) => apply(&api, &obj, &ctx).await,
@@ -106,26 +89,20 @@ async fn reconcile(
         }
     })
     .await;
-    result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        kube::runtime::finalizer::Error::AddFinalizer(e)
-        | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube {
-            op: "update finalizer",
-            source: e,
-        },
-        other => Error::Waiting(Waiting {
-            reason: reason::KUBERNETES_ERROR,
-            message: other.to_string(),
-        }),
-    })
+    use kube::runtime::finalizer::Error as FinalizerError;
+    match result {
+        Ok(action) => Ok(action),
+        Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
+        // Deleted meanwhile: a pass on a stale copy found nothing left to release.
+        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => Ok(Action::await_change()),
+        Err(FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e)) => {
+            Err(Error::Kube { op: "update finalizer", source: e })
+        }
+        Err(other) => Err(Error::Waiting(Waiting { reason: reason::KUBERNETES_ERROR, message: other.to_string() })),
+    }
 }
 
-fn error_policy(
-    guard: Arc<DeserializeGuard<OAuthClient>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = guard.0.as_ref().map(key_of).unwrap_or_default();
     tracing::info!(object = %key, error = %err, kind = err.label(), "oauthclient not reconciled");
     error_action(err, &ctx, &key)
@@ -136,15 +113,10 @@ async fn report_undecodable(
     ctx: &Context,
     invalid: &kube::core::error_boundary::InvalidObject,
 ) -> Result<Action, Error> {
-    let (name, namespace) = (
-        invalid.metadata.name.clone().unwrap_or_default(),
-        invalid.metadata.namespace.clone().unwrap_or_default(),
-    );
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &namespace,
-        &ApiResource::erase::<OAuthClient>(&()),
-    );
+    let (name, namespace) =
+        (invalid.metadata.name.clone().unwrap_or_default(), invalid.metadata.namespace.clone().unwrap_or_default());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &ApiResource::erase::<OAuthClient>(&()));
     let conditions = conditions::set(
         &[],
         conditions::READY,
@@ -153,7 +125,8 @@ async fn report_undecodable(
         invalid.error.clone(),
         invalid.metadata.generation,
     );
-    let patch = serde_json::json!({"status": {"observedGeneration": invalid.metadata.generation, "conditions": conditions}});
+    let patch =
+        serde_json::json!({"status": {"observedGeneration": invalid.metadata.generation, "conditions": conditions}});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(Error::kube("write status"))?;
@@ -176,22 +149,12 @@ async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Resu
             message.clone(),
             generation,
         ),
-        Err(e) => conditions::set(
-            &status.conditions,
-            conditions::READY,
-            false,
-            e.reason(),
-            e.message(),
-            generation,
-        ),
+        Err(e) => conditions::set(&status.conditions, conditions::READY, false, e.reason(), e.message(), generation),
     };
     if let Err(e) = &result {
-        let previous = current
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
+        let previous = current.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
         if previous.is_none_or(|c| c.reason != e.reason()) {
-            ctx.event(obj, EventType::Warning, e.reason(), e.message())
-                .await;
+            ctx.event(obj, EventType::Warning, e.reason(), e.message()).await;
         }
     }
     write_status(api, obj, current.as_ref(), &status).await?;
@@ -207,30 +170,17 @@ struct Target {
 
 async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
     let own_ns = obj.namespace().unwrap_or_default();
-    let app_ns = obj
-        .spec
-        .app_ref
-        .namespace
-        .clone()
-        .unwrap_or_else(|| own_ns.clone());
+    let app_ns = obj.spec.app_ref.namespace.clone().unwrap_or_else(|| own_ns.clone());
     let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
     let app_name = &obj.spec.app_ref.name;
-    let Some(app) = apps
-        .get_opt(app_name)
-        .await
-        .map_err(Error::kube("read the OAuthApp"))?
-    else {
+    let Some(app) = apps.get_opt(app_name).await.map_err(Error::kube("read the OAuthApp"))? else {
         return Err(Error::Waiting(Waiting {
             reason: reason::APP_NOT_FOUND,
             message: format!("OAuthApp {app_ns}/{app_name} does not exist"),
         }));
     };
     if app_ns != own_ns {
-        let allowed = app
-            .spec
-            .client_namespaces
-            .as_ref()
-            .is_some_and(|n| n.all || n.names.contains(&own_ns));
+        let allowed = app.spec.client_namespaces.as_ref().is_some_and(|n| n.all || n.names.contains(&own_ns));
         if !allowed {
             return Err(Error::Waiting(Waiting {
                 reason: reason::NAMESPACE_NOT_ALLOWED,
@@ -248,31 +198,17 @@ async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
         }));
     }
     let (name, backend) = ctx.backend(app.spec.backend.as_deref())?;
-    let key = AppKey {
-        deployment: app.spec.deployment_id.clone(),
-        slug: app.spec.slug.clone(),
-    };
-    Ok(Target {
-        name,
-        backend,
-        app: key,
-    })
+    let key = AppKey { deployment: app.spec.deployment_id.clone(), slug: app.spec.slug.clone() };
+    Ok(Target { name, backend, app: key })
 }
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
-async fn sync(
-    obj: &OAuthClient,
-    ctx: &Context,
-    status: &mut OAuthClientStatus,
-) -> Result<String, Error> {
+async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let found = secret::inspect(&secrets, obj)
-        .await
-        .map_err(Error::kube("read the Secret"))?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let found = secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?;
     let secret_backend_id = match &found {
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
         Found::Missing => None,
@@ -294,11 +230,8 @@ async fn sync(
                 return Ok("inactive: no client in the backend".into());
             }
             let recreated = gone_or_inactive.is_some();
-            let (client, creds) = t
-                .backend
-                .create_client(&t.app, &wanted)
-                .await
-                .map_err(Error::backend("create client"))?;
+            let (client, creds) =
+                t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
             ctx.lists.put(&t.name, &t.app, client.clone());
             let write = secret::Credentials {
                 client_id: &creds.client_id,
@@ -306,9 +239,7 @@ async fn sync(
                 backend_id: &client.id,
                 rotate_request: rotate_request.as_deref(),
             };
-            secret::write(&secrets, obj, &write)
-                .await
-                .map_err(Error::kube("write the Secret"))?;
+            secret::write(&secrets, obj, &write).await.map_err(Error::kube("write the Secret"))?;
             status.backend_id = Some(client.id.clone());
             status.client_id = Some(client.client_id.clone());
             status.last_rotated_at = Some(now());
@@ -322,10 +253,7 @@ async fn sync(
                     ),
                 )
             } else {
-                (
-                    "Created",
-                    format!("created backend client {}", client.client_id),
-                )
+                ("Created", format!("created backend client {}", client.client_id))
             };
             ctx.event(obj, EventType::Normal, reason, note).await;
             return Ok("credentials written".into());
@@ -348,62 +276,36 @@ async fn sync(
         return Ok("inactive in the backend".into());
     }
     if !desired::client_matches(&wanted, &current.settings) {
-        let updated = t
-            .backend
-            .update_client(&t.app, &current.id, &wanted)
-            .await
-            .map_err(Error::backend("update client"))?;
+        let updated =
+            t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated);
-        ctx.event(
-            obj,
-            EventType::Normal,
-            "Updated",
-            "backend client updated to the spec".into(),
-        )
-        .await;
+        ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
 
-    let pending_request = rotate_request
-        .as_ref()
-        .filter(|r| status.last_handled_rotate_request.as_ref() != Some(*r));
+    let pending_request = rotate_request.as_ref().filter(|r| status.last_handled_rotate_request.as_ref() != Some(*r));
     let already_answered = matches!(&found, Found::Intact { rotate_request: done, .. } if done.is_some() && done.as_ref() == pending_request);
     let damaged = !matches!(found, Found::Intact { .. });
     if (pending_request.is_some() && !already_answered) || damaged {
         let secret = if obj.spec.client_auth_method.has_secret() {
-            Some(
-                t.backend
-                    .rotate_secret(&t.app, &current.id)
-                    .await
-                    .map_err(Error::backend("rotate secret"))?,
-            )
+            Some(t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?)
         } else {
             None
         };
-        let answered = pending_request
-            .cloned()
-            .or_else(|| status.last_handled_rotate_request.clone());
+        let answered = pending_request.cloned().or_else(|| status.last_handled_rotate_request.clone());
         let write = secret::Credentials {
             client_id: &current.client_id,
             client_secret: secret.as_ref(),
             backend_id: &current.id,
             rotate_request: answered.as_deref(),
         };
-        secret::write(&secrets, obj, &write)
-            .await
-            .map_err(Error::kube("write the Secret"))?;
+        secret::write(&secrets, obj, &write).await.map_err(Error::kube("write the Secret"))?;
         if secret.is_some() {
             status.last_rotated_at = Some(now());
         }
         let (reason, note) = if damaged {
-            (
-                "SecretRegenerated",
-                "the Secret was missing or edited; rotated the secret and wrote it again",
-            )
+            ("SecretRegenerated", "the Secret was missing or edited; rotated the secret and wrote it again")
         } else {
-            (
-                "Rotated",
-                "rotated the client secret as the rotate annotation asked",
-            )
+            ("Rotated", "rotated the client secret as the rotate annotation asked")
         };
         ctx.event(obj, EventType::Normal, reason, note.into()).await;
     }
@@ -416,11 +318,8 @@ async fn sync(
 /// The backend client with this id, listing again once if the shared copy lacks it.
 async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
     for fresh in [false, true] {
-        let list = ctx
-            .lists
-            .get(&t.name, t.backend.as_ref(), &t.app, fresh)
-            .await
-            .map_err(Error::backend("list clients"))?;
+        let list =
+            ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, fresh).await.map_err(Error::backend("list clients"))?;
         if let Some(client) = list.iter().find(|c| c.id == id) {
             return Ok(Some(client.clone()));
         }
@@ -443,19 +342,11 @@ async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<(), Error> {
 }
 
 /// The finalizer: runs the deletion policy, removes the Secret, then lets go.
-async fn cleanup(
-    api: &Api<OAuthClient>,
-    obj: &OAuthClient,
-    ctx: &Context,
-) -> Result<Action, Error> {
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     if obj.spec.deletion_policy == DeletionPolicy::Delete {
         let result = async {
-            let id = match secret::inspect(&secrets, obj)
-                .await
-                .map_err(Error::kube("read the Secret"))?
-            {
+            let id = match secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))? {
                 Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
                 Found::Missing => None,
             }
@@ -487,10 +378,7 @@ async fn cleanup(
             return Err(e);
         }
     }
-    match secrets
-        .delete(&desired::secret_name(obj), &DeleteParams::default())
-        .await
-    {
+    match secrets.delete(&desired::secret_name(obj), &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(Error::kube("delete the Secret")(e)),

@@ -53,11 +53,7 @@ pub fn set(
         observed_generation: generation,
         last_transition_time,
     };
-    let mut out: Vec<Condition> = conditions
-        .iter()
-        .filter(|c| c.type_ != type_)
-        .cloned()
-        .collect();
+    let mut out: Vec<Condition> = conditions.iter().filter(|c| c.type_ != type_).cloned().collect();
     out.push(condition);
     out.sort_by(|a, b| a.type_.cmp(&b.type_));
     out
@@ -70,37 +66,13 @@ mod tests {
     #[test]
     fn transition_time_moves_only_with_the_status() {
         let first = set(&[], READY, true, reason::RECONCILED, "ok".into(), Some(1));
-        let again = set(
-            &first,
-            READY,
-            true,
-            reason::RECONCILED,
-            "ok".into(),
-            Some(2),
-        );
+        let again = set(&first, READY, true, reason::RECONCILED, "ok".into(), Some(2));
         assert_eq!(first[0].last_transition_time, again[0].last_transition_time);
         assert_eq!(again[0].observed_generation, Some(2));
-        let failed = set(
-            &again,
-            READY,
-            false,
-            reason::INVALID_SPEC,
-            "bad".into(),
-            Some(2),
-        );
+        let failed = set(&again, READY, false, reason::INVALID_SPEC, "bad".into(), Some(2));
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].status, "False");
-        let both = set(
-            &failed,
-            DOMAIN_VERIFIED,
-            false,
-            reason::PENDING,
-            String::new(),
-            Some(2),
-        );
-        assert_eq!(
-            both.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
-            [DOMAIN_VERIFIED, READY]
-        );
+        let both = set(&failed, DOMAIN_VERIFIED, false, reason::PENDING, String::new(), Some(2));
+        assert_eq!(both.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), [DOMAIN_VERIFIED, READY]);
     }
 }

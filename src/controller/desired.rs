@@ -14,19 +14,14 @@ pub fn scopes(spec: &OAuthAppSpec) -> Vec<Scope> {
         .map(|s| Scope {
             name: s.name.clone(),
             display_name: s.display_name.clone().unwrap_or_else(|| s.name.clone()),
-            description: s
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("Allows {} access", s.name)),
+            description: s.description.clone().unwrap_or_else(|| format!("Allows {} access", s.name)),
             archived: s.archived,
             mapping: s.mapping.as_ref().map(|m| match m.category {
                 ScopeCategory::Personal => ScopeMapping::Personal,
-                ScopeCategory::Organization => ScopeMapping::Organization(
-                    m.organization_permission.clone().unwrap_or_default(),
-                ),
-                ScopeCategory::Workspace => {
-                    ScopeMapping::Workspace(m.workspace_permission.clone().unwrap_or_default())
+                ScopeCategory::Organization => {
+                    ScopeMapping::Organization(m.organization_permission.clone().unwrap_or_default())
                 }
+                ScopeCategory::Workspace => ScopeMapping::Workspace(m.workspace_permission.clone().unwrap_or_default()),
             }),
         })
         .collect()
@@ -86,10 +81,7 @@ pub fn client_settings(spec: &OAuthClientSpec) -> ClientSettings {
         post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
         token_endpoint_auth_signing_alg: spec.token_endpoint_auth_signing_alg.as_ref().map(wire),
         jwks_uri: spec.jwks_uri.clone(),
-        jwks: spec
-            .jwks
-            .as_ref()
-            .map(|j| serde_json::to_value(j).expect("JWKS serializes")),
+        jwks: spec.jwks.as_ref().map(|j| serde_json::to_value(j).expect("JWKS serializes")),
         public_key_pem: spec.public_key_pem.clone(),
         client_name: spec.client_name.clone(),
         client_uri: spec.client_uri.clone(),
@@ -119,43 +111,21 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
 pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool {
     let mut normalized = wanted.clone();
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
-    normalized.access_token_ttl_seconds = wanted
-        .access_token_ttl_seconds
-        .or(current.access_token_ttl_seconds);
-    normalized.access_token_format = wanted
-        .access_token_format
-        .clone()
-        .or(current.access_token_format.clone());
-    normalized.id_token_signing_alg = wanted
-        .id_token_signing_alg
-        .clone()
-        .or(current.id_token_signing_alg.clone());
+    normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
+    normalized.access_token_format = wanted.access_token_format.clone().or(current.access_token_format.clone());
+    normalized.id_token_signing_alg = wanted.id_token_signing_alg.clone().or(current.id_token_signing_alg.clone());
     &normalized == current
 }
 
 /// The Secret the credentials go to: `spec.secretTemplate.name`, else `<name>-oauth-client`.
 pub fn secret_name(client: &OAuthClient) -> String {
-    let template = client
-        .spec
-        .secret_template
-        .as_ref()
-        .and_then(|t| t.name.clone());
-    template.unwrap_or_else(|| {
-        format!(
-            "{}-oauth-client",
-            client.metadata.name.as_deref().unwrap_or_default()
-        )
-    })
+    let template = client.spec.secret_template.as_ref().and_then(|t| t.name.clone());
+    template.unwrap_or_else(|| format!("{}-oauth-client", client.metadata.name.as_deref().unwrap_or_default()))
 }
 
 /// The key names in that Secret.
 pub fn secret_keys(client: &OAuthClient) -> SecretKeys {
-    client
-        .spec
-        .secret_template
-        .as_ref()
-        .and_then(|t| t.keys.clone())
-        .unwrap_or_default()
+    client.spec.secret_template.as_ref().and_then(|t| t.keys.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -167,8 +137,7 @@ mod tests {
 
     fn sample<T: serde::de::DeserializeOwned>(file: &str) -> T {
         let path = format!("{}/deploy/samples/{file}", env!("CARGO_MANIFEST_DIR"));
-        serde_yaml::from_str(&std::fs::read_to_string(path).expect("sample"))
-            .expect("sample parses")
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample parses")
     }
 
     #[test]
@@ -180,10 +149,7 @@ mod tests {
         client.spec.client_name = Some("Web".into());
         let settings = client_settings(&client.spec);
         assert_eq!(settings.client_auth_method, "client_secret_basic");
-        assert_eq!(
-            settings.grant_types,
-            ["authorization_code", "refresh_token"]
-        );
+        assert_eq!(settings.grant_types, ["authorization_code", "refresh_token"]);
         assert_eq!(settings.redirect_uris.len(), 2);
         assert_eq!(settings.access_token_ttl_seconds, Some(600));
         assert_eq!(settings.id_token_signing_alg.as_deref(), Some("RS256"));
@@ -196,13 +162,9 @@ mod tests {
     fn jwks_keep_their_rfc_member_names() {
         let mut client: OAuthClient = sample("oauthclient.yaml");
         client.spec.jwks =
-            serde_json::from_value(json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]}))
-                .expect("jwks");
+            serde_json::from_value(json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]})).expect("jwks");
         let jwks = client_settings(&client.spec).jwks.expect("jwks");
-        assert_eq!(
-            jwks,
-            json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]})
-        );
+        assert_eq!(jwks, json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]}));
     }
 
     #[test]
@@ -212,9 +174,7 @@ mod tests {
         let mut reported = wanted.clone();
         reported.access_token_ttl_seconds = Some(3600); // a backend default the spec leaves unset
         assert!(client_matches(&wanted, &reported));
-        reported
-            .redirect_uris
-            .push("https://drift.example.com/cb".into());
+        reported.redirect_uris.push("https://drift.example.com/cb".into());
         assert!(!client_matches(&wanted, &reported));
     }
 
@@ -222,10 +182,7 @@ mod tests {
     fn scopes_get_the_backend_defaults() {
         let app: OAuthApp = sample("oauthapp.yaml");
         let scopes = scopes(&app.spec);
-        assert_eq!(
-            scopes[0].mapping,
-            Some(ScopeMapping::Workspace("workspace:mcp:invoke".into()))
-        );
+        assert_eq!(scopes[0].mapping, Some(ScopeMapping::Workspace("workspace:mcp:invoke".into())));
         assert_eq!(scopes[1].display_name, "profile");
         assert_eq!(scopes[1].description, "Allows profile access");
     }
@@ -244,20 +201,13 @@ mod tests {
             allow_dynamic_client_registration: false,
             active: true,
         };
-        assert_eq!(
-            app_update(&app.spec, &backend),
-            None,
-            "steady state writes nothing"
-        );
+        assert_eq!(app_update(&app.spec, &backend), None, "steady state writes nothing");
 
         let mut renamed = app.spec.clone();
         renamed.display_name = "Renamed".into();
         let update = app_update(&renamed, &backend).expect("an update");
         assert_eq!(update.name.as_deref(), Some("Renamed"));
-        assert_eq!(
-            update.scopes[0].mapping, backend.scopes[0].mapping,
-            "mappings are resent as the backend has them"
-        );
+        assert_eq!(update.scopes[0].mapping, backend.scopes[0].mapping, "mappings are resent as the backend has them");
     }
 
     #[test]

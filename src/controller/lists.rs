@@ -23,21 +23,12 @@ pub struct ClientLists {
 
 impl ClientLists {
     pub fn new(max_age: Duration) -> Self {
-        Self {
-            max_age,
-            lists: Mutex::default(),
-        }
+        Self { max_age, lists: Mutex::default() }
     }
 
     /// The clients of `app` on backend `name`, listed again when the copy is older than the
     /// resync period (or `fresh` is asked for).
-    pub async fn get(
-        &self,
-        name: &str,
-        backend: &dyn Backend,
-        app: &AppKey,
-        fresh: bool,
-    ) -> Result<Arc<Vec<Client>>> {
+    pub async fn get(&self, name: &str, backend: &dyn Backend, app: &AppKey, fresh: bool) -> Result<Arc<Vec<Client>>> {
         let key = (name.to_string(), app.clone());
         if !fresh
             && let Some((at, list)) = self.lock().get(&key)

@@ -55,10 +55,7 @@ impl Context {
             client,
             backends,
             resync,
-            reporter: Reporter {
-                controller: MANAGER.into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
+            reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
             lists: ClientLists::new(resync),
             failures: Mutex::default(),
         }
@@ -73,21 +70,9 @@ impl Context {
     }
 
     /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
-    async fn event<K: Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
+    async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: reason.into(),
-            secondary: None,
-        };
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
         if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, reason, "could not publish an event");
         }
@@ -132,20 +117,11 @@ pub enum Error {
     Waiting(Waiting),
     /// The backend holds something the spec cannot change; retrying cannot help.
     #[error("{message}")]
-    Refused {
-        reason: &'static str,
-        message: String,
-    },
+    Refused { reason: &'static str, message: String },
     #[error("backend {op}: {source}")]
-    Backend {
-        op: &'static str,
-        source: backend::Error,
-    },
+    Backend { op: &'static str, source: backend::Error },
     #[error("kubernetes {op}: {source}")]
-    Kube {
-        op: &'static str,
-        source: kube::Error,
-    },
+    Kube { op: &'static str, source: kube::Error },
 }
 
 /// A dependency that is not there yet; the watches requeue the resource when it comes.
@@ -195,9 +171,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Backend { source, .. } if source.category() == ErrorCategory::Unauthorized => {
-                format!(
-                    "the backend rejected the operator's API key (check the backend credentials): {self}"
-                )
+                format!("the backend rejected the operator's API key (check the backend credentials): {self}")
             }
             _ => self.to_string(),
         }
@@ -208,10 +182,7 @@ impl Error {
         match self {
             Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => None,
             Error::Waiting(_) => Some(ctx.resync.min(Duration::from_secs(60))),
-            Error::Backend {
-                source: backend::Error::RateLimited { retry_after },
-                ..
-            } => Some(*retry_after),
+            Error::Backend { source: backend::Error::RateLimited { retry_after }, .. } => Some(*retry_after),
             Error::Backend { source, .. } if source.category() == ErrorCategory::Invalid => None,
             _ => Some(ctx.backoff(key)),
         }
@@ -239,12 +210,7 @@ fn error_action(err: &Error, ctx: &Context, key: &str) -> Action {
 }
 
 /// Writes `status` by server-side apply when it differs from `current`.
-async fn write_status<K, S>(
-    api: &Api<K>,
-    obj: &K,
-    current: Option<&S>,
-    status: &S,
-) -> Result<(), Error>
+async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
@@ -257,13 +223,9 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube("write status"))?;
+    api.patch_status(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::kube("write status"))?;
     Ok(())
 }
 

@@ -54,39 +54,22 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient) -> Result<Found, ku
     let backend_id = annotations.get(BACKEND_ID).cloned();
     let keys = desired::secret_keys(owner);
     let data = secret.data.clone().unwrap_or_default();
-    let value = |key: &str| {
-        data.get(key)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-    };
+    let value = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned());
     let client_id = value(&keys.client_id).unwrap_or_default();
     let client_secret = value(&keys.client_secret);
-    let intact = annotations
-        .get(CHECKSUM)
-        .is_some_and(|sum| *sum == checksum(&client_id, client_secret.as_deref()));
+    let intact = annotations.get(CHECKSUM).is_some_and(|sum| *sum == checksum(&client_id, client_secret.as_deref()));
     Ok(if intact {
-        Found::Intact {
-            backend_id,
-            rotate_request: annotations.get(ROTATE_REQUEST).cloned(),
-        }
+        Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned() }
     } else {
         Found::Damaged { backend_id }
     })
 }
 
 /// Writes the credentials Secret of `owner`, owned by it, by server-side apply.
-pub async fn write(
-    api: &Api<Secret>,
-    owner: &OAuthClient,
-    creds: &Credentials<'_>,
-) -> Result<(), kube::Error> {
+pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials<'_>) -> Result<(), kube::Error> {
     let name = desired::secret_name(owner);
     let secret = build(owner, creds);
-    api.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&secret),
-    )
-    .await?;
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
     Ok(())
 }
 
@@ -95,27 +78,15 @@ pub async fn write(
 pub fn build(owner: &OAuthClient, creds: &Credentials<'_>) -> Secret {
     let keys = desired::secret_keys(owner);
     let template = owner.spec.secret_template.clone().unwrap_or_default();
-    let mut data = BTreeMap::from([(
-        keys.client_id.clone(),
-        ByteString(creds.client_id.as_bytes().to_vec()),
-    )]);
+    let mut data = BTreeMap::from([(keys.client_id.clone(), ByteString(creds.client_id.as_bytes().to_vec()))]);
     if let Some(secret) = creds.client_secret {
-        data.insert(
-            keys.client_secret.clone(),
-            ByteString(secret.expose().as_bytes().to_vec()),
-        );
+        data.insert(keys.client_secret.clone(), ByteString(secret.expose().as_bytes().to_vec()));
     }
     let mut labels = template.labels;
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     let mut annotations = template.annotations;
     annotations.insert(BACKEND_ID.into(), creds.backend_id.into());
-    annotations.insert(
-        CHECKSUM.into(),
-        checksum(
-            creds.client_id,
-            creds.client_secret.map(SecretString::expose),
-        ),
-    );
+    annotations.insert(CHECKSUM.into(), checksum(creds.client_id, creds.client_secret.map(SecretString::expose)));
     if let Some(request) = creds.rotate_request {
         annotations.insert(ROTATE_REQUEST.into(), request.into());
     }
@@ -140,10 +111,7 @@ fn checksum(client_id: &str, client_secret: Option<&str>) -> String {
     input.push(0);
     input.extend_from_slice(client_secret.unwrap_or_default().as_bytes());
     let sum = digest::digest(&digest::SHA256, &input);
-    sum.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sum.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -185,15 +153,9 @@ mod tests {
         assert_eq!(annotations[ROTATE_REQUEST], "r1");
         assert!(!annotations[CHECKSUM].contains("oc_secret_x"));
         let owner_ref = &secret.metadata.owner_references.as_ref().expect("owner")[0];
-        assert_eq!(
-            (owner_ref.kind.as_str(), owner_ref.controller),
-            ("OAuthClient", Some(true))
-        );
+        assert_eq!((owner_ref.kind.as_str(), owner_ref.controller), ("OAuthClient", Some(true)));
         let json = serde_json::to_value(&secret).expect("json");
-        assert_eq!(
-            (json["apiVersion"].as_str(), json["kind"].as_str()),
-            (Some("v1"), Some("Secret"))
-        );
+        assert_eq!((json["apiVersion"].as_str(), json["kind"].as_str()), (Some("v1"), Some("Secret")));
     }
 
     #[test]

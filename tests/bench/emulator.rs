@@ -37,16 +37,9 @@ async fn main() {
         })
         .expect("backend"),
     );
-    let app = NewApp {
-        slug: "bench".into(),
-        name: "Bench".into(),
-        ..Default::default()
-    };
+    let app = NewApp { slug: "bench".into(), name: "Bench".into(), ..Default::default() };
     backend.create_app(None, &app).await.expect("create app");
-    let key = AppKey {
-        deployment: None,
-        slug: "bench".into(),
-    };
+    let key = AppKey { deployment: None, slug: "bench".into() };
     let settings = ClientSettings {
         client_auth_method: "client_secret_basic".into(),
         grant_types: vec!["authorization_code".into()],
@@ -59,22 +52,11 @@ async fn main() {
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (backend, key, settings, pairs) = (
-                backend.clone(),
-                key.clone(),
-                settings.clone(),
-                pairs.clone(),
-            );
+            let (backend, key, settings, pairs) = (backend.clone(), key.clone(), settings.clone(), pairs.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
-                    let (client, _) = backend
-                        .create_client(&key, &settings)
-                        .await
-                        .expect("create client");
-                    backend
-                        .rotate_secret(&key, &client.id)
-                        .await
-                        .expect("rotate");
+                    let (client, _) = backend.create_client(&key, &settings).await.expect("create client");
+                    backend.rotate_secret(&key, &client.id).await.expect("rotate");
                     pairs.fetch_add(1, Ordering::Relaxed);
                 }
             })

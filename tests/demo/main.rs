@@ -50,14 +50,9 @@ async fn main() {
     step("an invalid client is refused by the CRD's CEL rules");
     kubectl_stdin(&cp, &["apply", "-f", "-"], INVALID_CLIENT);
 
-    println!(
-        "\nThe controllers come with the reconciler work; until then resources stay unreconciled."
-    );
+    println!("\nThe controllers come with the reconciler work; until then resources stay unreconciled.");
     if keep {
-        println!(
-            "\nexport KUBECONFIG={}\nPress Ctrl-C to stop.",
-            cp.kubeconfig.display()
-        );
+        println!("\nexport KUBECONFIG={}\nPress Ctrl-C to stop.", cp.kubeconfig.display());
         tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
     }
     drop(cp);
@@ -88,11 +83,6 @@ fn kubectl_stdin(cp: &ControlPlane, args: &[&str], input: &str) {
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("run kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
     child.wait().expect("wait for kubectl");
 }

@@ -24,10 +24,7 @@ const CLIENT: &str = "oauthclient.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
-        trial(
-            "crd::both_crds_are_established_with_columns_and_names",
-            crds_established,
-        ),
+        trial("crd::both_crds_are_established_with_columns_and_names", crds_established),
         Trial::test("crd::kubectl_explain_shows_field_docs", || {
             kubectl_explain();
             Ok(())
@@ -37,36 +34,23 @@ pub fn trials() -> Vec<Trial> {
     ];
     for (name, file, patch) in valid_cases() {
         trials.push(trial(format!("crd::valid::{name}"), move |c| async move {
-            create(&c, file, &sample_with(file, name, patch))
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("{name} was rejected: {e}");
-                });
+            create(&c, file, &sample_with(file, name, patch)).await.unwrap_or_else(|e| {
+                panic!("{name} was rejected: {e}");
+            });
         }));
     }
     for (name, file, patch, expected) in invalid_cases() {
-        trials.push(trial(
-            format!("crd::invalid::{name}"),
-            move |c| async move {
-                let err = create(&c, file, &sample_with(file, name, patch)).await;
-                assert_rejected(name, err, expected);
-            },
-        ));
+        trials.push(trial(format!("crd::invalid::{name}"), move |c| async move {
+            let err = create(&c, file, &sample_with(file, name, patch)).await;
+            assert_rejected(name, err, expected);
+        }));
     }
     for (name, file, update, expected) in invalid_updates() {
-        trials.push(trial(
-            format!("crd::invalid_update::{name}"),
-            move |c| async move {
-                create(&c, file, &sample_with(file, name, json!({})))
-                    .await
-                    .expect("valid sample");
-                let err = dynamic(&c, file)
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&update))
-                    .await
-                    .map(drop);
-                assert_rejected(name, err, expected);
-            },
-        ));
+        trials.push(trial(format!("crd::invalid_update::{name}"), move |c| async move {
+            create(&c, file, &sample_with(file, name, json!({}))).await.expect("valid sample");
+            let err = dynamic(&c, file).patch(name, &PatchParams::default(), &Patch::Merge(&update)).await.map(drop);
+            assert_rejected(name, err, expected);
+        }));
     }
     trials
 }
@@ -80,11 +64,7 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
             APP,
             json!({"spec": {"fqdn": null, "verifyDomain": null, "scopes": null, "description": null}}),
         ),
-        (
-            "public-client",
-            CLIENT,
-            json!({"spec": {"clientAuthMethod": "none"}}),
-        ),
+        ("public-client", CLIENT, json!({"spec": {"clientAuthMethod": "none"}})),
         (
             "loopback-http",
             CLIENT,
@@ -100,11 +80,7 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
             CLIENT,
             json!({"spec": {"clientAuthMethod": "private_key_jwt", "jwks": {"keys": [{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256", "n": "0vx7agoebGcQSuu", "e": "AQAB"}]}}}),
         ),
-        (
-            "private-key-jwt-pem",
-            CLIENT,
-            json!({"spec": {"clientAuthMethod": "private_key_jwt", "publicKeyPem": pem}}),
-        ),
+        ("private-key-jwt-pem", CLIENT, json!({"spec": {"clientAuthMethod": "private_key_jwt", "publicKeyPem": pem}})),
         (
             "client-secret-jwt",
             CLIENT,
@@ -154,12 +130,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             json!({"spec": {"redirectUris": ["ftp://app.example.com/cb"]}}),
             &["spec.redirectUris[0]", URI_RULE],
         ),
-        (
-            "redirect-none",
-            CLIENT,
-            json!({"spec": {"redirectUris": []}}),
-            &["spec.redirectUris", "at least 1 items"],
-        ),
+        ("redirect-none", CLIENT, json!({"spec": {"redirectUris": []}}), &["spec.redirectUris", "at least 1 items"]),
         (
             "post-logout-http-remote",
             CLIENT,
@@ -170,19 +141,13 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "unknown-grant-type",
             CLIENT,
             json!({"spec": {"grantTypes": ["authorization_code", "client_credentials"]}}),
-            &[
-                "spec.grantTypes[1]",
-                "Unsupported value: \"client_credentials\"",
-            ],
+            &["spec.grantTypes[1]", "Unsupported value: \"client_credentials\""],
         ),
         (
             "grant-without-code",
             CLIENT,
             json!({"spec": {"grantTypes": ["refresh_token"]}}),
-            &[
-                "spec.grantTypes",
-                "grantTypes must include authorization_code",
-            ],
+            &["spec.grantTypes", "grantTypes must include authorization_code"],
         ),
         (
             "duplicate-grant-type",
@@ -194,19 +159,13 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "unknown-auth-method",
             CLIENT,
             json!({"spec": {"clientAuthMethod": "tls_client_auth"}}),
-            &[
-                "spec.clientAuthMethod",
-                "Unsupported value: \"tls_client_auth\"",
-            ],
+            &["spec.clientAuthMethod", "Unsupported value: \"tls_client_auth\""],
         ),
         (
             "private-key-jwt-without-keys",
             CLIENT,
             json!({"spec": {"clientAuthMethod": "private_key_jwt"}}),
-            &[
-                "spec.clientAuthMethod",
-                "needs exactly one of jwksUri, jwks or publicKeyPem",
-            ],
+            &["spec.clientAuthMethod", "needs exactly one of jwksUri, jwks or publicKeyPem"],
         ),
         (
             "private-key-jwt-two-keys",
@@ -218,10 +177,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "secret-method-with-keys",
             CLIENT,
             json!({"spec": {"jwksUri": "https://keys.example.com/jwks.json"}}),
-            &[
-                "spec.clientAuthMethod",
-                "only accepted with clientAuthMethod private_key_jwt",
-            ],
+            &["spec.clientAuthMethod", "only accepted with clientAuthMethod private_key_jwt"],
         ),
         (
             "jwks-uri-http",
@@ -245,10 +201,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "signing-alg-mismatch",
             CLIENT,
             json!({"spec": {"clientAuthMethod": "client_secret_jwt", "tokenEndpointAuthSigningAlg": "RS256"}}),
-            &[
-                "spec.tokenEndpointAuthSigningAlg",
-                "HS* algorithm with client_secret_jwt",
-            ],
+            &["spec.tokenEndpointAuthSigningAlg", "HS* algorithm with client_secret_jwt"],
         ),
         (
             "signing-alg-without-jwt",
@@ -284,10 +237,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "same-secret-keys",
             CLIENT,
             json!({"spec": {"secretTemplate": {"keys": {"clientId": "k", "clientSecret": "k"}}}}),
-            &[
-                "spec.secretTemplate.keys",
-                "clientId and clientSecret must be different keys",
-            ],
+            &["spec.secretTemplate.keys", "clientId and clientSecret must be different keys"],
         ),
         (
             "secret-name-invalid",
@@ -301,30 +251,10 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             json!({"spec": {"deletionPolicy": "Retain"}}),
             &["spec.deletionPolicy", "Unsupported value: \"Retain\""],
         ),
-        (
-            "missing-app-ref",
-            CLIENT,
-            json!({"spec": {"appRef": null}}),
-            &["spec.appRef", "Required value"],
-        ),
-        (
-            "slug-pattern",
-            APP,
-            json!({"spec": {"slug": "MCP_Auth"}}),
-            &["spec.slug", "should match"],
-        ),
-        (
-            "slug-too-long",
-            APP,
-            json!({"spec": {"slug": "a".repeat(64)}}),
-            &["spec.slug", "Too long"],
-        ),
-        (
-            "fqdn-not-a-host",
-            APP,
-            json!({"spec": {"fqdn": "https://auth.example.com"}}),
-            &["spec.fqdn", "should match"],
-        ),
+        ("missing-app-ref", CLIENT, json!({"spec": {"appRef": null}}), &["spec.appRef", "Required value"]),
+        ("slug-pattern", APP, json!({"spec": {"slug": "MCP_Auth"}}), &["spec.slug", "should match"]),
+        ("slug-too-long", APP, json!({"spec": {"slug": "a".repeat(64)}}), &["spec.slug", "Too long"]),
+        ("fqdn-not-a-host", APP, json!({"spec": {"fqdn": "https://auth.example.com"}}), &["spec.fqdn", "should match"]),
         (
             "verify-domain-without-fqdn",
             APP,
@@ -353,37 +283,25 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "mapping-personal-permission",
             APP,
             json!({"spec": {"scopes": [{"name": "me", "mapping": {"category": "personal", "workspacePermission": "w"}}]}}),
-            &[
-                "spec.scopes[0].mapping",
-                "category personal takes no permission",
-            ],
+            &["spec.scopes[0].mapping", "category personal takes no permission"],
         ),
         (
             "mapping-workspace-no-permission",
             APP,
             json!({"spec": {"scopes": [{"name": "ws", "mapping": {"category": "workspace"}}]}}),
-            &[
-                "spec.scopes[0].mapping",
-                "category workspace takes workspacePermission only",
-            ],
+            &["spec.scopes[0].mapping", "category workspace takes workspacePermission only"],
         ),
         (
             "mapping-organization-wrong-permission",
             APP,
             json!({"spec": {"scopes": [{"name": "org", "mapping": {"category": "organization", "workspacePermission": "w"}}]}}),
-            &[
-                "spec.scopes[0].mapping",
-                "category organization takes organizationPermission only",
-            ],
+            &["spec.scopes[0].mapping", "category organization takes organizationPermission only"],
         ),
         (
             "mapping-unknown-category",
             APP,
             json!({"spec": {"scopes": [{"name": "x", "mapping": {"category": "team"}}]}}),
-            &[
-                "spec.scopes[0].mapping.category",
-                "Unsupported value: \"team\"",
-            ],
+            &["spec.scopes[0].mapping.category", "Unsupported value: \"team\""],
         ),
         (
             "logo-not-image",
@@ -402,12 +320,7 @@ fn invalid_updates() -> Vec<(&'static str, &'static str, Value, &'static [&'stat
     let mut removed_mapping = scopes;
     removed_mapping[0]["mapping"] = Value::Null;
     vec![
-        (
-            "slug-change",
-            APP,
-            json!({"spec": {"slug": "other"}}),
-            &["spec.slug", "slug is immutable"],
-        ),
+        ("slug-change", APP, json!({"spec": {"slug": "other"}}), &["spec.slug", "slug is immutable"]),
         (
             "fqdn-change",
             APP,
@@ -430,19 +343,13 @@ fn invalid_updates() -> Vec<(&'static str, &'static str, Value, &'static [&'stat
             "mapping-change",
             APP,
             json!({"spec": {"scopes": changed_mapping}}),
-            &[
-                "spec.scopes[0].mapping",
-                "cannot be changed or removed once set",
-            ],
+            &["spec.scopes[0].mapping", "cannot be changed or removed once set"],
         ),
         (
             "mapping-removal",
             APP,
             json!({"spec": {"scopes": removed_mapping}}),
-            &[
-                "spec.scopes[0].mapping",
-                "cannot be changed or removed once set",
-            ],
+            &["spec.scopes[0].mapping", "cannot be changed or removed once set"],
         ),
     ]
 }
@@ -457,26 +364,16 @@ fn dynamic(client: &Client, file: &str) -> Api<DynamicObject> {
 
 async fn create(client: &Client, file: &str, doc: &Value) -> Result<(), kube::Error> {
     let obj: DynamicObject = serde_json::from_value(doc.clone()).expect("sample is an object");
-    dynamic(client, file)
-        .create(&PostParams::default(), &obj)
-        .await
-        .map(drop)
+    dynamic(client, file).create(&PostParams::default(), &obj).await.map(drop)
 }
 
 fn assert_rejected(case: &str, result: Result<(), kube::Error>, expected: &[&str]) {
     match result {
         Ok(()) => panic!("{case}: the API server accepted an invalid resource"),
         Err(kube::Error::Api(status)) => {
-            assert_eq!(
-                status.code, 422,
-                "{case}: expected 422 Invalid, got {status:?}"
-            );
+            assert_eq!(status.code, 422, "{case}: expected 422 Invalid, got {status:?}");
             for text in expected {
-                assert!(
-                    status.message.contains(text),
-                    "{case}: {text:?} not in the error: {}",
-                    status.message
-                );
+                assert!(status.message.contains(text), "{case}: {text:?} not in the error: {}", status.message);
             }
         }
         Err(other) => panic!("{case}: expected a validation error, got {other}"),
@@ -486,51 +383,23 @@ fn assert_rejected(case: &str, result: Result<(), kube::Error>, expected: &[&str
 async fn crds_established(client: Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     for (name, short, columns) in [
-        (
-            "oauthapps.oauth-operator.dev",
-            "oapp",
-            &["Ready", "Slug", "Domain", "Domain Verified", "Age"][..],
-        ),
-        (
-            "oauthclients.oauth-operator.dev",
-            "oclient",
-            &["Ready", "Client ID", "Secret", "Age"][..],
-        ),
+        ("oauthapps.oauth-operator.dev", "oapp", &["Ready", "Slug", "Domain", "Domain Verified", "Age"][..]),
+        ("oauthclients.oauth-operator.dev", "oclient", &["Ready", "Client ID", "Secret", "Age"][..]),
     ] {
         let crd = api.get(name).await.expect("CRD installed");
         let established = crd
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            });
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
         assert!(established, "{name} is not Established");
         assert_eq!(crd.spec.scope, "Namespaced");
-        assert_eq!(
-            crd.spec.names.short_names.as_deref(),
-            Some(&[short.to_string()][..])
-        );
-        assert_eq!(
-            crd.spec.names.categories.as_deref(),
-            Some(&["oauth".to_string()][..])
-        );
+        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
+        assert_eq!(crd.spec.names.categories.as_deref(), Some(&["oauth".to_string()][..]));
         let version = &crd.spec.versions[0];
         assert_eq!(version.name, "v1alpha1");
-        assert!(
-            version
-                .subresources
-                .as_ref()
-                .is_some_and(|s| s.status.is_some()),
-            "{name}: no status subresource"
-        );
-        let got: Vec<_> = version
-            .additional_printer_columns
-            .iter()
-            .flatten()
-            .map(|c| c.name.as_str())
-            .collect();
+        assert!(version.subresources.as_ref().is_some_and(|s| s.status.is_some()), "{name}: no status subresource");
+        let got: Vec<_> = version.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
         assert_eq!(got, columns, "{name}: printer columns");
     }
 }
@@ -538,39 +407,18 @@ async fn crds_established(client: Client) {
 fn kubectl_explain() {
     let env = Env::get();
     for (field, text) in [
-        (
-            "oauthclient.spec.redirectUris",
-            "Where the authorization server may send users back",
-        ),
+        ("oauthclient.spec.redirectUris", "Where the authorization server may send users back"),
         ("oauthclient.spec.deletionPolicy", "Orphan"),
-        (
-            "oauthapp.spec.scopes.mapping.category",
-            "Whose resources the scope reaches",
-        ),
-        (
-            "oauthclient.status.lastHandledRotateRequest",
-            "oauth-operator.dev/rotate",
-        ),
+        ("oauthapp.spec.scopes.mapping.category", "Whose resources the scope reaches"),
+        ("oauthclient.status.lastHandledRotateRequest", "oauth-operator.dev/rotate"),
     ] {
         let out = Command::new(env.cp.bin("kubectl"))
-            .args([
-                "--kubeconfig",
-                env.cp.kubeconfig.to_str().expect("utf-8 path"),
-                "explain",
-                field,
-            ])
+            .args(["--kubeconfig", env.cp.kubeconfig.to_str().expect("utf-8 path"), "explain", field])
             .output()
             .expect("run kubectl");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "kubectl explain {field}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            stdout.contains(text),
-            "kubectl explain {field} lacks {text:?}:\n{stdout}"
-        );
+        assert!(out.status.success(), "kubectl explain {field}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(text), "kubectl explain {field} lacks {text:?}:\n{stdout}");
     }
 }
 
@@ -578,10 +426,7 @@ async fn samples_accepted(client: Client) {
     let apps: Api<OAuthApp> = Api::namespaced(client.clone(), NS);
     let clients: Api<OAuthClient> = Api::namespaced(client.clone(), NS);
     let app = apps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(sample(APP)).expect("app sample"),
-        )
+        .create(&PostParams::default(), &serde_json::from_value(sample(APP)).expect("app sample"))
         .await
         .expect("app sample accepted");
     assert!(app.spec.active, "active defaults to true");
@@ -593,25 +438,16 @@ async fn samples_accepted(client: Client) {
         json!({"spec": {"clientAuthMethod": null, "deletionPolicy": null, "secretTemplate": null}}),
     );
     let created = clients
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(sample(CLIENT)).expect("client sample"),
-        )
+        .create(&PostParams::default(), &serde_json::from_value(sample(CLIENT)).expect("client sample"))
         .await
         .expect("client sample accepted");
     assert_eq!(created.spec.redirect_uris.len(), 2);
     let defaulted = clients
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(minimal).expect("client"),
-        )
+        .create(&PostParams::default(), &serde_json::from_value(minimal).expect("client"))
         .await
         .expect("minimal client accepted");
     // Defaults are applied by the API server from the schema, not by our deserializer.
-    let raw = dynamic(&client, CLIENT)
-        .get("web-defaults")
-        .await
-        .expect("read back");
+    let raw = dynamic(&client, CLIENT).get("web-defaults").await.expect("read back");
     assert_eq!(raw.data["spec"]["clientAuthMethod"], "client_secret_basic");
     assert_eq!(raw.data["spec"]["deletionPolicy"], "Delete");
     assert_eq!(raw.data["spec"]["active"], true);
@@ -620,14 +456,11 @@ async fn samples_accepted(client: Client) {
 
 async fn app_allowed_update(client: Client) {
     let name = "app-update";
-    create(&client, APP, &sample_with(APP, name, json!({})))
-        .await
-        .expect("valid sample");
+    create(&client, APP, &sample_with(APP, name, json!({}))).await.expect("valid sample");
     let mut scopes = sample(APP)["spec"]["scopes"].clone();
     scopes[0]["description"] = "Runs MCP tools".into();
     scopes[1]["mapping"] = json!({"category": "personal"}); // setting a first mapping is allowed
-    let patch =
-        json!({"spec": {"displayName": "Renamed", "description": "new text", "scopes": scopes}});
+    let patch = json!({"spec": {"displayName": "Renamed", "description": "new text", "scopes": scopes}});
     dynamic(&client, APP)
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await

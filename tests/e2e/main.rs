@@ -7,15 +7,20 @@
 mod support;
 
 mod crd;
+mod quiet;
+mod reconcile;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let trials = crd::trials();
+    let mut trials = crd::trials();
+    trials.extend(reconcile::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();
     }
     let conclusion = libtest_mimic::run(&args, trials);
+    // Then the tests that need the cluster to themselves, one at a time.
+    let quiet = libtest_mimic::run(&libtest_mimic::Arguments { test_threads: Some(1), ..args }, quiet::trials());
     support::Env::shutdown();
-    conclusion.exit_code()
+    if conclusion.has_failed() { conclusion.exit_code() } else { quiet.exit_code() }
 }

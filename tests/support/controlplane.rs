@@ -38,10 +38,7 @@ impl ControlPlane {
     /// Starts etcd and kube-apiserver and waits until the API server is ready.
     pub async fn start() -> ControlPlane {
         let assets = assets_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("oauth-operator-cp-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("oauth-operator-cp-").tempdir().expect("temp dir");
         let path = |name: &str| dir.path().join(name);
 
         let (etcd_port, etcd_peer_port, api_port) = (free_port(), free_port(), free_port());
@@ -65,15 +62,17 @@ impl ControlPlane {
         );
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(("127.0.0.1", etcd_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "etcd did not listen; see {}",
-                path("etcd.log").display()
-            );
+            assert!(Instant::now() < deadline, "etcd did not listen; see {}", path("etcd.log").display());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
         let file = |name: &str| path(name).display().to_string();
+        // Every request at Metadata level: tests count who wrote what.
+        fs::write(
+            path("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+        )
+        .expect("write audit policy");
         let apiserver = spawn(
             Command::new(assets.join("kube-apiserver")).args([
                 &format!("--etcd-servers={etcd_url}"),
@@ -91,6 +90,8 @@ impl ControlPlane {
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",
+                &format!("--audit-policy-file={}", file("audit-policy.yaml")),
+                &format!("--audit-log-path={}", file("audit.log")),
             ]),
             &path("kube-apiserver.log"),
         );
@@ -107,13 +108,7 @@ impl ControlPlane {
         )
         .expect("write kubeconfig");
 
-        let mut cp = ControlPlane {
-            dir,
-            etcd,
-            apiserver,
-            kubeconfig,
-            assets,
-        };
+        let mut cp = ControlPlane { dir, etcd, apiserver, kubeconfig, assets };
         cp.wait_ready(deadline).await;
         cp
     }
@@ -134,13 +129,9 @@ impl ControlPlane {
         let crds = crds_from_repo();
         for crd in &crds {
             let name = crd.metadata.name.clone().expect("CRD has a name");
-            api.patch(
-                &name,
-                &PatchParams::apply("oauth-operator-tests").force(),
-                &Patch::Apply(crd),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
+            api.patch(&name, &PatchParams::apply("oauth-operator-tests").force(), &Patch::Apply(crd))
+                .await
+                .unwrap_or_else(|e| panic!("install CRD {name}: {e}"));
         }
         for crd in &crds {
             let name = crd.metadata.name.as_deref().expect("CRD has a name");
@@ -159,20 +150,11 @@ impl ControlPlane {
             let (group, kind) = (&crd.spec.group, &crd.spec.names.kind);
             let path = format!("/openapi/v3/apis/{group}/{}", crd.spec.versions[0].name);
             loop {
-                let req = http::Request::get(path.as_str())
-                    .body(Vec::new())
-                    .expect("request");
-                if client
-                    .request_text(req)
-                    .await
-                    .is_ok_and(|doc| doc.contains(&format!("\"kind\":\"{kind}\"")))
-                {
+                let req = http::Request::get(path.as_str()).body(Vec::new()).expect("request");
+                if client.request_text(req).await.is_ok_and(|doc| doc.contains(&format!("\"kind\":\"{kind}\""))) {
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "OpenAPI for {kind} not published within 30s"
-                );
+                assert!(Instant::now() < deadline, "OpenAPI for {kind} not published within 30s");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -184,6 +166,58 @@ impl ControlPlane {
         self.assets.join(name)
     }
 
+    /// Write requests (create, update, patch, delete) that `user` made so far, from the audit
+    /// log, as `verb resource namespace/name`.
+    pub fn writes_by(&self, user: &str) -> Vec<String> {
+        self.audit()
+            .filter(|e| e["user"]["username"] == user)
+            .filter(|e| matches!(e["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
+            .map(|e| {
+                let o = &e["objectRef"];
+                let sub = o["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
+                format!(
+                    "{} {}{sub} {}/{}",
+                    e["verb"].as_str().unwrap_or(""),
+                    o["resource"].as_str().unwrap_or(""),
+                    o["namespace"].as_str().unwrap_or(""),
+                    o["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    /// Requests of `verb` on one object (`resource`/`name`) that `user` made so far.
+    pub fn requests_by(&self, user: &str, verb: &str, resource: &str, name: &str) -> usize {
+        self.audit()
+            .filter(|e| e["user"]["username"] == user && e["verb"] == verb)
+            .filter(|e| e["objectRef"]["resource"] == resource && e["objectRef"]["name"] == name)
+            .count()
+    }
+
+    fn audit(&self) -> impl Iterator<Item = serde_json::Value> {
+        let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// The temp dir of this control plane, for files of the processes around it.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA certificate of the API server.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> String {
+        let kubeconfig = fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: ")).expect("server in kubeconfig").to_string()
+    }
+
     /// The last lines of a component's log, for failure messages.
     pub fn log_tail(&self, component: &str) -> String {
         log_tail(&self.dir.path().join(format!("{component}.log")))
@@ -193,19 +227,10 @@ impl ControlPlane {
         let client = self.client().await;
         loop {
             if let Ok(Some(status)) = self.apiserver.try_wait() {
-                panic!(
-                    "kube-apiserver exited ({status}):\n{}",
-                    self.log_tail("kube-apiserver")
-                );
+                panic!("kube-apiserver exited ({status}):\n{}", self.log_tail("kube-apiserver"));
             }
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("request");
-            if client
-                .request_text(req)
-                .await
-                .is_ok_and(|body| body == "ok")
-            {
+            let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
+            if client.request_text(req).await.is_ok_and(|body| body == "ok") {
                 return;
             }
             assert!(
@@ -232,20 +257,11 @@ pub fn assets_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/controlplane/build.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run tests/controlplane/build.sh");
+    let out =
+        Command::new("bash").arg(&script).stderr(Stdio::inherit()).output().expect("run tests/controlplane/build.sh");
     assert!(out.status.success(), "tests/controlplane/build.sh failed");
     let stdout = String::from_utf8(out.stdout).expect("utf-8 path");
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("build.sh prints the folder")
-            .trim(),
-    )
+    PathBuf::from(stdout.lines().last().expect("build.sh prints the folder").trim())
 }
 
 /// The CRDs as committed in `crds/`.
@@ -254,7 +270,7 @@ pub fn crds_from_repo() -> Vec<CustomResourceDefinition> {
     let mut files: Vec<_> = fs::read_dir(&dir)
         .expect("crds/ exists")
         .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("kustomization.yaml"))
         .collect();
     files.sort();
     files
@@ -262,20 +278,14 @@ pub fn crds_from_repo() -> Vec<CustomResourceDefinition> {
         .flat_map(|file| {
             let text = fs::read_to_string(file).expect("read CRD file");
             serde_yaml::Deserializer::from_str(&text)
-                .map(|doc| {
-                    serde::Deserialize::deserialize(doc)
-                        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
-                })
+                .map(|doc| serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
                 .collect::<Vec<CustomResourceDefinition>>()
         })
         .collect()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a loopback port").port()
 }
 
 /// Spawns a component with its output in `log`. It is killed when the spawning thread ends,
@@ -291,8 +301,7 @@ fn spawn(cmd: &mut Command, log: &Path) -> Child {
             Ok(())
         });
     }
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()))
+    cmd.spawn().unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()))
 }
 
 /// SIGTERM, a short grace period, then SIGKILL.
@@ -325,46 +334,26 @@ fn write_certs(dir: &Path) {
 
     let mut ca_params = CertificateParams::new(Vec::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "oauth-operator test CA");
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "oauth-operator test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
     write("ca.crt", ca.pem());
 
     let leaf = |sans: Vec<String>, cn: &str, org: Option<&str>, usage| {
         let mut params = CertificateParams::new(sans).expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
         if let Some(org) = org {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, org);
+            params.distinguished_name.push(DnType::OrganizationName, org);
         }
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &ca).expect("sign");
         (cert.pem(), key.serialize_pem())
     };
-    let sans = [
-        "127.0.0.1",
-        "localhost",
-        "kubernetes",
-        "kubernetes.default.svc",
-    ];
-    let (crt, key) = leaf(
-        sans.map(String::from).to_vec(),
-        "kube-apiserver",
-        None,
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
+    let sans = ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default.svc"];
+    let (crt, key) = leaf(sans.map(String::from).to_vec(), "kube-apiserver", None, ExtendedKeyUsagePurpose::ServerAuth);
     write("apiserver.crt", crt);
     write("apiserver.key", key);
-    let (crt, key) = leaf(
-        Vec::new(),
-        "admin",
-        Some("system:masters"),
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
+    let (crt, key) = leaf(Vec::new(), "admin", Some("system:masters"), ExtendedKeyUsagePurpose::ClientAuth);
     write("admin.crt", crt);
     write("admin.key", key);
     let sa = KeyPair::generate().expect("key");

@@ -2,7 +2,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
@@ -18,42 +17,27 @@ pub struct Emulator {
 impl Emulator {
     /// Starts the emulator with these API keys (`KEY` or `KEY=DEPLOYMENT`).
     pub fn start(keys: &[&str]) -> Emulator {
-        let mut child = Command::new(binary())
+        let mut child = Command::new(super::cargo_bin("oauth-backend-emulator"))
             .args(["--listen", "127.0.0.1:0", "--api-key", &keys.join(",")])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start oauth-backend-emulator");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the emulator's address");
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read the emulator's address");
         let url = line
             .trim()
             .rsplit_once(' ')
             .map(|(_, url)| url.to_string())
             .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
-        Emulator {
-            child,
-            url,
-            http: reqwest::Client::new(),
-        }
+        Emulator { child, url, http: reqwest::Client::new() }
     }
 
     /// Sets the faults (`/_emulator/faults`), e.g. `json!({"error_rate": 1.0})`.
     pub async fn set_faults(&self, faults: Value) {
-        let response = self
-            .http
-            .put(format!("{}/_emulator/faults", self.url))
-            .json(&faults)
-            .send()
-            .await
-            .expect("PUT faults");
-        assert!(
-            response.status().is_success(),
-            "PUT faults: {}",
-            response.status()
-        );
+        let response =
+            self.http.put(format!("{}/_emulator/faults", self.url)).json(&faults).send().await.expect("PUT faults");
+        assert!(response.status().is_success(), "PUT faults: {}", response.status());
     }
 
     /// Calls per endpoint, e.g. `counters["POST /oauth/apps/{slug}/clients"]`.
@@ -70,55 +54,22 @@ impl Emulator {
 
     /// Marks a custom domain as having its CNAME in place.
     pub async fn verify_domain(&self, fqdn: &str) {
-        let response = self
-            .http
-            .post(format!("{}/_emulator/domains/{fqdn}/verify", self.url))
-            .send()
-            .await
-            .expect("verify");
+        let response =
+            self.http.post(format!("{}/_emulator/domains/{fqdn}/verify", self.url)).send().await.expect("verify");
         assert!(response.status().is_success());
     }
 
     /// The token endpoint's status for these credentials: 200 when they work, 401 when not.
-    pub async fn token_status(
-        &self,
-        client_id: &str,
-        secret: &str,
-        basic: bool,
-        redirect_uri: &str,
-    ) -> u16 {
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", "c"),
-            ("redirect_uri", redirect_uri),
-        ];
+    pub async fn token_status(&self, client_id: &str, secret: &str, basic: bool, redirect_uri: &str) -> u16 {
+        let mut form = vec![("grant_type", "authorization_code"), ("code", "c"), ("redirect_uri", redirect_uri)];
         let mut request = self.http.post(format!("{}/oauth2/token", self.url));
         if basic {
             request = request.basic_auth(client_id, Some(secret));
         } else {
             form.extend([("client_id", client_id), ("client_secret", secret)]);
         }
-        request
-            .form(&form)
-            .send()
-            .await
-            .expect("POST /oauth2/token")
-            .status()
-            .as_u16()
+        request.form(&form).send().await.expect("POST /oauth2/token").status().as_u16()
     }
-}
-
-/// The emulator binary: Cargo names it for tests; examples find it beside their own folder.
-fn binary() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_oauth-backend-emulator") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("current executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/examples/<exe>");
-    profile_dir.join("oauth-backend-emulator")
 }
 
 impl Drop for Emulator {

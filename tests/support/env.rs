@@ -9,14 +9,26 @@ use std::{
 use kube::Client;
 use tokio::runtime::Runtime;
 
-use super::ControlPlane;
+use super::{
+    ControlPlane,
+    emulator::Emulator,
+    operator::{API_KEY, Operator},
+};
 
-/// The runtime, the control plane with the CRDs installed, and an admin client.
+/// The runtime, the control plane with the CRDs installed, an admin client, the backend
+/// emulator and the operator (which reconciles only resources labelled [`OPERATED`]).
 pub struct Env {
     pub rt: Runtime,
+    pub operator: Operator,
+    pub emu: Emulator,
     pub cp: ControlPlane,
     pub client: Client,
 }
+
+/// The label that puts a resource in the operator's shard.
+pub const OPERATED: (&str, &str) = ("e2e", "operated");
+/// The operator's resync period in tests.
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Not started, started, or failed to start (every later test fails fast with the reason).
 static ENV: Mutex<Option<Result<Arc<Env>, String>>> = Mutex::new(None);
@@ -26,15 +38,13 @@ impl Env {
     pub fn get() -> Arc<Env> {
         let mut slot = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let started = slot.get_or_insert_with(|| {
-            catch_unwind(AssertUnwindSafe(Env::start))
-                .map(Arc::new)
-                .map_err(|panic| {
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default()
-                })
+            catch_unwind(AssertUnwindSafe(Env::start)).map(Arc::new).map_err(|panic| {
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            })
         });
         match started {
             Ok(env) => env.clone(),
@@ -46,24 +56,20 @@ impl Env {
     }
 
     fn start() -> Env {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let (cp, client) = rt.block_on(async {
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+        let (cp, client, emu, operator) = rt.block_on(async {
             let cp = ControlPlane::start().await;
             cp.install_crds().await;
             let client = cp.client().await;
             let version = client.apiserver_version().await.expect("GET /version");
-            println!(
-                "e2e: kube-apiserver {} with etcd, binaries from {}",
-                version.git_version,
-                cp.assets.display()
-            );
-            (cp, client)
+            println!("e2e: kube-apiserver {} with etcd, binaries from {}", version.git_version, cp.assets.display());
+            let emu = Emulator::start(&[API_KEY]);
+            let selector = format!("{}={}", OPERATED.0, OPERATED.1);
+            let operator = Operator::start(&cp, &client, &emu, &format!("{}s", RESYNC.as_secs()), &selector).await;
+            (cp, client, emu, operator)
         });
-        Env { rt, cp, client }
+        Env { rt, operator, emu, cp, client }
     }
 
     /// Runs a future on the shared runtime.

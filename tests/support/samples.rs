@@ -6,9 +6,7 @@ use serde_json::Value;
 
 /// The sample of `deploy/samples/<file>`.
 pub fn sample(file: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/samples")
-        .join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samples").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -67,21 +67,14 @@ pub async fn inject(faults: &Mutex<Faults>) -> Option<Response> {
     }
     if chance(f.rate_limit_rate) {
         let wait = f.retry_after_seconds;
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Rate limit exceeded. Retry after {wait} seconds"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        let mut response =
+            error(StatusCode::TOO_MANY_REQUESTS, format!("Rate limit exceeded. Retry after {wait} seconds"));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Some(response);
     }
     if chance(f.error_rate) {
-        let status = [
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::BAD_GATEWAY,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ][(random() % 3) as usize];
+        let status = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE]
+            [(random() % 3) as usize];
         return Some(error(status, "injected fault"));
     }
     None
@@ -108,31 +101,17 @@ pub struct Counters(Mutex<BTreeMap<String, u64>>);
 
 impl Counters {
     pub fn count(&self, req: &Request) {
-        let path = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str)
-            .unwrap_or("unmatched");
-        let path = path
-            .strip_prefix("/deployments/{deployment_id}")
-            .unwrap_or(path);
+        let path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+        let path = path.strip_prefix("/deployments/{deployment_id}").unwrap_or(path);
         let key = format!("{} {path}", req.method());
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default() += 1;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
     }
 }
 
 pub fn routes() -> Router<Emulator> {
     Router::new()
         .route("/_emulator/faults", get(get_faults).put(put_faults))
-        .route(
-            "/_emulator/counters",
-            get(get_counters).delete(reset_counters),
-        )
+        .route("/_emulator/counters", get(get_counters).delete(reset_counters))
         .route("/_emulator/domains/{fqdn}/verify", post(verify_domain))
 }
 
@@ -146,21 +125,11 @@ async fn put_faults(State(emu): State<Emulator>, Json(faults): Json<Faults>) -> 
 }
 
 async fn get_counters(State(emu): State<Emulator>) -> Json<BTreeMap<String, u64>> {
-    Json(
-        emu.counters
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-    )
+    Json(emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
 }
 
 async fn reset_counters(State(emu): State<Emulator>) -> StatusCode {
-    emu.counters
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
     StatusCode::NO_CONTENT
 }
 

@@ -48,12 +48,7 @@ struct Args {
     listen: SocketAddr,
     /// Accepted API key, as KEY or KEY=DEPLOYMENT (the deployment of the key-scoped layout,
     /// `default` when not given). Repeatable; comma-separated in the environment.
-    #[arg(
-        long = "api-key",
-        env = "EMULATOR_API_KEYS",
-        value_delimiter = ',',
-        required = true
-    )]
+    #[arg(long = "api-key", env = "EMULATOR_API_KEYS", value_delimiter = ',', required = true)]
     api_keys: Vec<String>,
     /// Faults at start, as JSON (see `/_emulator/faults`).
     #[arg(long, default_value = "{}")]
@@ -81,22 +76,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .api_keys
         .iter()
         .map(|k| match k.split_once('=') {
-            Some((key, dep)) => (
-                key.to_string(),
-                Caller {
-                    deployment: dep.to_string(),
-                },
-            ),
-            None => (
-                k.clone(),
-                Caller {
-                    deployment: "default".into(),
-                },
-            ),
+            Some((key, dep)) => (key.to_string(), Caller { deployment: dep.to_string() }),
+            None => (k.clone(), Caller { deployment: "default".into() }),
         })
         .collect();
-    let faults: Faults =
-        serde_json::from_str(&args.faults).map_err(|e| format!("--faults: {e}"))?;
+    let faults: Faults = serde_json::from_str(&args.faults).map_err(|e| format!("--faults: {e}"))?;
     let emu = Emulator {
         store: Default::default(),
         keys: Arc::new(keys),
@@ -104,10 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         counters: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    println!(
-        "oauth-backend-emulator listening on http://{}",
-        listener.local_addr()?
-    );
+    println!("oauth-backend-emulator listening on http://{}", listener.local_addr()?);
     serve(listener, app(emu)).await
 }
 
@@ -116,18 +97,11 @@ fn app(emu: Emulator) -> Router {
         .merge(wacht::routes())
         .nest("/deployments/{deployment_id}", wacht::routes())
         .route_layer(middleware::from_fn_with_state(emu.clone(), authenticate));
-    Router::new()
-        .merge(api)
-        .merge(token::routes())
-        .merge(control::routes())
-        .with_state(emu)
+    Router::new().merge(api).merge(token::routes()).merge(control::routes()).with_state(emu)
 }
 
 /// Serves connections with hyper directly, so that a fault can drop one without a response.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<(), Box<dyn std::error::Error>> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(conn) => conn,
@@ -141,10 +115,7 @@ async fn serve(
             let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 async move {
-                    let response = app
-                        .oneshot(req.map(Body::new))
-                        .await
-                        .expect("axum routers are infallible");
+                    let response = app.oneshot(req.map(Body::new)).await.expect("axum routers are infallible");
                     if response.extensions().get::<Verdict>() == Some(&Verdict::Drop) {
                         return Err(control::Dropped);
                     }
@@ -164,11 +135,8 @@ async fn authenticate(State(emu): State<Emulator>, mut req: Request, next: Next)
     if let Some(response) = control::inject(&emu.faults).await {
         return response;
     }
-    let key = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let key =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match key.and_then(|k| emu.keys.get(k)) {
         Some(caller) => {
             req.extensions_mut().insert(caller.clone());

@@ -39,10 +39,7 @@ impl Store {
 
     /// The apps of a deployment, oldest first.
     pub fn apps(&self, deployment: &str) -> &[AppRec] {
-        self.deployments
-            .get(deployment)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        self.deployments.get(deployment).map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn apps_mut(&mut self, deployment: &str) -> &mut Vec<AppRec> {
@@ -54,19 +51,12 @@ impl Store {
     }
 
     pub fn app_mut(&mut self, deployment: &str, slug: &str) -> Option<&mut AppRec> {
-        self.deployments
-            .get_mut(deployment)?
-            .iter_mut()
-            .find(|a| a.slug == slug)
+        self.deployments.get_mut(deployment)?.iter_mut().find(|a| a.slug == slug)
     }
 
     /// A client by its public `client_id`, in any deployment.
     pub fn client_by_client_id(&mut self, client_id: &str) -> Option<&mut ClientRec> {
-        self.deployments
-            .values_mut()
-            .flatten()
-            .flat_map(|a| a.clients.iter_mut())
-            .find(|c| c.client_id == client_id)
+        self.deployments.values_mut().flatten().flat_map(|a| a.clients.iter_mut()).find(|c| c.client_id == client_id)
     }
 }
 
@@ -146,22 +136,13 @@ impl ScopeDef {
             def.organization_permission = def.organization_permission.filter(|p| !p.is_empty());
             def.workspace_permission = def.workspace_permission.filter(|p| !p.is_empty());
             let fits = match def.category.as_str() {
-                "" | "personal" => {
-                    def.organization_permission.is_none() && def.workspace_permission.is_none()
-                }
-                "organization" => {
-                    def.organization_permission.is_some() && def.workspace_permission.is_none()
-                }
-                "workspace" => {
-                    def.workspace_permission.is_some() && def.organization_permission.is_none()
-                }
+                "" | "personal" => def.organization_permission.is_none() && def.workspace_permission.is_none(),
+                "organization" => def.organization_permission.is_some() && def.workspace_permission.is_none(),
+                "workspace" => def.workspace_permission.is_some() && def.organization_permission.is_none(),
                 other => return Err(format!("scope {}: unknown category {other:?}", def.scope)),
             };
             if !fits {
-                return Err(format!(
-                    "scope {}: permissions do not fit category {:?}",
-                    def.scope, def.category
-                ));
+                return Err(format!("scope {}: permissions do not fit category {:?}", def.scope, def.category));
             }
             if def.display_name.is_empty() {
                 def.display_name = def.scope.clone();
@@ -193,25 +174,9 @@ const TEXT_FIELDS: &[&str] = &[
     "id_token_signing_alg",
     "access_token_format",
 ];
-const LIST_FIELDS: &[&str] = &[
-    "grant_types",
-    "redirect_uris",
-    "contacts",
-    "post_logout_redirect_uris",
-];
-const OTHER_FIELDS: &[&str] = &[
-    "client_auth_method",
-    "jwks",
-    "access_token_ttl_seconds",
-    "skip_consent",
-];
-const METHODS: &[&str] = &[
-    "client_secret_basic",
-    "client_secret_post",
-    "client_secret_jwt",
-    "none",
-    "private_key_jwt",
-];
+const LIST_FIELDS: &[&str] = &["grant_types", "redirect_uris", "contacts", "post_logout_redirect_uris"];
+const OTHER_FIELDS: &[&str] = &["client_auth_method", "jwks", "access_token_ttl_seconds", "skip_consent"];
+const METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "client_secret_jwt", "none", "private_key_jwt"];
 
 pub struct ClientRec {
     pub id: u64,
@@ -232,9 +197,7 @@ impl ClientRec {
         let Value::Object(fields) = settings else {
             return Err("body must be an object".into());
         };
-        let known = |k: &str| {
-            TEXT_FIELDS.contains(&k) || LIST_FIELDS.contains(&k) || OTHER_FIELDS.contains(&k)
-        };
+        let known = |k: &str| TEXT_FIELDS.contains(&k) || LIST_FIELDS.contains(&k) || OTHER_FIELDS.contains(&k);
         fields.retain(|k, _| known(k));
         for key in TEXT_FIELDS {
             match fields.get(*key) {
@@ -267,22 +230,14 @@ impl ClientRec {
     pub fn validate(s: &Value) -> Result<(), String> {
         let text = |k: &str| s[k].as_str();
         let list = |k: &str| -> Vec<&str> {
-            s[k].as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default()
+            s[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
         };
         let method = text("client_auth_method").ok_or("client_auth_method must be a string")?;
         if !METHODS.contains(&method) {
-            return Err(format!(
-                "client_auth_method must be one of {}",
-                METHODS.join(", ")
-            ));
+            return Err(format!("client_auth_method must be one of {}", METHODS.join(", ")));
         }
         let grants = list("grant_types");
-        if let Some(bad) = grants
-            .iter()
-            .find(|g| !["authorization_code", "refresh_token"].contains(g))
-        {
+        if let Some(bad) = grants.iter().find(|g| !["authorization_code", "refresh_token"].contains(g)) {
             return Err(format!("unsupported grant type {bad}"));
         }
         if !grants.contains(&"authorization_code") {
@@ -295,35 +250,21 @@ impl ClientRec {
         for uri in uris.iter().chain(list("post_logout_redirect_uris").iter()) {
             let http = uri.starts_with("https://") || uri.starts_with("http://");
             if !http || uri.contains('#') {
-                return Err(format!(
-                    "redirect URI {uri} must be http(s) without a fragment"
-                ));
+                return Err(format!("redirect URI {uri} must be http(s) without a fragment"));
             }
         }
-        let keys = [
-            s["jwks_uri"].is_string(),
-            !s["jwks"].is_null(),
-            s["public_key_pem"].is_string(),
-        ];
+        let keys = [s["jwks_uri"].is_string(), !s["jwks"].is_null(), s["public_key_pem"].is_string()];
         let key_count = keys.iter().filter(|k| **k).count();
         if method == "private_key_jwt" {
             if key_count != 1 {
-                return Err(
-                    "private_key_jwt needs exactly one of jwks_uri, jwks, public_key_pem".into(),
-                );
+                return Err("private_key_jwt needs exactly one of jwks_uri, jwks, public_key_pem".into());
             }
             if text("jwks_uri").is_some_and(|u| !u.starts_with("https://")) {
                 return Err("jwks_uri must be https".into());
             }
             if let Some(jwks) = s["jwks"].as_object() {
-                let keys = jwks
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .ok_or("jwks needs keys")?;
-                if keys
-                    .iter()
-                    .any(|k| k.get("k").is_some() || k["kty"] == "oct")
-                {
+                let keys = jwks.get("keys").and_then(Value::as_array).ok_or("jwks needs keys")?;
+                if keys.iter().any(|k| k.get("k").is_some() || k["kty"] == "oct") {
                     return Err("jwks may not hold symmetric keys".into());
                 }
             }
@@ -405,23 +346,17 @@ impl GrantRec {
 
 /// SHA-256 of a secret; secrets are random 32-byte values, so no salt or stretching is needed.
 pub fn hash(secret: &str) -> Vec<u8> {
-    digest::digest(&digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .to_vec()
+    digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().to_vec()
 }
 
 /// `oc_secret_` + base64url of 32 random bytes.
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("system randomness");
+    ring::rand::SystemRandom::new().fill(&mut bytes).expect("system randomness");
     format!("oc_secret_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Now, RFC 3339 UTC to the second.
 pub fn now() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

@@ -25,20 +25,14 @@ pub fn routes() -> Router<Emulator> {
 fn oauth_error(status: StatusCode, code: &str) -> Response {
     let mut response = (status, Json(json!({ "error": code }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            "Basic realm=\"oauth\"".parse().expect("header"),
-        );
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, "Basic realm=\"oauth\"".parse().expect("header"));
     }
     response
 }
 
 /// `client_id` and `client_secret` from HTTP Basic (`client_secret_basic`) or the form
 /// (`client_secret_post`).
-fn credentials(
-    headers: &HeaderMap,
-    form: &HashMap<String, String>,
-) -> Option<(String, String, &'static str)> {
+fn credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<(String, String, &'static str)> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -49,18 +43,10 @@ fn credentials(
         let (id, secret) = pair.split_once(':')?;
         return Some((id.to_string(), secret.to_string(), "client_secret_basic"));
     }
-    Some((
-        form.get("client_id")?.clone(),
-        form.get("client_secret")?.clone(),
-        "client_secret_post",
-    ))
+    Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone(), "client_secret_post"))
 }
 
-async fn token(
-    State(emu): State<Emulator>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+async fn token(State(emu): State<Emulator>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
     let Some((client_id, secret, used)) = credentials(&headers, &form) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     };
@@ -69,36 +55,22 @@ async fn token(
     let Some(client) = store.client_by_client_id(&client_id) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     };
-    let method = client.settings["client_auth_method"]
-        .as_str()
-        .unwrap_or_default();
+    let method = client.settings["client_auth_method"].as_str().unwrap_or_default();
     if !client.is_active || method != used || !client.secret_matches(&secret) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    let grant_type = form
-        .get("grant_type")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let allowed = client.settings["grant_types"]
-        .as_array()
-        .is_some_and(|g| g.iter().any(|g| g == grant_type));
+    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or_default();
+    let allowed = client.settings["grant_types"].as_array().is_some_and(|g| g.iter().any(|g| g == grant_type));
     if grant_type != "authorization_code" || !allowed {
         return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
     }
-    let redirect = form
-        .get("redirect_uri")
-        .map(String::as_str)
-        .unwrap_or_default();
-    let registered = client.settings["redirect_uris"]
-        .as_array()
-        .is_some_and(|u| u.iter().any(|u| u == redirect));
+    let redirect = form.get("redirect_uri").map(String::as_str).unwrap_or_default();
+    let registered = client.settings["redirect_uris"].as_array().is_some_and(|u| u.iter().any(|u| u == redirect));
     if form.get("code").is_none_or(String::is_empty) || !registered {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     }
-    let scopes: Vec<String> = form
-        .get("scope")
-        .map(|s| s.split_whitespace().map(String::from).collect())
-        .unwrap_or_default();
+    let scopes: Vec<String> =
+        form.get("scope").map(|s| s.split_whitespace().map(String::from).collect()).unwrap_or_default();
     client.grants.push(GrantRec {
         id: format!("grant_{}", &grant_id[10..30]),
         resource: form.get("resource").cloned(),
@@ -109,9 +81,7 @@ async fn token(
         created_at: now(),
         updated_at: now(),
     });
-    let ttl = client.settings["access_token_ttl_seconds"]
-        .as_i64()
-        .unwrap_or(3600);
+    let ttl = client.settings["access_token_ttl_seconds"].as_i64().unwrap_or(3600);
     Json(json!({
         "access_token": format!("at_{}", &grant_id[10..]),
         "token_type": "Bearer",

@@ -33,35 +33,14 @@ pub fn routes() -> Router<Emulator> {
         .route("/oauth/apps/{slug}", patch(update_app))
         .route("/oauth/apps/{slug}/verify-domain", post(verify_domain))
         .route("/oauth/apps/{slug}/scopes/{scope}", patch(update_scope))
-        .route(
-            "/oauth/apps/{slug}/scopes/{scope}/archive",
-            post(archive_scope),
-        )
-        .route(
-            "/oauth/apps/{slug}/scopes/{scope}/unarchive",
-            post(unarchive_scope),
-        )
-        .route(
-            "/oauth/apps/{slug}/scopes/{scope}/mapping",
-            post(set_mapping),
-        )
-        .route(
-            "/oauth/apps/{slug}/clients",
-            get(list_clients).post(create_client),
-        )
-        .route(
-            "/oauth/apps/{slug}/clients/{id}",
-            patch(update_client).delete(deactivate_client),
-        )
-        .route(
-            "/oauth/apps/{slug}/clients/{id}/rotate-secret",
-            post(rotate_secret),
-        )
+        .route("/oauth/apps/{slug}/scopes/{scope}/archive", post(archive_scope))
+        .route("/oauth/apps/{slug}/scopes/{scope}/unarchive", post(unarchive_scope))
+        .route("/oauth/apps/{slug}/scopes/{scope}/mapping", post(set_mapping))
+        .route("/oauth/apps/{slug}/clients", get(list_clients).post(create_client))
+        .route("/oauth/apps/{slug}/clients/{id}", patch(update_client).delete(deactivate_client))
+        .route("/oauth/apps/{slug}/clients/{id}/rotate-secret", post(rotate_secret))
         .route("/oauth/apps/{slug}/clients/{id}/grants", get(list_grants))
-        .route(
-            "/oauth/apps/{slug}/clients/{id}/grants/{grant_id}/revoke",
-            post(revoke_grant),
-        )
+        .route("/oauth/apps/{slug}/clients/{id}/grants/{grant_id}/revoke", post(revoke_grant))
 }
 
 /// The documented error body.
@@ -80,10 +59,7 @@ fn not_found(what: &str) -> Response {
 
 /// The deployment a request acts on: the path's, else the API key's.
 fn deployment(params: &HashMap<String, String>, caller: &Caller) -> String {
-    params
-        .get("deployment_id")
-        .cloned()
-        .unwrap_or_else(|| caller.deployment.clone())
+    params.get("deployment_id").cloned().unwrap_or_else(|| caller.deployment.clone())
 }
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -92,41 +68,23 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
 
 /// A JSON body, rejected as the backend does: 415 without a JSON content type, 400 for
 /// malformed JSON, 422 for a body of the wrong shape (a required field missing).
-fn json_body<T: for<'de> Deserialize<'de>>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<T, Response> {
+fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, Response> {
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !is_json {
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/json",
-        ));
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/json"));
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("invalid body: {e}"),
-        ),
+        serde_json::error::Category::Data => error(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid body: {e}")),
         _ => bad(format!("malformed JSON: {e}")),
     })
 }
 
-async fn list_apps(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn list_apps(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     let store = emu.store.lock();
-    let apps: Vec<Value> = store
-        .apps(&deployment(&p, &caller))
-        .iter()
-        .rev()
-        .map(AppRec::to_json)
-        .collect();
+    let apps: Vec<Value> = store.apps(&deployment(&p, &caller)).iter().rev().map(AppRec::to_json).collect();
     Ok(Json(json!({ "apps": apps })).into_response())
 }
 
@@ -136,34 +94,20 @@ async fn create_app(
     Path(p): Params,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Reply {
-    let mut form = multipart.map_err(|_| {
-        error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected multipart/form-data",
-        )
-    })?;
+    let mut form = multipart.map_err(|_| error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected multipart/form-data"))?;
     let mut fields: HashMap<String, String> = HashMap::new();
     let mut logo = false;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad(format!("malformed multipart body: {e}")))?
-    {
+    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("malformed multipart body: {e}")))? {
         let name = field.name().unwrap_or_default().to_string();
         if name == "logo" {
-            let image = field
-                .content_type()
-                .is_some_and(|t| t.starts_with("image/"));
+            let image = field.content_type().is_some_and(|t| t.starts_with("image/"));
             if !image {
                 return Err(bad("logo must have an image content type"));
             }
             field.bytes().await.map_err(|e| bad(format!("logo: {e}")))?;
             logo = true;
         } else {
-            let text = field
-                .text()
-                .await
-                .map_err(|e| bad(format!("{name}: {e}")))?;
+            let text = field.text().await.map_err(|e| bad(format!("{name}: {e}")))?;
             fields.insert(name, text);
         }
     }
@@ -177,30 +121,17 @@ async fn create_app(
     }
     let supported: Vec<String> = fields
         .remove("supported_scopes")
-        .map(|s| {
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect()
-        })
+        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
     let definitions: Vec<ScopeDef> = match fields.remove("scope_definitions") {
-        Some(text) => {
-            serde_json::from_str(&text).map_err(|e| bad(format!("scope_definitions: {e}")))?
-        }
+        Some(text) => serde_json::from_str(&text).map_err(|e| bad(format!("scope_definitions: {e}")))?,
         None => Vec::new(),
     };
-    let allow_dcr = match fields
-        .remove("allow_dynamic_client_registration")
-        .as_deref()
-    {
+    let allow_dcr = match fields.remove("allow_dynamic_client_registration").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
-            return Err(bad(
-                "allow_dynamic_client_registration must be true or false",
-            ));
+            return Err(bad("allow_dynamic_client_registration must be true or false"));
         }
     };
     let scopes = ScopeDef::merge(&supported, definitions).map_err(bad)?;
@@ -208,10 +139,7 @@ async fn create_app(
     let dep = deployment(&p, &caller);
     let mut store = emu.store.lock();
     if store.apps(&dep).iter().any(|a| a.slug == slug) {
-        return Err(error(
-            StatusCode::CONFLICT,
-            format!("OAuth app {slug} already exists"),
-        ));
+        return Err(error(StatusCode::CONFLICT, format!("OAuth app {slug} already exists")));
     }
     let id = store.next_id().to_string();
     let app = AppRec {
@@ -252,12 +180,9 @@ async fn update_app(
 ) -> Reply {
     let patch: AppPatch = json_body(&headers, &body)?;
     with_app(&emu, &caller, &p, |app| {
-        let names = patch
-            .supported_scopes
-            .unwrap_or_else(|| app.scopes.iter().map(|s| s.scope.clone()).collect());
+        let names = patch.supported_scopes.unwrap_or_else(|| app.scopes.iter().map(|s| s.scope.clone()).collect());
         // The real backend rebuilds the definitions from the request: omitted ones reset.
-        app.scopes =
-            ScopeDef::merge(&names, patch.scope_definitions.unwrap_or_default()).map_err(bad)?;
+        app.scopes = ScopeDef::merge(&names, patch.scope_definitions.unwrap_or_default()).map_err(bad)?;
         if let Some(name) = patch.name {
             app.name = name;
         }
@@ -275,21 +200,13 @@ async fn update_app(
     })
 }
 
-async fn verify_domain(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn verify_domain(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     let store = emu.store.lock();
-    let app = store
-        .app(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
-    let domain = app
-        .fqdn
-        .clone()
-        .ok_or_else(|| bad("the app has no custom domain"))?;
+    let app = store.app(&deployment(&p, &caller), param(&p, "slug")).ok_or_else(|| not_found("OAuth app"))?;
+    let domain = app.fqdn.clone().ok_or_else(|| bad("the app has no custom domain"))?;
     let verified = store.verified_domains.contains(&domain);
-    let body = json!({"domain": domain, "cname_target": format!("{}.cname.emulator.invalid", app.slug), "verified": verified});
+    let body =
+        json!({"domain": domain, "cname_target": format!("{}.cname.emulator.invalid", app.slug), "verified": verified});
     Ok(Json(body).into_response())
 }
 
@@ -318,22 +235,14 @@ async fn update_scope(
     })
 }
 
-async fn archive_scope(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn archive_scope(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     edit_scope(&emu, &caller, &p, |scope| {
         scope.archived = true;
         Ok(())
     })
 }
 
-async fn unarchive_scope(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn unarchive_scope(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     edit_scope(&emu, &caller, &p, |scope| {
         scope.archived = false;
         Ok(())
@@ -355,19 +264,12 @@ async fn set_mapping(
     body: Bytes,
 ) -> Reply {
     let m: MappingRequest = json_body(&headers, &body)?;
-    let (org, ws) = (
-        m.organization_permission.filter(|s| !s.is_empty()),
-        m.workspace_permission.filter(|s| !s.is_empty()),
-    );
+    let (org, ws) =
+        (m.organization_permission.filter(|s| !s.is_empty()), m.workspace_permission.filter(|s| !s.is_empty()));
     match (m.category.as_str(), &org, &ws) {
-        ("personal", None, None)
-        | ("organization", Some(_), None)
-        | ("workspace", None, Some(_)) => {}
+        ("personal", None, None) | ("organization", Some(_), None) | ("workspace", None, Some(_)) => {}
         ("personal" | "organization" | "workspace", _, _) => {
-            return Err(bad(format!(
-                "category {} does not take those permissions",
-                m.category
-            )));
+            return Err(bad(format!("category {} does not take those permissions", m.category)));
         }
         _ => return Err(bad("category must be personal, organization or workspace")),
     }
@@ -394,9 +296,7 @@ fn with_app<T>(
     f: impl FnOnce(&mut AppRec) -> Result<T, Response>,
 ) -> Result<T, Response> {
     let mut store = emu.store.lock();
-    let app = store
-        .app_mut(&deployment(p, caller), param(p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
+    let app = store.app_mut(&deployment(p, caller), param(p, "slug")).ok_or_else(|| not_found("OAuth app"))?;
     f(app)
 }
 
@@ -423,26 +323,16 @@ fn edit_scope(
     edit: impl FnOnce(&mut ScopeDef) -> Result<(), Response>,
 ) -> Reply {
     with_app(emu, caller, p, |app| {
-        let scope = app
-            .scopes
-            .iter_mut()
-            .find(|s| s.scope == param(p, "scope"))
-            .ok_or_else(|| not_found("scope"))?;
+        let scope = app.scopes.iter_mut().find(|s| s.scope == param(p, "scope")).ok_or_else(|| not_found("scope"))?;
         edit(scope)?;
         app.updated_at = now();
         Ok(Json(app.to_json()).into_response())
     })
 }
 
-async fn list_clients(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn list_clients(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     let store = emu.store.lock();
-    let app = store
-        .app(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
+    let app = store.app(&deployment(&p, &caller), param(&p, "slug")).ok_or_else(|| not_found("OAuth app"))?;
     let clients: Vec<Value> = app.clients.iter().rev().map(|c| c.to_json(None)).collect();
     Ok(Json(json!({ "clients": clients })).into_response())
 }
@@ -457,10 +347,7 @@ async fn create_client(
     let mut settings: Value = json_body(&headers, &body)?;
     for required in ["client_auth_method", "grant_types"] {
         if settings.get(required).is_none_or(Value::is_null) {
-            return Err(error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("missing field `{required}`"),
-            ));
+            return Err(error(StatusCode::UNPROCESSABLE_ENTITY, format!("missing field `{required}`")));
         }
     }
     ClientRec::normalize(&mut settings).map_err(bad)?;
@@ -468,9 +355,7 @@ async fn create_client(
     let secret = ClientRec::has_secret(&settings).then(new_secret);
     let mut store = emu.store.lock();
     let id = store.next_id();
-    let app = store
-        .app_mut(&deployment(&p, &caller), param(&p, "slug"))
-        .ok_or_else(|| not_found("OAuth app"))?;
+    let app = store.app_mut(&deployment(&p, &caller), param(&p, "slug")).ok_or_else(|| not_found("OAuth app"))?;
     let client = ClientRec {
         id,
         oauth_app_id: app.id.clone(),
@@ -489,13 +374,8 @@ async fn create_client(
 
 /// The client of a path, by its numeric row id; 400 for an id that is not a number.
 fn client_mut<'a>(app: &'a mut AppRec, id: &str) -> Result<&'a mut ClientRec, Response> {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| bad("oauth_client_id must be a numeric id"))?;
-    app.clients
-        .iter_mut()
-        .find(|c| c.id == id)
-        .ok_or_else(|| not_found("OAuth client"))
+    let id: u64 = id.parse().map_err(|_| bad("oauth_client_id must be a numeric id"))?;
+    app.clients.iter_mut().find(|c| c.id == id).ok_or_else(|| not_found("OAuth client"))
 }
 
 async fn update_client(
@@ -507,10 +387,7 @@ async fn update_client(
 ) -> Reply {
     let patch: Value = json_body(&headers, &body)?;
     let Value::Object(patch) = patch else {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "body must be an object",
-        ));
+        return Err(error(StatusCode::UNPROCESSABLE_ENTITY, "body must be an object"));
     };
     with_active_client(&emu, &caller, &p, |client| {
         let mut settings = client.settings.clone();
@@ -540,17 +417,11 @@ async fn deactivate_client(
     })
 }
 
-async fn rotate_secret(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn rotate_secret(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     let secret = new_secret();
     with_active_client(&emu, &caller, &p, |client| {
         if !ClientRec::has_secret(&client.settings) {
-            return Err(bad(
-                "this client authentication method has no secret to rotate",
-            ));
+            return Err(bad("this client authentication method has no secret to rotate"));
         }
         client.secret_hash = Some(hash(&secret));
         client.updated_at = now();
@@ -558,36 +429,20 @@ async fn rotate_secret(
     })
 }
 
-async fn list_grants(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn list_grants(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     with_app(&emu, &caller, &p, |app| {
         let slug = app.slug.clone();
         let client = client_mut(app, param(&p, "id"))?;
-        let grants: Vec<Value> = client
-            .grants
-            .iter()
-            .rev()
-            .map(|g| g.to_json(&slug, client.id))
-            .collect();
+        let grants: Vec<Value> = client.grants.iter().rev().map(|g| g.to_json(&slug, client.id)).collect();
         Ok(Json(json!({ "grants": grants })).into_response())
     })
 }
 
-async fn revoke_grant(
-    State(emu): State<Emulator>,
-    Extension(caller): Extension<Caller>,
-    Path(p): Params,
-) -> Reply {
+async fn revoke_grant(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {
     with_app(&emu, &caller, &p, |app| {
         let client = client_mut(app, param(&p, "id"))?;
-        let grant = client
-            .grants
-            .iter_mut()
-            .find(|g| g.id == param(&p, "grant_id"))
-            .ok_or_else(|| not_found("grant"))?;
+        let grant =
+            client.grants.iter_mut().find(|g| g.id == param(&p, "grant_id")).ok_or_else(|| not_found("grant"))?;
         if grant.status != "revoked" {
             grant.status = "revoked".into();
             grant.revoked_at = Some(now());

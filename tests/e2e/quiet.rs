@@ -1,0 +1,200 @@
+//! Tests that need the cluster to themselves, run one at a time after the others: a settled
+//! operator writes nothing; the operator's debug log holds no secret; a spec that an older
+//! CRD lets through is refused before any backend call.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::{
+    api::core::v1::Secret, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+};
+use libtest_mimic::Trial;
+use oauth_operator::api::{OAuthApp, OAuthClient};
+use serde_json::{Value, json};
+
+use crate::{
+    reconcile::SEEN_SECRETS,
+    support::{
+        Env,
+        env::{OPERATED, RESYNC, trial},
+        operator::USER,
+    },
+};
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        trial("quiet::settled_resources_make_no_writes", settled_resources_make_no_writes),
+        trial("quiet::spec_an_older_crd_accepts_is_refused_before_the_backend", older_crd),
+        trial("quiet::operator_debug_log_holds_no_secret", log_holds_no_secret),
+    ]
+}
+
+/// Backend calls that change something (verify-domain only reads, the token endpoint is a
+/// client's, not the operator's).
+async fn backend_writes() -> u64 {
+    let counters = Env::get().emu.counters().await;
+    counters
+        .as_object()
+        .expect("counters")
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET ") && !k.ends_with("/verify-domain") && k.contains("/oauth/apps"))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn selector() -> ListParams {
+    ListParams::default().labels(&format!("{}={}", OPERATED.0, OPERATED.1))
+}
+
+async fn settled_resources_make_no_writes(client: Client) {
+    let env = Env::get();
+    // Resources of its own, so the test stands alone; the earlier tests' ones count too.
+    crate::reconcile::app_and_client(&client, "e2e-steady", json!({})).await;
+    crate::reconcile::credentials(&client, "e2e-steady", "web-oauth-client").await;
+    let apps: Api<OAuthApp> = Api::all(client.clone());
+    let clients: Api<OAuthClient> = Api::all(client.clone());
+    // Every operated resource reconciled at its generation.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let app_list = apps.list(&selector()).await.expect("list apps");
+        let client_list = clients.list(&selector()).await.expect("list clients");
+        let settled =
+            app_list.iter().all(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation)
+                && client_list
+                    .iter()
+                    .all(|c| c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation);
+        if settled {
+            break;
+        }
+        assert!(Instant::now() < deadline, "resources did not settle");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready_clients: Vec<(String, String)> = clients
+        .list(&selector())
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|c| c.status.as_ref().is_some_and(|s| s.client_id.is_some()))
+        .map(|c| (c.namespace().unwrap_or_default(), c.status.and_then(|s| s.secret_name).unwrap_or_default()))
+        .collect();
+    assert!(!ready_clients.is_empty(), "the earlier tests left settled clients");
+
+    let app_count = apps.list(&selector()).await.expect("list").items.len() as u64;
+    // One pass to let late status changes land (a count, a verified domain), then two quiet ones.
+    passes(&env, &ready_clients, app_count, 1).await;
+    let (k8s_writes, backend_before) = (env.cp.writes_by(USER), backend_writes().await);
+    passes(&env, &ready_clients, app_count, 2).await;
+    let new_writes = &env.cp.writes_by(USER)[k8s_writes.len()..];
+    assert!(new_writes.is_empty(), "Kubernetes writes by the operator at steady state: {new_writes:?}");
+    assert_eq!(backend_writes().await - backend_before, 0, "backend writes at steady state");
+    println!(
+        "e2e: steady state over two resyncs: {app_count} apps, {} clients, 0 Kubernetes writes, 0 backend writes",
+        ready_clients.len()
+    );
+}
+
+/// Waits until every app was listed, and every client's Secret read, `n` more times: `n`
+/// resync passes of everything.
+async fn passes(env: &Env, clients: &[(String, String)], app_count: u64, n: u64) {
+    let app_lists = || async { Env::get().emu.counters().await["GET /oauth/apps"].as_u64().unwrap_or(0) };
+    let secret_reads = |name: &str| env.cp.requests_by(USER, "get", "secrets", name);
+    let apps_before = app_lists().await;
+    let reads_before: Vec<usize> = clients.iter().map(|(_, name)| secret_reads(name)).collect();
+    let deadline = Instant::now() + RESYNC * (3 * n as u32);
+    loop {
+        let apps_done = app_lists().await >= apps_before + n * app_count;
+        let clients_done =
+            clients.iter().zip(&reads_before).all(|((_, name), before)| secret_reads(name) >= before + n as usize);
+        if apps_done && clients_done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} resync passes did not happen in time");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn log_holds_no_secret(client: Client) {
+    let env = Env::get();
+    let secrets: Api<Secret> = Api::all(client);
+    let managed =
+        secrets.list(&ListParams::default().labels("app.kubernetes.io/managed-by=oauth-operator")).await.expect("list");
+    let mut all = SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for secret in managed {
+        if let Some(value) = secret.data.as_ref().and_then(|d| d.get("client_secret")) {
+            all.push(String::from_utf8_lossy(&value.0).into_owned());
+        }
+    }
+    assert!(!all.is_empty(), "the tests saw secrets to look for");
+    let log = std::fs::read_to_string(&env.operator.log).expect("operator log");
+    assert!(log.contains("\"level\":\"DEBUG\""), "the operator logged at debug level");
+    for secret in &all {
+        assert!(!log.contains(secret.as_str()), "an issued secret appears in the operator's log");
+    }
+    println!("e2e: {} issued secrets, none in {} lines of debug log", all.len(), log.lines().count());
+}
+
+/// Removes every `x-kubernetes-validations` below `schema`.
+fn strip_rules(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(strip_rules);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_rules),
+        _ => {}
+    }
+}
+
+async fn older_crd(client: Client) {
+    let env = Env::get();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = "oauthclients.oauth-operator.dev";
+    let mut old = serde_json::to_value(crds.get(name).await.expect("CRD")).expect("json");
+    strip_rules(&mut old["spec"]);
+    let old = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name}, "spec": old["spec"]});
+    crds.patch(name, &PatchParams::apply("oauth-operator-tests").force(), &Patch::Apply(&old))
+        .await
+        .expect("older CRD");
+    // Put the real CRD back whatever happens below.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let env = Env::get();
+            let _ = std::thread::scope(|s| s.spawn(|| env.block_on(env.cp.install_crds())).join());
+        }
+    }
+    let _restore = Restore;
+
+    let ns = "e2e-older-crd";
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"))
+        .await;
+    let writes = backend_writes().await;
+    let doc = json!({"apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+        "metadata": {"name": "insecure", "labels": {OPERATED.0: OPERATED.1}},
+        "spec": {"appRef": {"name": "app"}, "grantTypes": ["authorization_code"], "redirectUris": ["http://app.example.com/cb"]}});
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = api.patch("insecure", &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await {
+        assert!(Instant::now() < deadline, "the older CRD still refuses the spec: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let obj = api.get("insecure").await.expect("get");
+        if let Some(c) = obj.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready")) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no condition:\n{}", env.operator.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+    assert!(ready.message.contains("spec.redirectUris"), "the message names the field: {}", ready.message);
+    assert_eq!(backend_writes().await, writes, "no backend call for an invalid spec");
+    api.delete("insecure", &Default::default()).await.expect("delete");
+}

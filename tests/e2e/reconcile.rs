@@ -1,0 +1,406 @@
+//! The operator end to end: its own process with the RBAC of `deploy/`, the emulator as the
+//! backend, resources applied by server-side apply as a user would.
+
+use std::{
+    process::Command,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{
+    Api, Client, Resource,
+    api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
+    runtime::wait::await_condition,
+};
+use libtest_mimic::Trial;
+use oauth_operator::{
+    api::{OAuthApp, OAuthClient},
+    backend::{
+        AppKey, Backend, Client as BackendClient, SecretString,
+        wacht::{WachtBackend, WachtConfig},
+    },
+};
+use serde_json::{Value, json};
+
+use crate::support::{
+    Env,
+    env::{OPERATED, trial},
+    operator::{API_KEY, USER},
+};
+
+const REDIRECT: &str = "https://app.example.com/oauth/callback";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every secret the tests saw, for the final check that none reached the operator's log.
+pub static SEEN_SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn trials() -> Vec<Trial> {
+    vec![
+        trial("reconcile::client_gets_a_working_secret", client_gets_a_working_secret),
+        trial("reconcile::redirect_edit_updates_the_backend_and_keeps_the_secret", redirect_edit),
+        trial("reconcile::backend_drift_is_repaired_on_resync", backend_drift_repaired),
+        trial("reconcile::rotate_annotation_rotates_once", rotate_annotation),
+        trial("reconcile::deleted_secret_is_regenerated", deleted_secret_regenerated),
+        trial("reconcile::delete_policy_deactivates_and_removes_the_secret", delete_policy_delete),
+        trial("reconcile::orphan_policy_keeps_the_backend_client", delete_policy_orphan),
+        trial("reconcile::rejected_api_key_is_reported", rejected_api_key),
+        trial("reconcile::app_domain_scopes_and_unmanaged_clients", app_domain_scopes_unmanaged),
+        trial("reconcile::inactive_client_is_deactivated", inactive_client),
+    ]
+}
+
+/// A namespace of the test's own, so tests never see each other's objects.
+async fn namespace(client: &Client, name: &str) -> String {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create namespace {name}: {e}"),
+    }
+    name.to_string()
+}
+
+fn dynamic<K: Resource<DynamicType = ()>>(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<K>(&()))
+}
+
+/// Server-side apply as a user (field manager `e2e-user`) of an OAuthApp or OAuthClient.
+async fn apply<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, doc: Value) {
+    let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+    let mut doc = doc;
+    doc["apiVersion"] = K::api_version(&()).into();
+    doc["kind"] = K::kind(&()).into();
+    doc["metadata"]["labels"][OPERATED.0] = OPERATED.1.into();
+    dynamic::<K>(client, ns)
+        .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc))
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+fn app_doc(name: &str, slug: &str, spec: Value) -> Value {
+    let mut doc = json!({"metadata": {"name": name}, "spec": {"slug": slug, "displayName": format!("App {slug}"),
+        "scopes": [{"name": "mcp:invoke"}, {"name": "profile"}]}});
+    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
+    doc
+}
+
+fn client_doc(name: &str, app: &str, spec: Value) -> Value {
+    let mut doc = json!({"metadata": {"name": name}, "spec": {"appRef": {"name": app},
+        "grantTypes": ["authorization_code", "refresh_token"], "redirectUris": [REDIRECT]}});
+    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
+    doc
+}
+
+/// Waits until `check` holds for the object (or its absence), within [`TIMEOUT`].
+async fn wait<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(Option<&K>) -> bool) -> Option<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let cond = move |obj: Option<&K>| check(obj);
+    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
+        Ok(result) => result.expect("watch"),
+        Err(_) => {
+            let env = Env::get();
+            panic!("{name}: not {what} within {TIMEOUT:?}; operator log:\n{}", env.operator.log_tail())
+        }
+    }
+}
+
+/// Ready=True for the current generation.
+fn ready<K: Resource>(
+    obj: Option<&K>,
+    status: impl Fn(&K) -> Option<(Option<i64>, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>)>,
+) -> bool {
+    obj.and_then(|o| status(o).map(|(observed, conditions)| (o.meta().generation, observed, conditions))).is_some_and(
+        |(generation, observed, conditions)| {
+            observed == generation && conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        },
+    )
+}
+
+async fn app_ready(client: &Client, ns: &str, name: &str) -> OAuthApp {
+    let api: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    let check =
+        |o: Option<&OAuthApp>| ready(o, |a| a.status.as_ref().map(|s| (s.observed_generation, s.conditions.clone())));
+    wait(&api, name, "Ready", check).await.expect("app")
+}
+
+async fn client_ready(client: &Client, ns: &str, name: &str) -> OAuthClient {
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let check = |o: Option<&OAuthClient>| {
+        ready(o, |c| c.status.as_ref().map(|s| (s.observed_generation, s.conditions.clone())))
+    };
+    wait(&api, name, "Ready", check).await.expect("client")
+}
+
+/// `(client_id, client_secret)` from the credentials Secret.
+pub async fn credentials(client: &Client, ns: &str, secret: &str) -> (String, String) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let found = api.get(secret).await.unwrap_or_else(|e| panic!("Secret {ns}/{secret}: {e}"));
+    let data = found.data.expect("data");
+    let text = |k: &str| String::from_utf8(data.get(k).unwrap_or_else(|| panic!("key {k}")).0.clone()).expect("utf-8");
+    let pair = (text("client_id"), text("client_secret"));
+    SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).push(pair.1.clone());
+    pair
+}
+
+/// The backend as a test sees it: the emulator, through the adapter.
+fn backend() -> WachtBackend {
+    WachtBackend::new(WachtConfig {
+        base_url: Env::get().emu.url.parse().expect("URL"),
+        api_key: SecretString::new(API_KEY),
+        deployment: Some("dep_e2e".into()),
+        timeout: Duration::from_secs(5),
+        requests_per_second: 0,
+    })
+    .expect("backend")
+}
+
+async fn backend_client(slug: &str, id: &str) -> BackendClient {
+    let list = backend().list_clients(&AppKey { deployment: None, slug: slug.into() }).await.expect("list clients");
+    list.into_iter().find(|c| c.id == id).unwrap_or_else(|| panic!("backend client {id} of {slug}"))
+}
+
+async fn token_status(client_id: &str, secret: &str) -> u16 {
+    Env::get().emu.token_status(client_id, secret, true, REDIRECT).await
+}
+
+/// An app and a client in a fresh namespace, both Ready; returns the client as it stands.
+pub async fn app_and_client(client: &Client, ns: &str, client_spec: Value) -> OAuthClient {
+    namespace(client, ns).await;
+    apply::<OAuthApp>(client, ns, app_doc("app", ns, json!({}))).await;
+    apply::<OAuthClient>(client, ns, client_doc("web", "app", client_spec)).await;
+    app_ready(client, ns, "app").await;
+    client_ready(client, ns, "web").await
+}
+
+async fn client_gets_a_working_secret(client: Client) {
+    let ns = "e2e-working-secret";
+    let started = Instant::now();
+    let web = app_and_client(&client, ns, json!({})).await;
+    let (id, secret) = credentials(&client, ns, "web-oauth-client").await;
+    println!("e2e: apply to a Ready OAuthClient with its Secret: {:?}", started.elapsed());
+    let status = web.status.expect("status");
+    assert_eq!(status.client_id.as_deref(), Some(id.as_str()));
+    assert_eq!(status.secret_name.as_deref(), Some("web-oauth-client"));
+    assert_eq!(token_status(&id, &secret).await, 200, "the issued secret authenticates");
+    assert!(!serde_json::to_string(&status).expect("json").contains(&secret), "no secret in the status");
+
+    let env = Env::get();
+    for kind in ["oauthapp/app", "oauthclient/web"] {
+        let out = Command::new(env.cp.bin("kubectl"))
+            .args([
+                "--kubeconfig",
+                env.cp.kubeconfig.to_str().expect("utf-8"),
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                "--timeout=30s",
+                kind,
+            ])
+            .output()
+            .expect("run kubectl");
+        assert!(out.status.success(), "kubectl wait {kind}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+async fn redirect_edit(client: Client) {
+    let ns = "e2e-redirect-edit";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let before = credentials(&client, ns, "web-oauth-client").await;
+    let uris = ["https://app.example.com/new-callback"];
+    apply::<OAuthClient>(&client, ns, client_doc("web", "app", json!({"redirectUris": uris}))).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let generation = web.metadata.generation.expect("generation") + 1;
+    wait(&api, "web", "reconciled at the new generation", |o| {
+        o.and_then(|c| c.status.as_ref()).and_then(|s| s.observed_generation) == Some(generation)
+    })
+    .await;
+    let id = web.status.expect("status").backend_id.expect("backend id");
+    assert_eq!(backend_client(ns, &id).await.settings.redirect_uris, uris);
+    assert_eq!(credentials(&client, ns, "web-oauth-client").await, before, "the secret is unchanged");
+}
+
+async fn backend_drift_repaired(client: Client) {
+    let ns = "e2e-drift";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let id = web.status.expect("status").backend_id.expect("backend id");
+    let app = AppKey { deployment: None, slug: ns.into() };
+    let mut drifted = backend_client(ns, &id).await.settings;
+    drifted.redirect_uris = vec!["https://evil.example.com/cb".into()];
+    backend().update_client(&app, &id, &drifted).await.expect("edit in the backend");
+    let deadline = Instant::now() + TIMEOUT;
+    while backend_client(ns, &id).await.settings.redirect_uris != [REDIRECT] {
+        assert!(Instant::now() < deadline, "drift not repaired within {TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn rotate_annotation(client: Client) {
+    let ns = "e2e-rotate";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let (id, old) = credentials(&client, ns, "web-oauth-client").await;
+    let rotations = || async {
+        Env::get().emu.counters().await["POST /oauth/apps/{slug}/clients/{id}/rotate-secret"].as_u64().unwrap_or(0)
+    };
+    let before = rotations().await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let annotate = |value: &str| json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": value}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(annotate("2026-11-24"))).await.expect("annotate");
+    wait(&api, "web", "rotated", |o| {
+        o.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("2026-11-24")
+    })
+    .await;
+    let (same_id, new) = credentials(&client, ns, "web-oauth-client").await;
+    assert_eq!(same_id, id);
+    assert_ne!(new, old);
+    assert_eq!(token_status(&id, &new).await, 200, "the new secret works");
+    assert_eq!(token_status(&id, &old).await, 401, "the old secret no longer works");
+    assert_eq!(rotations().await, before + 1, "exactly one backend rotation");
+
+    // The same value again, and a later pass: nothing more.
+    let env = Env::get();
+    let secret_reads = || env.cp.requests_by(USER, "get", "secrets", "web-oauth-client");
+    let reads = secret_reads();
+    api.patch("web", &PatchParams::default(), &Patch::Merge(annotate("2026-11-24"))).await.expect("annotate");
+    let deadline = Instant::now() + TIMEOUT;
+    while secret_reads() < reads + 2 {
+        assert!(Instant::now() < deadline, "no further pass within {TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(rotations().await, before + 1, "the handled value does not rotate again");
+    assert_eq!(credentials(&client, ns, "web-oauth-client").await.1, new);
+    let _ = web;
+}
+
+async fn deleted_secret_regenerated(client: Client) {
+    let ns = "e2e-regenerate";
+    app_and_client(&client, ns, json!({})).await;
+    let (id, old) = credentials(&client, ns, "web-oauth-client").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    secrets.delete("web-oauth-client", &DeleteParams::default()).await.expect("delete the Secret");
+    wait(&secrets, "web-oauth-client", "regenerated", |s| {
+        s.is_some_and(|s| {
+            s.data.as_ref().is_some_and(|d| d.get("client_secret").is_some_and(|v| v.0 != old.as_bytes()))
+        })
+    })
+    .await;
+    let (same_id, new) = credentials(&client, ns, "web-oauth-client").await;
+    assert_eq!(same_id, id, "the same backend client");
+    assert_eq!(token_status(&id, &new).await, 200);
+    assert_eq!(token_status(&id, &old).await, 401);
+
+    // An edited Secret is regenerated too.
+    let edit = json!({"stringData": {"client_secret": "tampered"}});
+    secrets.patch("web-oauth-client", &PatchParams::default(), &Patch::Merge(edit)).await.expect("edit");
+    wait(&secrets, "web-oauth-client", "repaired", |s| {
+        s.is_some_and(|s| {
+            s.data
+                .as_ref()
+                .is_some_and(|d| d.get("client_secret").is_some_and(|v| v.0 != b"tampered" && v.0 != new.as_bytes()))
+        })
+    })
+    .await;
+    let (_, repaired) = credentials(&client, ns, "web-oauth-client").await;
+    assert_eq!(token_status(&id, &repaired).await, 200);
+}
+
+async fn delete_policy_delete(client: Client) {
+    let ns = "e2e-delete";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let id = web.status.expect("status").backend_id.expect("backend id");
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    api.delete("web", &DeleteParams::default()).await.expect("delete");
+    wait(&api, "web", "gone", |o| o.is_none()).await;
+    assert!(!backend_client(ns, &id).await.active, "deactivated in the backend");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    assert!(secrets.get_opt("web-oauth-client").await.expect("get").is_none(), "the Secret is gone");
+}
+
+async fn delete_policy_orphan(client: Client) {
+    let ns = "e2e-orphan";
+    let web = app_and_client(&client, ns, json!({"deletionPolicy": "Orphan"})).await;
+    let id = web.status.expect("status").backend_id.expect("backend id");
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    api.delete("web", &DeleteParams::default()).await.expect("delete");
+    wait(&api, "web", "gone", |o| o.is_none()).await;
+    assert!(backend_client(ns, &id).await.active, "kept active in the backend");
+}
+
+async fn rejected_api_key(client: Client) {
+    let ns = namespace(&client, "e2e-wrong-key").await;
+    apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({"backend": "wrong-key"}))).await;
+    let api: Api<OAuthApp> = Api::namespaced(client.clone(), &ns);
+    let app = wait(&api, "app", "reported", |o| {
+        o.and_then(|a| a.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "BackendCredentialsRejected"))
+    })
+    .await
+    .expect("app");
+    let ready = app.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("backend credentials"), "{}", ready.message);
+}
+
+async fn app_domain_scopes_unmanaged(client: Client) {
+    let ns = namespace(&client, "e2e-app").await;
+    let spec = json!({"fqdn": "auth.e2e-app.example.com", "verifyDomain": true,
+        "scopes": [{"name": "mcp:invoke", "displayName": "Invoke", "mapping": {"category": "workspace", "workspacePermission": "ws:invoke"}},
+                   {"name": "old", "archived": true}]});
+    apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, spec)).await;
+    let api: Api<OAuthApp> = Api::namespaced(client.clone(), &ns);
+    let condition = |o: Option<&OAuthApp>, status: &str| {
+        o.and_then(|a| a.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "DomainVerified" && c.status == status))
+    };
+    let pending = wait(&api, "app", "DomainVerified=False", |o| condition(o, "False")).await.expect("app");
+    assert!(pending.status.expect("status").cname_target.is_some_and(|t| !t.is_empty()));
+    let key = AppKey { deployment: None, slug: ns.clone() };
+    let apps = backend().list_apps(None).await.expect("list apps");
+    let app = apps.iter().find(|a| a.slug == ns).expect("backend app");
+    assert_eq!(app.scopes[0].display_name, "Invoke");
+    assert_eq!(app.scopes[0].mapping, Some(oauth_operator::backend::ScopeMapping::Workspace("ws:invoke".into())));
+    assert!(app.scopes[1].archived);
+
+    Env::get().emu.verify_domain("auth.e2e-app.example.com").await;
+    wait(&api, "app", "DomainVerified=True", |o| condition(o, "True")).await;
+
+    // A client created behind the operator's back is counted.
+    let settings = oauth_operator::backend::ClientSettings {
+        client_auth_method: "none".into(),
+        grant_types: vec!["authorization_code".into()],
+        redirect_uris: vec![REDIRECT.into()],
+        ..Default::default()
+    };
+    backend().create_client(&key, &settings).await.expect("create behind the operator's back");
+    wait(&api, "app", "counting the unmanaged client", |o| {
+        o.and_then(|a| a.status.as_ref()).and_then(|s| s.unmanaged_clients) == Some(1)
+    })
+    .await;
+}
+
+async fn inactive_client(client: Client) {
+    let ns = "e2e-inactive";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let id = web.status.expect("status").backend_id.expect("backend id");
+    apply::<OAuthClient>(&client, ns, client_doc("web", "app", json!({"active": false}))).await;
+    let deadline = Instant::now() + TIMEOUT;
+    while backend_client(ns, &id).await.active {
+        assert!(Instant::now() < deadline, "not deactivated within {TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Back to active: the backend cannot reactivate, so a new client with new credentials.
+    apply::<OAuthClient>(&client, ns, client_doc("web", "app", json!({"active": true}))).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let again = wait(&api, "web", "recreated", |o| {
+        o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.backend_id.as_deref().is_some_and(|b| b != id))
+    })
+    .await
+    .expect("client");
+    let (client_id, secret) = credentials(&client, ns, "web-oauth-client").await;
+    assert_eq!(again.status.and_then(|s| s.client_id), Some(client_id.clone()));
+    assert_eq!(token_status(&client_id, &secret).await, 200);
+}

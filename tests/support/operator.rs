@@ -1,0 +1,153 @@
+//! `oauth-operator run` as its own process, authorised only by the RBAC in `deploy/` through a
+//! ServiceAccount token, configured with backends on the emulator.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{authentication::v1::TokenRequest, core::v1::ServiceAccount};
+use kube::{
+    Api, Client,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+    core::GroupVersionKind,
+    discovery::{Scope, pinned_kind},
+};
+
+use super::{ControlPlane, cargo_bin, emulator::Emulator};
+
+pub const NAMESPACE: &str = "oauth-operator-system";
+pub const SERVICE_ACCOUNT: &str = "oauth-operator";
+/// The user the API server sees for the operator.
+pub const USER: &str = "system:serviceaccount:oauth-operator-system:oauth-operator";
+/// An API key the emulator accepts, and one it does not.
+pub const API_KEY: &str = "operator-key";
+
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+    pub http: String,
+}
+
+impl Operator {
+    /// Installs `deploy/namespace.yaml` and `deploy/rbac.yaml`, then starts the operator with a
+    /// token of its ServiceAccount. Backends: `default` (the emulator, valid key) and
+    /// `wrong-key` (the emulator, a key it refuses).
+    pub async fn start(cp: &ControlPlane, admin: &Client, emu: &Emulator, resync: &str, selector: &str) -> Operator {
+        for file in ["namespace.yaml", "rbac.yaml"] {
+            apply_manifest(admin, &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)).await;
+        }
+        let dir = cp.dir();
+        let token = service_account_token(admin).await;
+        let kubeconfig = dir.join("operator.kubeconfig");
+        fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: operator\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context: {{cluster: test, user: operator}}\ncurrent-context: test\n",
+                cp.server(),
+                cp.ca_file().display()
+            ),
+        )
+        .expect("write operator kubeconfig");
+        fs::write(dir.join("api-key"), API_KEY).expect("write key");
+        fs::write(dir.join("wrong-key"), "not-a-key").expect("write key");
+        let config = dir.join("operator.yaml");
+        fs::write(
+            &config,
+            format!(
+                "backends:\n  default:\n    type: wacht\n    baseUrl: {url}\n    deploymentId: dep_e2e\n    apiKeyFile: {key}\n  wrong-key:\n    type: wacht\n    baseUrl: {url}\n    apiKeyFile: {wrong}\n",
+                url = emu.url,
+                key = dir.join("api-key").display(),
+                wrong = dir.join("wrong-key").display(),
+            ),
+        )
+        .expect("write operator config");
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let http = format!("127.0.0.1:{port}");
+        let log = dir.join("operator.log");
+        let out = fs::File::create(&log).expect("operator log");
+        let child = Command::new(cargo_bin("oauth-operator"))
+            .args(["run", "--config", config.to_str().expect("utf-8"), "--http", &http, "--resync", resync])
+            .args(["--selector", selector])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "debug")
+            .env("OAUTH_OPERATOR_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start oauth-operator");
+        let mut operator = Operator { child, log, http };
+        operator.wait_ready().await;
+        operator
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://{}/readyz", self.http);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("oauth-operator exited ({status}):\n{}", self.log_tail());
+            }
+            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "oauth-operator not ready:\n{}", self.log_tail());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines of the operator's log.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<_> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Operator {
+    /// Stops the operator and keeps its log in `target/e2e-operator.log` for a look after the run.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-operator.log");
+        let _ = fs::copy(&self.log, kept);
+    }
+}
+
+/// Applies every document of a manifest file by server-side apply.
+pub async fn apply_manifest(client: &Client, file: &Path) {
+    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let obj: DynamicObject =
+            serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let types = obj.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("valid apiVersion");
+        let (resource, caps) = pinned_kind(client, &gvk).await.expect("discover the kind");
+        let api: Api<DynamicObject> = match (caps.scope, obj.metadata.namespace.as_deref()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        let name = obj.metadata.name.clone().expect("a name");
+        api.patch(&name, &PatchParams::apply("oauth-operator-tests").force(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("apply {} {name}: {e}", gvk.kind));
+    }
+}
+
+async fn service_account_token(client: &Client) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 86400}
+    }))
+    .expect("token request");
+    let response = accounts
+        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest for the operator's ServiceAccount");
+    response.status.expect("token").token
+}
