@@ -92,7 +92,7 @@ async fn reconcile(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) ->
     if let Err(e) = &result {
         let previous = current.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
         if previous.is_none_or(|c| c.reason != e.reason()) {
-            ctx.event(obj, EventType::Warning, e.reason(), e.message()).await;
+            ctx.event(obj, e.event_type(), e.reason(), e.message()).await;
         }
     }
     write_status(&api, obj, current.as_ref(), &status).await?;

@@ -167,6 +167,15 @@ impl Error {
         }
     }
 
+    /// Waiting for a dependency is expected while resources are created together: a Normal
+    /// event; anything else is a Warning.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Error::Waiting(_) => EventType::Normal,
+            _ => EventType::Warning,
+        }
+    }
+
     /// The message of the `Ready=False` condition.
     pub fn message(&self) -> String {
         match self {

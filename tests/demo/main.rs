@@ -1,4 +1,6 @@
-//! The demo: a local control plane with the CRDs installed and the samples applied.
+//! The demo: a local control plane, the backend emulator and the operator (its own process,
+//! with the RBAC of `deploy/`), the samples of `deploy/samples/` applied, credentials written,
+//! and one rotation.
 //!
 //! `cargo run --example demo` runs it through and stops; with `-- --keep` it stays up until
 //! Ctrl-C and prints a KUBECONFIG to explore with kubectl.
@@ -6,83 +8,134 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
-use kube::{
-    Api,
-    api::{Patch, PatchParams},
-};
+use kube::{Api, runtime::wait::await_condition};
 use oauth_operator::api::{OAuthApp, OAuthClient};
-use support::{ControlPlane, samples::sample};
+use support::{
+    ControlPlane,
+    emulator::Emulator,
+    operator::{API_KEY, Operator},
+};
 
 #[tokio::main]
 async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
+    build_binaries();
 
     step("starting etcd and kube-apiserver (built from Go modules on first run)");
     let cp = ControlPlane::start().await;
     let client = cp.client().await;
     let version = client.apiserver_version().await.expect("GET /version");
     println!("kube-apiserver {} is ready", version.git_version);
-
-    step("installing the CRDs from crds/");
     for crd in cp.install_crds().await {
         println!("{} is Established", crd.metadata.name.unwrap_or_default());
     }
 
-    step("applying deploy/samples/");
-    let ssa = PatchParams::apply("oauth-operator-demo");
-    let app = sample("oauthapp.yaml");
-    Api::<OAuthApp>::namespaced(client.clone(), "default")
-        .patch("mcp-auth", &ssa, &Patch::Apply(&app))
-        .await
-        .expect("apply the OAuthApp sample");
-    let web = sample("oauthclient.yaml");
-    Api::<OAuthClient>::namespaced(client.clone(), "default")
-        .patch("web", &ssa, &Patch::Apply(&web))
-        .await
-        .expect("apply the OAuthClient sample");
+    step("starting the backend emulator and the operator (ServiceAccount token, deploy/rbac.yaml)");
+    let emu = Emulator::start(&[API_KEY]);
+    println!("emulator at {}", emu.url);
+    let operator = Operator::start(&cp, &client, &emu, "30s", None).await;
+    println!("oauth-operator is ready (health on http://{}/readyz)", operator.http);
 
-    step("kubectl get oauth");
+    step("kubectl apply -f deploy/samples/");
+    kubectl(&cp, &["apply", "--server-side", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/samples/")]);
+    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), "default");
+    let clients: Api<OAuthClient> = Api::namespaced(client.clone(), "default");
+    let started = std::time::Instant::now();
+    wait_ready(&apps, "mcp-auth").await;
+    wait_ready(&clients, "web").await;
+    println!("both Ready {:?} after the apply", started.elapsed());
     kubectl(&cp, &["get", "oauth", "-o", "wide"]);
-    step("kubectl explain oauthclient.spec.redirectUris");
-    kubectl(&cp, &["explain", "oauthclient.spec.redirectUris"]);
-    step("an invalid client is refused by the CRD's CEL rules");
-    kubectl_stdin(&cp, &["apply", "-f", "-"], INVALID_CLIENT);
 
-    println!("\nThe controllers come with the reconciler work; until then resources stay unreconciled.");
+    step("the Secret web-oauth: its keys (never its values)");
+    kubectl(
+        &cp,
+        &["get", "secret", "web-oauth", "-o", "go-template={{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}"],
+    );
+    let (id, secret) = credentials(&cp).await;
+    let redirect = "https://app.example.com/oauth/callback";
+    println!(
+        "the emulator's token endpoint accepts these credentials: HTTP {}",
+        emu.token_status(&id, &secret, true, redirect).await
+    );
+
+    step("rotating: kubectl annotate oauthclient web oauth-operator.dev/rotate=demo --overwrite");
+    kubectl(&cp, &["annotate", "oauthclient", "web", "oauth-operator.dev/rotate=demo", "--overwrite"]);
+    let handled = |c: Option<&OAuthClient>| {
+        c.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("demo")
+    };
+    tokio::time::timeout(Duration::from_secs(30), await_condition(clients.clone(), "web", handled))
+        .await
+        .expect("rotated within 30s")
+        .expect("watch");
+    let (_, rotated) = credentials(&cp).await;
+    println!("secret changed: {}", if rotated != secret { "yes" } else { "no" });
+    println!("old secret at the token endpoint: HTTP {}", emu.token_status(&id, &secret, true, redirect).await);
+    println!("new secret at the token endpoint: HTTP {}", emu.token_status(&id, &rotated, true, redirect).await);
+    kubectl(
+        &cp,
+        &[
+            "get",
+            "oauthclient",
+            "web",
+            "-o",
+            "jsonpath={.status.lastHandledRotateRequest} {.status.lastRotatedAt}{\"\\n\"}",
+        ],
+    );
+
+    step("the app's domain: DomainVerified until the CNAME exists");
+    kubectl(&cp, &["get", "oauthapp", "mcp-auth", "-o", "jsonpath={.status.cnameTarget}{\"\\n\"}"]);
+    kubectl(&cp, &["describe", "oauthclient", "web"]);
+
     if keep {
         println!("\nexport KUBECONFIG={}\nPress Ctrl-C to stop.", cp.kubeconfig.display());
         tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
     }
+    drop(operator);
+    drop(emu);
     drop(cp);
 }
 
-const INVALID_CLIENT: &str = "apiVersion: oauth-operator.dev/v1alpha1
-kind: OAuthClient
-metadata: {name: insecure}
-spec:
-  appRef: {name: mcp-auth}
-  grantTypes: [authorization_code]
-  redirectUris: ['http://app.example.com/callback#frag']
-";
+/// The demo runs the operator and the emulator binaries: build them if needed.
+fn build_binaries() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--bins", "--manifest-path", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --bins failed");
+}
+
+async fn wait_ready<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + serde::Serialize + 'static,
+{
+    let ready = |obj: Option<&K>| {
+        let value = obj.map(|o| serde_json::to_value(o).expect("json")).unwrap_or_default();
+        value["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    };
+    tokio::time::timeout(Duration::from_secs(30), await_condition(api.clone(), name, ready))
+        .await
+        .unwrap_or_else(|_| panic!("{name} not Ready within 30s"))
+        .expect("watch");
+}
+
+async fn credentials(cp: &ControlPlane) -> (String, String) {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(cp.client().await, "default");
+    let data = secrets.get("web-oauth").await.expect("Secret web-oauth").data.expect("data");
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).expect("utf-8");
+    (text("client_id"), text("client_secret"))
+}
 
 fn step(text: &str) {
     println!("\n== {text}");
 }
 
 fn kubectl(cp: &ControlPlane, args: &[&str]) {
-    kubectl_stdin(cp, args, "");
-}
-
-fn kubectl_stdin(cp: &ControlPlane, args: &[&str], input: &str) {
-    use std::io::Write;
-    let mut child = Command::new(cp.bin("kubectl"))
-        .env("KUBECONFIG", &cp.kubeconfig)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    child.wait().expect("wait for kubectl");
+    let status =
+        Command::new(cp.bin("kubectl")).env("KUBECONFIG", &cp.kubeconfig).args(args).status().expect("run kubectl");
+    assert!(status.success(), "kubectl {args:?} failed");
 }

@@ -136,11 +136,12 @@ async fn log_holds_no_secret(client: Client) {
     println!("e2e: {} issued secrets, none in {} lines of debug log", all.len(), log.lines().count());
 }
 
-/// Removes every `x-kubernetes-validations` below `schema`.
+/// Removes every `x-kubernetes-validations` and `enum` below `schema`.
 fn strip_rules(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             map.remove("x-kubernetes-validations");
+            map.remove("enum");
             map.values_mut().for_each(strip_rules);
         }
         Value::Array(items) => items.iter_mut().for_each(strip_rules),
@@ -196,5 +197,31 @@ async fn older_crd(client: Client) {
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
     assert!(ready.message.contains("spec.redirectUris"), "the message names the field: {}", ready.message);
     assert_eq!(backend_writes().await, writes, "no backend call for an invalid spec");
-    api.delete("insecure", &Default::default()).await.expect("delete");
+
+    // One the operator cannot even decode is reported too, and stops nothing.
+    let mut undecodable = doc.clone();
+    undecodable["metadata"]["name"] = "undecodable".into();
+    undecodable["spec"]["grantTypes"] = json!(["client_credentials"]);
+    let dynamic: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), ns, &kube::api::ApiResource::erase::<OAuthClient>(&()));
+    dynamic
+        .patch("undecodable", &PatchParams::apply("e2e-user").force(), &Patch::Apply(&undecodable))
+        .await
+        .expect("apply");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let obj = dynamic.get("undecodable").await.expect("get");
+        let conditions = obj.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        if let Some(c) = conditions.iter().find(|c| c["type"] == "Ready") {
+            assert_eq!(c["reason"], "InvalidSpec");
+            assert!(c["message"].as_str().is_some_and(|m| m.contains("client_credentials")), "{c}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no condition on the undecodable object:\n{}", env.operator.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    crate::reconcile::app_and_client(&client, "e2e-after-undecodable", json!({})).await;
+    for name in ["insecure", "undecodable"] {
+        dynamic.delete(name, &Default::default()).await.expect("delete");
+    }
 }

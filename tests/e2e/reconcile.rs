@@ -47,6 +47,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::rejected_api_key_is_reported", rejected_api_key),
         trial("reconcile::app_domain_scopes_and_unmanaged_clients", app_domain_scopes_unmanaged),
         trial("reconcile::inactive_client_is_deactivated", inactive_client),
+        trial("reconcile::mapping_set_otherwise_in_the_backend_is_refused", mapping_conflict),
     ]
 }
 
@@ -403,4 +404,35 @@ async fn inactive_client(client: Client) {
     let (client_id, secret) = credentials(&client, ns, "web-oauth-client").await;
     assert_eq!(again.status.and_then(|s| s.client_id), Some(client_id.clone()));
     assert_eq!(token_status(&client_id, &secret).await, 200);
+}
+
+async fn mapping_conflict(client: Client) {
+    let ns = namespace(&client, "e2e-mapping").await;
+    // Someone mapped the scope in the backend's dashboard first.
+    let scope = |mapping| oauth_operator::backend::Scope {
+        name: "mcp:invoke".into(),
+        display_name: "mcp:invoke".into(),
+        description: "Allows mcp:invoke access".into(),
+        archived: false,
+        mapping,
+    };
+    let dashboard = oauth_operator::backend::NewApp {
+        slug: ns.clone(),
+        name: "Dashboard".into(),
+        scopes: vec![scope(Some(oauth_operator::backend::ScopeMapping::Workspace("ws:admin".into())))],
+        ..Default::default()
+    };
+    backend().create_app(None, &dashboard).await.expect("create in the backend");
+    let spec = json!({"scopes": [{"name": "mcp:invoke", "mapping": {"category": "workspace", "workspacePermission": "ws:invoke"}}]});
+    apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, spec)).await;
+    let api: Api<OAuthApp> = Api::namespaced(client.clone(), &ns);
+    let app = wait(&api, "app", "refused", |o| {
+        o.and_then(|a| a.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "ScopeMappingImmutable"))
+    })
+    .await
+    .expect("app");
+    let ready = app.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains("mcp:invoke") && ready.message.contains("ws:admin"), "{}", ready.message);
 }

@@ -35,7 +35,13 @@ impl Operator {
     /// Installs `deploy/namespace.yaml` and `deploy/rbac.yaml`, then starts the operator with a
     /// token of its ServiceAccount. Backends: `default` (the emulator, valid key) and
     /// `wrong-key` (the emulator, a key it refuses).
-    pub async fn start(cp: &ControlPlane, admin: &Client, emu: &Emulator, resync: &str, selector: &str) -> Operator {
+    pub async fn start(
+        cp: &ControlPlane,
+        admin: &Client,
+        emu: &Emulator,
+        resync: &str,
+        selector: Option<&str>,
+    ) -> Operator {
         for file in ["namespace.yaml", "rbac.yaml"] {
             apply_manifest(admin, &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)).await;
         }
@@ -71,7 +77,7 @@ impl Operator {
         let out = fs::File::create(&log).expect("operator log");
         let child = Command::new(cargo_bin("oauth-operator"))
             .args(["run", "--config", config.to_str().expect("utf-8"), "--http", &http, "--resync", resync])
-            .args(["--selector", selector])
+            .args(selector.map(|s| ["--selector", s]).into_iter().flatten())
             .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "debug")
             .env("OAUTH_OPERATOR_LOG_FORMAT", "json")
