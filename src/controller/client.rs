@@ -137,7 +137,7 @@ async fn report_undecodable(
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let current = obj.status.clone();
     let mut status = current.clone().unwrap_or_default();
-    let result = sync(obj, ctx, &mut status).await;
+    let result = sync(api, obj, ctx, &mut status).await;
     let generation = obj.metadata.generation;
     status.observed_generation = generation;
     status.conditions = match &result {
@@ -204,7 +204,12 @@ async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
-async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
+async fn sync(
+    api: &Api<OAuthClient>,
+    obj: &OAuthClient,
+    ctx: &Context,
+    status: &mut OAuthClientStatus,
+) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -214,7 +219,14 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         Found::Missing => None,
     };
     // The Secret is written before the status, so it is the first place to look after a crash.
-    let known_id = secret_backend_id.or(status.backend_id.clone());
+    let mut known_id = secret_backend_id.or(status.backend_id.clone());
+    if known_id.is_none() {
+        // The cached copy may predate our own status write: read the latest before creating,
+        // or a missing Secret would make a second client.
+        let latest = api.get_status(&obj.name_any()).await.map_err(Error::kube("read the OAuthClient"))?;
+        known_id = latest.status.and_then(|s| s.backend_id);
+        status.backend_id.clone_from(&known_id);
+    }
     let current = match &known_id {
         Some(id) => find(ctx, &t, id).await?,
         None => None,
@@ -233,15 +245,17 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             let (client, creds) =
                 t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
             ctx.lists.put(&t.name, &t.app, client.clone());
-            let write = secret::Credentials {
-                client_id: &creds.client_id,
-                client_secret: creds.client_secret.as_ref(),
-                backend_id: &client.id,
-                rotate_request: rotate_request.as_deref(),
-            };
-            secret::write(&secrets, obj, &write).await.map_err(Error::kube("write the Secret"))?;
+            // Recorded before the Secret write: a failure below still lands in the status, so
+            // the next pass finds this client instead of creating another.
             status.backend_id = Some(client.id.clone());
             status.client_id = Some(client.client_id.clone());
+            let delivery = secret::Credentials {
+                client_id: creds.client_id.clone(),
+                client_secret: creds.client_secret.clone(),
+                backend_id: client.id.clone(),
+                rotate_request: rotate_request.clone(),
+            };
+            deliver(ctx, &secrets, obj, delivery).await?;
             status.last_rotated_at = Some(now());
             status.last_handled_rotate_request = rotate_request;
             let (reason, note) = if recreated {
@@ -261,6 +275,21 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     };
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
+
+    // Credentials shown on an earlier pass whose Secret write failed: deliver them now.
+    let kept = ctx.lock_undelivered().remove(&key_of(obj)).filter(|c| c.backend_id == current.id);
+    let found = match kept {
+        Some(creds) => {
+            let answered = creds.rotate_request.clone();
+            let issued = creds.client_secret.is_some();
+            deliver(ctx, &secrets, obj, creds).await?;
+            if issued {
+                status.last_rotated_at = Some(now());
+            }
+            Found::Intact { backend_id: Some(current.id.clone()), rotate_request: answered }
+        }
+        None => found,
+    };
 
     if !obj.spec.active {
         if current.active {
@@ -292,13 +321,13 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             None
         };
         let answered = pending_request.cloned().or_else(|| status.last_handled_rotate_request.clone());
-        let write = secret::Credentials {
-            client_id: &current.client_id,
-            client_secret: secret.as_ref(),
-            backend_id: &current.id,
-            rotate_request: answered.as_deref(),
+        let delivery = secret::Credentials {
+            client_id: current.client_id.clone(),
+            client_secret: secret.clone(),
+            backend_id: current.id.clone(),
+            rotate_request: answered,
         };
-        secret::write(&secrets, obj, &write).await.map_err(Error::kube("write the Secret"))?;
+        deliver(ctx, &secrets, obj, delivery).await?;
         if secret.is_some() {
             status.last_rotated_at = Some(now());
         }
@@ -313,6 +342,22 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         status.last_handled_rotate_request = rotate_request;
     }
     Ok("backend client and Secret match the spec".into())
+}
+
+/// Writes the credentials Secret; when that fails, keeps the credentials for the next pass.
+async fn deliver(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    obj: &OAuthClient,
+    creds: secret::Credentials,
+) -> Result<(), Error> {
+    match secret::write(secrets, obj, &creds).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            ctx.lock_undelivered().insert(key_of(obj), creds);
+            Err(Error::kube("write the Secret")(e))
+        }
+    }
 }
 
 /// The backend client with this id, listing again once if the shared copy lacks it.

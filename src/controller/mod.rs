@@ -47,6 +47,9 @@ pub struct Context {
     lists: ClientLists,
     /// Consecutive failures per object, for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Credentials the backend showed whose Secret write failed, per object: written on the
+    /// next pass instead of rotating again.
+    undelivered: Mutex<HashMap<String, secret::Credentials>>,
 }
 
 impl Context {
@@ -58,6 +61,7 @@ impl Context {
             reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
             lists: ClientLists::new(resync),
             failures: Mutex::default(),
+            undelivered: Mutex::default(),
         }
     }
 
@@ -91,6 +95,10 @@ impl Context {
         *n = n.saturating_add(1);
         let base = Duration::from_secs(1).saturating_mul(1u32 << (*n - 1).min(9));
         jitter(base.min(Duration::from_secs(300)), 0.2)
+    }
+
+    fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {
+        self.undelivered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {

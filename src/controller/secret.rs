@@ -37,12 +37,13 @@ pub enum Found {
     },
 }
 
-/// What to write.
-pub struct Credentials<'a> {
-    pub client_id: &'a str,
-    pub client_secret: Option<&'a SecretString>,
-    pub backend_id: &'a str,
-    pub rotate_request: Option<&'a str>,
+/// What to write. Kept in memory until a write succeeds: the backend shows a secret once.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub backend_id: String,
+    pub rotate_request: Option<String>,
 }
 
 /// Reads the Secret of `owner` and tells whether it still holds what the operator wrote.
@@ -66,7 +67,7 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient) -> Result<Found, ku
 }
 
 /// Writes the credentials Secret of `owner`, owned by it, by server-side apply.
-pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials<'_>) -> Result<(), kube::Error> {
+pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials) -> Result<(), kube::Error> {
     let name = desired::secret_name(owner);
     let secret = build(owner, creds);
     api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
@@ -75,20 +76,21 @@ pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials<'
 
 /// The Secret for `owner`; pure. (k8s-openapi serializes `apiVersion` and `kind`, which
 /// server-side apply needs.)
-pub fn build(owner: &OAuthClient, creds: &Credentials<'_>) -> Secret {
+pub fn build(owner: &OAuthClient, creds: &Credentials) -> Secret {
     let keys = desired::secret_keys(owner);
     let template = owner.spec.secret_template.clone().unwrap_or_default();
     let mut data = BTreeMap::from([(keys.client_id.clone(), ByteString(creds.client_id.as_bytes().to_vec()))]);
-    if let Some(secret) = creds.client_secret {
+    if let Some(secret) = &creds.client_secret {
         data.insert(keys.client_secret.clone(), ByteString(secret.expose().as_bytes().to_vec()));
     }
     let mut labels = template.labels;
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     let mut annotations = template.annotations;
-    annotations.insert(BACKEND_ID.into(), creds.backend_id.into());
-    annotations.insert(CHECKSUM.into(), checksum(creds.client_id, creds.client_secret.map(SecretString::expose)));
-    if let Some(request) = creds.rotate_request {
-        annotations.insert(ROTATE_REQUEST.into(), request.into());
+    annotations.insert(BACKEND_ID.into(), creds.backend_id.clone());
+    annotations
+        .insert(CHECKSUM.into(), checksum(&creds.client_id, creds.client_secret.as_ref().map(SecretString::expose)));
+    if let Some(request) = &creds.rotate_request {
+        annotations.insert(ROTATE_REQUEST.into(), request.clone());
     }
     Secret {
         metadata: ObjectMeta {
@@ -135,10 +137,10 @@ mod tests {
     fn secret_carries_keys_labels_owner_and_bookkeeping() {
         let secret_value = SecretString::new("oc_secret_x");
         let creds = Credentials {
-            client_id: "oc_1",
-            client_secret: Some(&secret_value),
-            backend_id: "42",
-            rotate_request: Some("r1"),
+            client_id: "oc_1".into(),
+            client_secret: Some(secret_value),
+            backend_id: "42".into(),
+            rotate_request: Some("r1".into()),
         };
         let secret = build(&owner(), &creds);
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));

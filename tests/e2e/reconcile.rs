@@ -48,6 +48,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::app_domain_scopes_and_unmanaged_clients", app_domain_scopes_unmanaged),
         trial("reconcile::inactive_client_is_deactivated", inactive_client),
         trial("reconcile::mapping_set_otherwise_in_the_backend_is_refused", mapping_conflict),
+        trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write),
     ]
 }
 
@@ -435,4 +436,86 @@ async fn mapping_conflict(client: Client) {
     let ready = app.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Ready").expect("Ready");
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains("mcp:invoke") && ready.message.contains("ws:admin"), "{}", ready.message);
+}
+
+/// A Secret write that fails after the backend issued a secret (here: an admission policy that
+/// denies Secrets in the namespace) loses nothing: once writes work again, the kept credentials
+/// are written, with no second client and no extra rotation.
+async fn failed_secret_write(client: Client) {
+    let ns = namespace(&client, "e2e-secret-write-fails").await;
+    let block = BlockSecrets::install(&client, &ns).await;
+    apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({}))).await;
+    app_ready(&client, &ns, "app").await;
+    let counters = || async { Env::get().emu.counters().await };
+    let before = counters().await;
+    apply::<OAuthClient>(&client, &ns, client_doc("web", "app", json!({}))).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    let failing = wait(&api, "web", "failing on the Secret", |o| {
+        o.and_then(|c| c.status.as_ref())
+            .is_some_and(|s| s.backend_id.is_some() && s.conditions.iter().any(|c| c.reason == "KubernetesError"))
+    })
+    .await
+    .expect("client");
+    block.lift(&client).await;
+    let web = client_ready(&client, &ns, "web").await;
+    let (id, secret) = credentials(&client, &ns, "web-oauth-client").await;
+    assert_eq!(token_status(&id, &secret).await, 200, "the kept secret works");
+    assert_eq!(web.status.and_then(|s| s.backend_id), failing.status.and_then(|s| s.backend_id), "same client");
+    let after = counters().await;
+    let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+    assert_eq!(delta("POST /oauth/apps/{slug}/clients"), 1, "one backend client");
+    assert_eq!(delta("POST /oauth/apps/{slug}/clients/{id}/rotate-secret"), 0, "no rotation needed");
+}
+
+/// A ValidatingAdmissionPolicy that denies writes of Secrets in one namespace.
+struct BlockSecrets {
+    name: String,
+}
+
+impl BlockSecrets {
+    async fn install(client: &Client, ns: &str) -> BlockSecrets {
+        let name = format!("block-secrets-{ns}");
+        let policy = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {"failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}]},
+                "validations": [{"expression": "false", "message": "Secrets are blocked in this test namespace"}]}});
+        let binding = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}}});
+        for (kind, doc) in [("validatingadmissionpolicies", policy), ("validatingadmissionpolicybindings", binding)] {
+            let resource = ApiResource {
+                group: "admissionregistration.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "admissionregistration.k8s.io/v1".into(),
+                kind: doc["kind"].as_str().expect("kind").into(),
+                plural: kind.into(),
+            };
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            api.patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await.expect("policy");
+        }
+        // Policies take effect asynchronously: wait until a Secret is really refused.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let probe: Secret = serde_json::from_value(json!({"metadata": {"name": "probe"}})).expect("secret");
+        let deadline = Instant::now() + TIMEOUT;
+        while secrets.create(&PostParams { dry_run: true, ..Default::default() }, &probe).await.is_ok() {
+            assert!(Instant::now() < deadline, "the admission policy never took effect");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        BlockSecrets { name }
+    }
+
+    async fn lift(self, client: &Client) {
+        let resource = ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            kind: "ValidatingAdmissionPolicyBinding".into(),
+            plural: "validatingadmissionpolicybindings".into(),
+        };
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        api.delete(&self.name, &DeleteParams::default()).await.expect("delete the binding");
+    }
 }
