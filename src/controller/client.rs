@@ -233,7 +233,7 @@ async fn sync(
     };
     let wanted = desired::client_settings(&obj.spec);
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
-    status.secret_name = Some(desired::secret_name(obj));
+    let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
     let current = match current {
         Some(c) if c.active || !obj.spec.active => c,
@@ -341,6 +341,10 @@ async fn sync(
     if pending_request.is_some() {
         status.last_handled_rotate_request = rotate_request;
     }
+    // spec.secretTemplate.name changed: the credentials now live in the new Secret only.
+    if let Some(old) = previous_secret.filter(|old| Some(old) != status.secret_name.as_ref()) {
+        delete_secret(&secrets, &old).await?;
+    }
     Ok("backend client and Secret match the spec".into())
 }
 
@@ -423,12 +427,17 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
             return Err(e);
         }
     }
-    match secrets.delete(&desired::secret_name(obj), &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => return Err(Error::kube("delete the Secret")(e)),
-    }
+    delete_secret(&secrets, &desired::secret_name(obj)).await?;
     Ok(Action::await_change())
+}
+
+/// Deletes a credentials Secret; one already gone is fine.
+async fn delete_secret(secrets: &Api<Secret>, name: &str) -> Result<(), Error> {
+    match secrets.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube("delete the Secret")(e)),
+    }
 }
 
 fn now() -> String {

@@ -224,6 +224,15 @@ async fn redirect_edit(client: Client) {
     let id = web.status.expect("status").backend_id.expect("backend id");
     assert_eq!(backend_client(ns, &id).await.settings.redirect_uris, uris);
     assert_eq!(credentials(&client, ns, "web-oauth-client").await, before, "the secret is unchanged");
+
+    // A new Secret name: the credentials move there, the old Secret goes.
+    let spec = json!({"redirectUris": uris, "secretTemplate": {"name": "web-credentials"}});
+    apply::<OAuthClient>(&client, ns, client_doc("web", "app", spec)).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    wait(&secrets, "web-oauth-client", "deleted", |s| s.is_none()).await;
+    let (moved_id, moved) = credentials(&client, ns, "web-credentials").await;
+    assert_eq!(moved_id, before.0);
+    assert_eq!(Env::get().emu.token_status(&moved_id, &moved, true, uris[0]).await, 200);
 }
 
 async fn backend_drift_repaired(client: Client) {
