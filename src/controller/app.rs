@@ -8,15 +8,14 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, ResourceExt,
-    api::{DynamicObject, Patch, PatchParams},
-    core::{ApiResource, DeserializeGuard},
+    core::DeserializeGuard,
     runtime::{Controller, controller::Action, events::EventType, watcher},
 };
 
 use super::{
-    Context, Error,
+    Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_action, key_of, write_status,
+    desired, error_action, key_of, report_undecodable,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -49,53 +48,13 @@ pub async fn run(
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => obj,
-        Err(invalid) => {
-            let meta = &invalid.metadata;
-            let api: Api<DynamicObject> = Api::namespaced_with(
-                ctx.client.clone(),
-                meta.namespace.as_deref().unwrap_or_default(),
-                &ApiResource::erase::<OAuthApp>(&()),
-            );
-            let conditions = conditions::set(
-                &[],
-                conditions::READY,
-                false,
-                reason::INVALID_SPEC,
-                invalid.error.clone(),
-                meta.generation,
-            );
-            let patch =
-                serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": conditions}});
-            api.patch_status(meta.name.as_deref().unwrap_or_default(), &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(Error::kube("write status"))?;
-            return Ok(Action::await_change());
-        }
+        Err(invalid) => return report_undecodable::<OAuthApp>(&ctx, invalid).await,
     };
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let current = obj.status.clone();
-    let mut status = current.clone().unwrap_or_default();
+    let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &mut status).await;
-    let generation = obj.metadata.generation;
-    status.observed_generation = generation;
-    status.conditions = match &result {
-        Ok(_) => conditions::set(
-            &status.conditions,
-            conditions::READY,
-            true,
-            reason::RECONCILED,
-            "backend app matches the spec".into(),
-            generation,
-        ),
-        Err(e) => conditions::set(&status.conditions, conditions::READY, false, e.reason(), e.message(), generation),
-    };
-    if let Err(e) = &result {
-        let previous = current.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
-        if previous.is_none_or(|c| c.reason != e.reason()) {
-            ctx.event(obj, e.event_type(), e.reason(), e.message()).await;
-        }
-    }
-    write_status(&api, obj, current.as_ref(), &status).await?;
+    conclude(&ctx, &api, obj, obj.status.as_ref(), status, result.as_ref().map(|_| "backend app matches the spec"))
+        .await?;
     let recheck = result?;
     let settled = ctx.settled(&key_of(obj));
     Ok(if recheck { Action::requeue(DOMAIN_RECHECK.min(ctx.resync)) } else { settled })

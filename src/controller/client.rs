@@ -7,8 +7,8 @@ use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams},
-    core::{ApiResource, DeserializeGuard},
+    api::{DeleteParams, PartialObjectMeta},
+    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
@@ -20,9 +20,9 @@ use kube::{
 };
 
 use super::{
-    Context, Error, Waiting,
+    Context, Error, Waiting, conclude,
     conditions::{self, reason},
-    desired, error_action, key_of,
+    desired, error_action, key_of, report_undecodable,
     secret::{self, Found},
     write_status,
 };
@@ -79,7 +79,7 @@ pub async fn run(
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => Arc::new(obj.clone()),
-        Err(invalid) => return report_undecodable(&ctx, invalid).await,
+        Err(invalid) => return report_undecodable::<OAuthClient>(&ctx, invalid).await,
     };
     let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -108,56 +108,11 @@ fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc
     error_action(err, &ctx, &key)
 }
 
-/// An object the operator cannot even decode (an older CRD let it in): say so in its status.
-async fn report_undecodable(
-    ctx: &Context,
-    invalid: &kube::core::error_boundary::InvalidObject,
-) -> Result<Action, Error> {
-    let (name, namespace) =
-        (invalid.metadata.name.clone().unwrap_or_default(), invalid.metadata.namespace.clone().unwrap_or_default());
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &namespace, &ApiResource::erase::<OAuthClient>(&()));
-    let conditions = conditions::set(
-        &[],
-        conditions::READY,
-        false,
-        reason::INVALID_SPEC,
-        invalid.error.clone(),
-        invalid.metadata.generation,
-    );
-    let patch =
-        serde_json::json!({"status": {"observedGeneration": invalid.metadata.generation, "conditions": conditions}});
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("write status"))?;
-    Ok(Action::await_change())
-}
-
 /// One pass: bring the backend and the Secret to the spec, then write the status.
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
-    let current = obj.status.clone();
-    let mut status = current.clone().unwrap_or_default();
+    let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(api, obj, ctx, &mut status).await;
-    let generation = obj.metadata.generation;
-    status.observed_generation = generation;
-    status.conditions = match &result {
-        Ok(message) => conditions::set(
-            &status.conditions,
-            conditions::READY,
-            true,
-            reason::RECONCILED,
-            message.clone(),
-            generation,
-        ),
-        Err(e) => conditions::set(&status.conditions, conditions::READY, false, e.reason(), e.message(), generation),
-    };
-    if let Err(e) = &result {
-        let previous = current.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::READY));
-        if previous.is_none_or(|c| c.reason != e.reason()) {
-            ctx.event(obj, e.event_type(), e.reason(), e.message()).await;
-        }
-    }
-    write_status(api, obj, current.as_ref(), &status).await?;
+    conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled(&key_of(obj)))
 }
 

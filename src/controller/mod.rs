@@ -14,9 +14,11 @@ use std::{
     time::Duration,
 };
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{
     Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams},
+    core::error_boundary::InvalidObject,
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
@@ -29,7 +31,7 @@ pub use client::run as run_clients;
 use lists::ClientLists;
 
 use crate::{
-    api::InvalidSpec,
+    api::{InvalidSpec, OAuthAppStatus, OAuthClientStatus},
     backend::{self, Backend, ErrorCategory},
     config::Backends,
 };
@@ -224,6 +226,87 @@ fn error_action(err: &Error, ctx: &Context, key: &str) -> Action {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     }
+}
+
+/// The status fields every resource has.
+pub trait Conditioned {
+    fn conditions(&mut self) -> &mut Vec<Condition>;
+    fn observed_generation(&mut self) -> &mut Option<i64>;
+}
+
+impl Conditioned for OAuthAppStatus {
+    fn conditions(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn observed_generation(&mut self) -> &mut Option<i64> {
+        &mut self.observed_generation
+    }
+}
+
+impl Conditioned for OAuthClientStatus {
+    fn conditions(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn observed_generation(&mut self) -> &mut Option<i64> {
+        &mut self.observed_generation
+    }
+}
+
+/// Ends a pass: records `observedGeneration` and `Ready` from `result` (the Ready message, or
+/// the error), announces a new failure with an event, and writes the status if it changed.
+async fn conclude<K, S>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    mut status: S,
+    result: Result<&str, &Error>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Conditioned + Clone + Serialize + PartialEq,
+{
+    let generation = obj.meta().generation;
+    *status.observed_generation() = generation;
+    let (ok, why, message) = match result {
+        Ok(message) => (true, conditions::reason::RECONCILED, message.to_string()),
+        Err(e) => (false, e.reason(), e.message()),
+    };
+    let previous = current.cloned().map(|mut c| c.conditions().iter().find(|c| c.type_ == conditions::READY).cloned());
+    *status.conditions() =
+        conditions::set(status.conditions(), conditions::READY, ok, why, message.clone(), generation);
+    if let Err(e) = result
+        && previous.flatten().is_none_or(|c| c.reason != why)
+    {
+        ctx.event(obj, e.event_type(), why, message).await;
+    }
+    write_status(api, obj, current, &status).await
+}
+
+/// An object the operator cannot even decode (an older CRD let it in): its status says why.
+async fn report_undecodable<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    invalid: &InvalidObject,
+) -> Result<Action, Error> {
+    let meta = &invalid.metadata;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        meta.namespace.as_deref().unwrap_or_default(),
+        &ApiResource::erase::<K>(&()),
+    );
+    let ready = conditions::set(
+        &[],
+        conditions::READY,
+        false,
+        conditions::reason::INVALID_SPEC,
+        invalid.error.clone(),
+        meta.generation,
+    );
+    let patch = serde_json::json!({"status": {"observedGeneration": meta.generation, "conditions": ready}});
+    api.patch_status(meta.name.as_deref().unwrap_or_default(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("write status"))?;
+    Ok(Action::await_change())
 }
 
 /// Writes `status` by server-side apply when it differs from `current`.

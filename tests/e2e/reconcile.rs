@@ -254,9 +254,9 @@ async fn rotate_annotation(client: Client) {
     let ns = "e2e-rotate";
     let web = app_and_client(&client, ns, json!({})).await;
     let (id, old) = credentials(&client, ns, "web-oauth-client").await;
-    let rotations = || async {
-        Env::get().emu.counters().await["POST /oauth/apps/{slug}/clients/{id}/rotate-secret"].as_u64().unwrap_or(0)
-    };
+    let backend_id = web.status.as_ref().and_then(|s| s.backend_id.clone()).expect("backend id");
+    let rotate_path = format!("/oauth/apps/{ns}/clients/{backend_id}/rotate-secret");
+    let rotations = || async { Env::get().emu.calls("POST", &rotate_path).await };
     let before = rotations().await;
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let annotate = |value: &str| json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": value}}});
@@ -284,7 +284,6 @@ async fn rotate_annotation(client: Client) {
     }
     assert_eq!(rotations().await, before + 1, "the handled value does not rotate again");
     assert_eq!(credentials(&client, ns, "web-oauth-client").await.1, new);
-    let _ = web;
 }
 
 async fn deleted_secret_regenerated(client: Client) {
@@ -455,8 +454,6 @@ async fn failed_secret_write(client: Client) {
     let block = BlockSecrets::install(&client, &ns).await;
     apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({}))).await;
     app_ready(&client, &ns, "app").await;
-    let counters = || async { Env::get().emu.counters().await };
-    let before = counters().await;
     apply::<OAuthClient>(&client, &ns, client_doc("web", "app", json!({}))).await;
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
     let failing = wait(&api, "web", "failing on the Secret", |o| {
@@ -469,11 +466,12 @@ async fn failed_secret_write(client: Client) {
     let web = client_ready(&client, &ns, "web").await;
     let (id, secret) = credentials(&client, &ns, "web-oauth-client").await;
     assert_eq!(token_status(&id, &secret).await, 200, "the kept secret works");
-    assert_eq!(web.status.and_then(|s| s.backend_id), failing.status.and_then(|s| s.backend_id), "same client");
-    let after = counters().await;
-    let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
-    assert_eq!(delta("POST /oauth/apps/{slug}/clients"), 1, "one backend client");
-    assert_eq!(delta("POST /oauth/apps/{slug}/clients/{id}/rotate-secret"), 0, "no rotation needed");
+    let backend_id = failing.status.and_then(|s| s.backend_id).expect("backend id");
+    assert_eq!(web.status.and_then(|s| s.backend_id).as_ref(), Some(&backend_id), "same client");
+    let emu = &Env::get().emu;
+    assert_eq!(emu.calls("POST", &format!("/oauth/apps/{ns}/clients")).await, 1, "one backend client");
+    let rotate = format!("/oauth/apps/{ns}/clients/{backend_id}/rotate-secret");
+    assert_eq!(emu.calls("POST", &rotate).await, 0, "no rotation needed");
 }
 
 /// A ValidatingAdmissionPolicy that denies writes of Secrets in one namespace.

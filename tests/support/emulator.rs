@@ -52,6 +52,21 @@ impl Emulator {
             .expect("JSON")
     }
 
+    /// Calls of one method on one concrete path, whatever the layout, e.g.
+    /// `calls("POST", "/oauth/apps/web/clients/42/rotate-secret")`.
+    pub async fn calls(&self, method: &str, path: &str) -> u64 {
+        let by_path: Value = self
+            .http
+            .get(format!("{}/_emulator/counters?by=path", self.url))
+            .send()
+            .await
+            .expect("GET counters")
+            .json()
+            .await
+            .expect("JSON");
+        by_path[format!("{method} {path}")].as_u64().unwrap_or(0)
+    }
+
     /// Marks a custom domain as having its CNAME in place.
     pub async fn verify_domain(&self, fqdn: &str) {
         let response =

@@ -11,7 +11,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{MatchedPath, Path, Request, State},
+    extract::{MatchedPath, Path, Query, Request, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -95,16 +95,30 @@ fn random() -> u64 {
     x.wrapping_mul(0x2545_F491_4F6C_DD1D)
 }
 
-/// Calls per endpoint, keyed `METHOD /oauth/apps/{slug}/...` whatever the path layout.
+/// Calls per endpoint, keyed `METHOD /oauth/apps/{slug}/...` whatever the path layout, and
+/// per concrete path (`METHOD /oauth/apps/web/clients/42/rotate-secret`) for tests that share
+/// an emulator.
 #[derive(Default)]
-pub struct Counters(Mutex<BTreeMap<String, u64>>);
+pub struct Counters(Mutex<Tallies>);
+
+#[derive(Clone, Default, Serialize)]
+struct Tallies {
+    endpoints: BTreeMap<String, u64>,
+    paths: BTreeMap<String, u64>,
+}
 
 impl Counters {
     pub fn count(&self, req: &Request) {
-        let path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-        let path = path.strip_prefix("/deployments/{deployment_id}").unwrap_or(path);
-        let key = format!("{} {path}", req.method());
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+        let endpoint = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+        let endpoint = endpoint.strip_prefix("/deployments/{deployment_id}").unwrap_or(endpoint);
+        let path = req.uri().path();
+        let path = match path.strip_prefix("/deployments/") {
+            Some(rest) => rest.find('/').map_or(path, |i| &rest[i..]),
+            None => path,
+        };
+        let mut tallies = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *tallies.endpoints.entry(format!("{} {endpoint}", req.method())).or_default() += 1;
+        *tallies.paths.entry(format!("{} {path}", req.method())).or_default() += 1;
     }
 }
 
@@ -124,12 +138,19 @@ async fn put_faults(State(emu): State<Emulator>, Json(faults): Json<Faults>) -> 
     Json(faults)
 }
 
-async fn get_counters(State(emu): State<Emulator>) -> Json<BTreeMap<String, u64>> {
-    Json(emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+#[derive(Deserialize)]
+struct CountersQuery {
+    by: Option<String>,
+}
+
+/// `GET /_emulator/counters`: calls per endpoint; `?by=path`: per concrete path.
+async fn get_counters(State(emu): State<Emulator>, Query(q): Query<CountersQuery>) -> Json<BTreeMap<String, u64>> {
+    let tallies = emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Json(if q.by.as_deref() == Some("path") { tallies.paths } else { tallies.endpoints })
 }
 
 async fn reset_counters(State(emu): State<Emulator>) -> StatusCode {
-    emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    *emu.counters.0.lock().unwrap_or_else(|e| e.into_inner()) = Tallies::default();
     StatusCode::NO_CONTENT
 }
 
