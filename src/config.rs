@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Reconciles running at once, per resource kind.
     #[arg(long, env = "OAUTH_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
-    /// Address of `/healthz` and `/readyz`.
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "OAUTH_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
     pub http: SocketAddr,
     /// Log format.

@@ -6,5 +6,6 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod controller;
+pub mod metrics;
 pub mod run;
 pub mod telemetry;

@@ -80,7 +80,16 @@ async fn wait_for_crds(clients: &Api<DeserializeGuard<OAuthClient>>, apps: &Api<
 }
 
 async fn serve_health(listener: tokio::net::TcpListener, ready: Arc<AtomicBool>) {
-    let app = Router::new().route("/healthz", get(|| async { "ok" })).route(
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|| async {
+                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([(axum::http::header::CONTENT_TYPE, content_type)], crate::metrics::render())
+            }),
+        )
+        .route(
         "/readyz",
         get(move || {
             let ready = ready.load(Ordering::Relaxed);

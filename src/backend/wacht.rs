@@ -73,29 +73,42 @@ impl WachtBackend {
         self.url(app.deployment.as_deref(), &segments)
     }
 
-    async fn send(&self, request: RequestBuilder) -> Result<Response> {
+    /// Sends one request; `op` names it in metrics.
+    async fn send(&self, op: &'static str, request: RequestBuilder) -> Result<Response> {
         self.limiter.acquire().await;
-        let response = request
-            .bearer_auth(self.config.api_key.expose())
-            .send()
-            .await
-            .map_err(|e| Error::Transient { message: describe(&e) })?;
+        let started = std::time::Instant::now();
+        let sent = request.bearer_auth(self.config.api_key.expose()).send().await;
+        crate::metrics::backend_request(op, sent.as_ref().ok().map(|r| r.status().as_u16()), started);
+        let response = sent.map_err(|e| Error::Transient { message: describe(&e) })?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(error_from(response).await)
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, url: Url, body: Option<&Value>) -> Result<T> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<T> {
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(body);
         }
-        parse(self.send(request).await?).await
+        parse(self.send(op, request).await?).await
     }
 
-    async fn call_app(&self, app: &AppKey, method: Method, rest: &[&str], body: Option<&Value>) -> Result<App> {
-        let wire: WireApp = self.call(method, self.app_url(app, rest), body).await?;
+    async fn call_app(
+        &self,
+        op: &'static str,
+        app: &AppKey,
+        method: Method,
+        rest: &[&str],
+        body: Option<&Value>,
+    ) -> Result<App> {
+        let wire: WireApp = self.call(op, method, self.app_url(app, rest), body).await?;
         Ok(wire.into())
     }
 }
@@ -107,7 +120,7 @@ impl Backend for WachtBackend {
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
-        let list: AppList = self.call(Method::GET, self.url(deployment, &[]), None).await?;
+        let list: AppList = self.call("list_apps", Method::GET, self.url(deployment, &[]), None).await?;
         Ok(list.apps.into_iter().map(App::from).collect())
     }
 
@@ -139,7 +152,7 @@ impl Backend for WachtBackend {
             form = form.part("logo", part);
         }
         let request = self.http.post(self.url(deployment, &[])).multipart(form);
-        let wire: WireApp = parse(self.send(request).await?).await?;
+        let wire: WireApp = parse(self.send("create_app", request).await?).await?;
         Ok(wire.into())
     }
 
@@ -159,21 +172,21 @@ impl Backend for WachtBackend {
                 body[key] = value;
             }
         }
-        self.call_app(app, Method::PATCH, &[], Some(&body)).await
+        self.call_app("update_app", app, Method::PATCH, &[], Some(&body)).await
     }
 
     async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus> {
-        self.call(Method::POST, self.app_url(app, &["verify-domain"]), None).await
+        self.call("verify_domain", Method::POST, self.app_url(app, &["verify-domain"]), None).await
     }
 
     async fn update_scope(&self, app: &AppKey, scope: &str, display_name: &str, description: &str) -> Result<App> {
         let body = json!({"display_name": display_name, "description": description});
-        self.call_app(app, Method::PATCH, &["scopes", scope], Some(&body)).await
+        self.call_app("update_scope", app, Method::PATCH, &["scopes", scope], Some(&body)).await
     }
 
     async fn set_scope_archived(&self, app: &AppKey, scope: &str, archived: bool) -> Result<App> {
-        let action = if archived { "archive" } else { "unarchive" };
-        self.call_app(app, Method::POST, &["scopes", scope, action], None).await
+        let (op, action) = if archived { ("archive_scope", "archive") } else { ("unarchive_scope", "unarchive") };
+        self.call_app(op, app, Method::POST, &["scopes", scope, action], None).await
     }
 
     async fn set_scope_mapping(&self, app: &AppKey, scope: &str, mapping: &ScopeMapping) -> Result<App> {
@@ -186,17 +199,18 @@ impl Backend for WachtBackend {
                 json!({"category": "workspace", "workspace_permission": p})
             }
         };
-        self.call_app(app, Method::POST, &["scopes", scope, "mapping"], Some(&body)).await
+        self.call_app("set_scope_mapping", app, Method::POST, &["scopes", scope, "mapping"], Some(&body)).await
     }
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>> {
-        let list: ClientList = self.call(Method::GET, self.app_url(app, &["clients"]), None).await?;
+        let list: ClientList = self.call("list_clients", Method::GET, self.app_url(app, &["clients"]), None).await?;
         Ok(list.clients.into_iter().map(|c| c.split().0).collect())
     }
 
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let body = create_body(settings);
-        let wire: WireClient = self.call(Method::POST, self.app_url(app, &["clients"]), Some(&body)).await?;
+        let wire: WireClient =
+            self.call("create_client", Method::POST, self.app_url(app, &["clients"]), Some(&body)).await?;
         let (client, secret) = wire.split();
         let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
@@ -204,29 +218,32 @@ impl Backend for WachtBackend {
 
     async fn update_client(&self, app: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
         let body = update_body(settings);
-        let wire: WireClient = self.call(Method::PATCH, self.app_url(app, &["clients", id]), Some(&body)).await?;
+        let wire: WireClient =
+            self.call("update_client", Method::PATCH, self.app_url(app, &["clients", id]), Some(&body)).await?;
         Ok(wire.split().0)
     }
 
     async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()> {
         let request = self.http.delete(self.app_url(app, &["clients", id]));
-        self.send(request).await.map(drop)
+        self.send("deactivate_client", request).await.map(drop)
     }
 
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
-        let rotated: Rotated =
-            self.call(Method::POST, self.app_url(app, &["clients", id, "rotate-secret"]), None).await?;
+        let rotated: Rotated = self
+            .call("rotate_secret", Method::POST, self.app_url(app, &["clients", id, "rotate-secret"]), None)
+            .await?;
         Ok(SecretString::new(rotated.client_secret))
     }
 
     async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>> {
-        let list: GrantList = self.call(Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
+        let list: GrantList =
+            self.call("list_grants", Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
         Ok(list.grants.into_iter().map(Grant::from).collect())
     }
 
     async fn revoke_grant(&self, app: &AppKey, client: &str, grant: &str) -> Result<()> {
         let url = self.app_url(app, &["clients", client, "grants", grant, "revoke"]);
-        self.send(self.http.post(url)).await.map(drop)
+        self.send("revoke_grant", self.http.post(url)).await.map(drop)
     }
 }
 

@@ -46,6 +46,10 @@ pub async fn run(
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    crate::metrics::reconcile("oauthapp", Error::label, pass(guard, ctx)).await
+}
+
+async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => obj,
         Err(invalid) => return report_undecodable::<OAuthApp>(&ctx, invalid).await,

@@ -77,6 +77,10 @@ pub async fn run(
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    crate::metrics::reconcile("oauthclient", Error::label, pass(guard, ctx)).await
+}
+
+async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => Arc::new(obj.clone()),
         Err(invalid) => return report_undecodable::<OAuthClient>(&ctx, invalid).await,
@@ -286,6 +290,9 @@ async fn sync(
         if secret.is_some() {
             status.last_rotated_at = Some(now());
         }
+        let metric =
+            if damaged { &crate::metrics::metrics().regenerations } else { &crate::metrics::metrics().rotations };
+        metric.inc();
         let (reason, note) = if damaged {
             ("SecretRegenerated", "the Secret was missing or edited; rotated the secret and wrote it again")
         } else {

@@ -29,6 +29,7 @@ pub fn trials() -> Vec<Trial> {
         trial("quiet::settled_resources_make_no_writes", settled_resources_make_no_writes),
         trial("quiet::spec_an_older_crd_accepts_is_refused_before_the_backend", older_crd),
         trial("quiet::operator_debug_log_holds_no_secret", log_holds_no_secret),
+        trial("quiet::metrics_are_exposed", metrics_are_exposed),
     ]
 }
 
@@ -224,4 +225,30 @@ async fn older_crd(client: Client) {
     for name in ["insecure", "undecodable"] {
         dynamic.delete(name, &Default::default()).await.expect("delete");
     }
+}
+
+/// `/metrics` after the run: reconciles by kind and result, their duration, backend requests by
+/// operation and status with latency, rotations, regenerations, passes in flight.
+async fn metrics_are_exposed(_client: Client) {
+    let env = Env::get();
+    let response = reqwest::get(format!("http://{}/metrics", env.operator.http)).await.expect("scrape");
+    assert!(response.status().is_success());
+    let content_type = response.headers()["content-type"].to_str().expect("header").to_string();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let text = response.text().await.expect("body");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{series} not exposed:\n{text}"))
+    };
+    assert!(value(r#"oauth_operator_reconciles_total{kind="oauthclient",result="ok"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_reconciles_total{kind="oauthapp",result="ok"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_reconciles_total{kind="oauthapp",result="unauthorized"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_backend_requests_total{operation="create_client",status="200"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_backend_requests_total{operation="list_apps",status="401"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_backend_request_duration_seconds_count{operation="rotate_secret"}"#) > 0.0);
+    assert!(value(r#"oauth_operator_reconcile_duration_seconds_count{kind="oauthclient"}"#) > 0.0);
+    assert!(value("oauth_operator_secret_rotations_total") >= 1.0);
+    assert!(value("oauth_operator_secret_regenerations_total") >= 1.0);
+    assert!(text.contains("oauth_operator_reconciles_in_flight"), "queue gauge");
 }
