@@ -42,6 +42,18 @@ pub struct RunArgs {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "OAUTH_OPERATOR_HTTP", default_value = "0.0.0.0:8080")]
     pub http: SocketAddr,
+    /// Reconcile only while holding the Lease, so that one of several replicas works.
+    #[arg(long, env = "OAUTH_OPERATOR_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "OAUTH_OPERATOR_LEASE_NAME", default_value = "oauth-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "oauth-operator-system")]
+    pub lease_namespace: String,
+    /// How long a Lease lasts without renewal; a new leader takes over within it.
+    #[arg(long, env = "OAUTH_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
     /// Log format.
     #[arg(long, env = "OAUTH_OPERATOR_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

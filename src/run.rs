@@ -17,6 +17,7 @@ use crate::{
     api::{OAuthApp, OAuthClient},
     config::{self, RunArgs},
     controller::{self, Context},
+    leader::Elector,
 };
 
 pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +30,18 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ns = args.namespace.as_deref();
     let (clients, apps, secrets) = (scoped(&client, ns), scoped(&client, ns), scoped(&client, ns));
     wait_for_crds(&clients, &apps).await;
+    if args.leader_elect {
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("oauth-operator-{}", std::process::id()));
+        let leases = Api::namespaced(client.clone(), &args.lease_namespace);
+        let elector = Elector::new(leases, &args.lease_name, &identity, args.lease_duration);
+        tracing::info!(lease = %args.lease_name, %identity, "waiting to lead");
+        elector.acquire().await?;
+        tokio::spawn(async move {
+            elector.hold().await;
+            // Another replica may lead from now on: stop before writing anything more.
+            std::process::exit(1);
+        });
+    }
 
     let mut wc = watcher::Config::default().any_semantic();
     if let Some(selector) = &args.selector {

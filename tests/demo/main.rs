@@ -35,7 +35,7 @@ async fn main() {
     step("starting the backend emulator and the operator (ServiceAccount token, deploy/rbac.yaml)");
     let emu = Emulator::start(&[API_KEY]);
     println!("emulator at {}", emu.url);
-    let operator = Operator::start(&cp, &client, &emu, "30s", None).await;
+    let operator = Operator::start(&cp, &client, &emu, &["--resync", "30s", "--leader-elect"]).await;
     println!("oauth-operator is ready (health on http://{}/readyz)", operator.http);
 
     step("kubectl apply -f deploy/samples/");

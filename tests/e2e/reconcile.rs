@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Namespace, Secret},
+};
 use kube::{
     Api, Client, Resource,
     api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
@@ -26,7 +29,7 @@ use serde_json::{Value, json};
 use crate::support::{
     Env,
     env::{OPERATED, trial},
-    operator::{API_KEY, USER},
+    operator::{API_KEY, Operator, USER},
 };
 
 const REDIRECT: &str = "https://app.example.com/oauth/callback";
@@ -49,6 +52,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::inactive_client_is_deactivated", inactive_client),
         trial("reconcile::mapping_set_otherwise_in_the_backend_is_refused", mapping_conflict),
         trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write),
+        trial("reconcile::leader_hands_over_when_killed", leader_handover),
     ]
 }
 
@@ -525,4 +529,31 @@ impl BlockSecrets {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         api.delete(&self.name, &DeleteParams::default()).await.expect("delete the binding");
     }
+}
+
+/// Two operators on one Lease: the second waits while the first leads, and takes over within
+/// the Lease duration once the first is killed.
+async fn leader_handover(client: Client) {
+    let env = Env::get();
+    let args =
+        ["--leader-elect", "--lease-name", "handover-test", "--lease-duration", "3s", "--selector", "e2e=nobody"];
+    let mut first = Operator::start(&env.cp, &client, &env.emu, &args).await;
+    let mut second = Operator::launch(&env.cp, &client, &env.emu, &args).await;
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(&second.log).unwrap_or_default().contains("waiting to lead") {
+        assert!(Instant::now() < deadline, "the second operator never started:\n{}", second.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "oauth-operator-system");
+    let holder = || async { leases.get("handover-test").await.expect("lease").spec.and_then(|s| s.holder_identity) };
+    assert_eq!(holder().await.as_deref(), Some(first.name.as_str()));
+    assert!(!second.is_ready().await, "a standby is not ready");
+
+    first.kill();
+    let killed = Instant::now();
+    second.wait_ready().await;
+    let took = killed.elapsed();
+    assert_eq!(holder().await.as_deref(), Some(second.name.as_str()));
+    assert!(took < Duration::from_secs(9), "handover took {took:?} with a 3 s Lease");
+    println!("e2e: leader handover after a kill: {took:?} (Lease 3 s)");
 }

@@ -66,8 +66,9 @@ impl Env {
             println!("e2e: kube-apiserver {} with etcd, binaries from {}", version.git_version, cp.assets.display());
             let emu = Emulator::start(&[API_KEY]);
             let selector = format!("{}={}", OPERATED.0, OPERATED.1);
-            let operator =
-                Operator::start(&cp, &client, &emu, &format!("{}s", RESYNC.as_secs()), Some(&selector)).await;
+            let resync = format!("{}s", RESYNC.as_secs());
+            let args = ["--resync", &resync, "--selector", &selector, "--leader-elect"];
+            let operator = Operator::start(&cp, &client, &emu, &args).await;
             (cp, client, emu, operator)
         });
         Env { rt, operator, emu, cp, client }

@@ -27,27 +27,36 @@ pub const API_KEY: &str = "operator-key";
 
 pub struct Operator {
     child: Child,
+    /// Its identity (`POD_NAME`), e.g. for the Lease holder.
+    pub name: String,
     pub log: PathBuf,
     pub http: String,
+    /// Whether to keep the log in `target/` when stopped (the first operator of a run).
+    keep_log: bool,
 }
 
 impl Operator {
     /// Installs `deploy/namespace.yaml` and `deploy/rbac.yaml`, then starts the operator with a
-    /// token of its ServiceAccount. Backends: `default` (the emulator, valid key) and
-    /// `wrong-key` (the emulator, a key it refuses).
-    pub async fn start(
-        cp: &ControlPlane,
-        admin: &Client,
-        emu: &Emulator,
-        resync: &str,
-        selector: Option<&str>,
-    ) -> Operator {
+    /// token of its ServiceAccount and waits until it is ready. Backends: `default` (the
+    /// emulator, valid key) and `wrong-key` (the emulator, a key it refuses). `args` are added to
+    /// `oauth-operator run`.
+    pub async fn start(cp: &ControlPlane, admin: &Client, emu: &Emulator, args: &[&str]) -> Operator {
+        let mut operator = Operator::launch(cp, admin, emu, args).await;
+        operator.wait_ready().await;
+        operator
+    }
+
+    /// As [`Operator::start`], without waiting for readiness.
+    pub async fn launch(cp: &ControlPlane, admin: &Client, emu: &Emulator, args: &[&str]) -> Operator {
+        static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = if n == 0 { "operator".to_string() } else { format!("operator-{n}") };
         for file in ["namespace.yaml", "rbac.yaml"] {
             apply_manifest(admin, &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)).await;
         }
         let dir = cp.dir();
         let token = service_account_token(admin).await;
-        let kubeconfig = dir.join("operator.kubeconfig");
+        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         fs::write(
             &kubeconfig,
             format!(
@@ -59,7 +68,7 @@ impl Operator {
         .expect("write operator kubeconfig");
         fs::write(dir.join("api-key"), API_KEY).expect("write key");
         fs::write(dir.join("wrong-key"), "not-a-key").expect("write key");
-        let config = dir.join("operator.yaml");
+        let config = dir.join(format!("{name}.yaml"));
         fs::write(
             &config,
             format!(
@@ -73,12 +82,13 @@ impl Operator {
 
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let http = format!("127.0.0.1:{port}");
-        let log = dir.join("operator.log");
+        let log = dir.join(format!("{name}.log"));
         let out = fs::File::create(&log).expect("operator log");
         let child = Command::new(cargo_bin("oauth-operator"))
-            .args(["run", "--config", config.to_str().expect("utf-8"), "--http", &http, "--resync", resync])
-            .args(selector.map(|s| ["--selector", s]).into_iter().flatten())
+            .args(["run", "--config", config.to_str().expect("utf-8"), "--http", &http])
+            .args(args)
             .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", name.as_str())
             .env("RUST_LOG", "debug")
             .env("OAUTH_OPERATOR_LOG_FORMAT", "json")
             .stdin(Stdio::null())
@@ -86,24 +96,29 @@ impl Operator {
             .stderr(out)
             .spawn()
             .expect("start oauth-operator");
-        let mut operator = Operator { child, log, http };
-        operator.wait_ready().await;
-        operator
+        Operator { child, name, log, http, keep_log: n == 0 }
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until `/readyz` answers 200 (with leader election: until it leads).
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let url = format!("http://{}/readyz", self.http);
-        loop {
+        while !self.is_ready().await {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("oauth-operator exited ({status}):\n{}", self.log_tail());
-            }
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
-                return;
             }
             assert!(Instant::now() < deadline, "oauth-operator not ready:\n{}", self.log_tail());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    pub async fn is_ready(&self) -> bool {
+        reqwest::get(format!("http://{}/readyz", self.http)).await.is_ok_and(|r| r.status().is_success())
+    }
+
+    /// Kills the process at once, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The last lines of the operator's log.
@@ -117,10 +132,11 @@ impl Operator {
 impl Drop for Operator {
     /// Stops the operator and keeps its log in `target/e2e-operator.log` for a look after the run.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-operator.log");
-        let _ = fs::copy(&self.log, kept);
+        self.kill();
+        if self.keep_log {
+            let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-operator.log");
+            let _ = fs::copy(&self.log, kept);
+        }
     }
 }
 
