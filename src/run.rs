@@ -30,6 +30,8 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ns = args.namespace.as_deref();
     let (clients, apps, secrets) = (scoped(&client, ns), scoped(&client, ns), scoped(&client, ns));
     wait_for_crds(&clients, &apps).await;
+    // Ready means able to work; a standby replica is ready too, or rollouts would stall.
+    ready.store(true, Ordering::Relaxed);
     if args.leader_elect {
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("oauth-operator-{}", std::process::id()));
         let leases = Api::namespaced(client.clone(), &args.lease_namespace);
@@ -56,7 +58,6 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         controller::run_apps(ctx.clone(), apps.clone(), wc.clone(), args.concurrency, until_stopped(stopped.clone()));
     let client_controller =
         controller::run_clients(ctx, clients, apps, secrets, wc, args.concurrency, until_stopped(stopped));
-    ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = args.namespace.as_deref().unwrap_or("all"), "controllers running");
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -8,6 +8,10 @@ use k8s_openapi::{
 
 pub const READY: &str = "Ready";
 pub const DOMAIN_VERIFIED: &str = "DomainVerified";
+/// kstatus (Flux) conventions, present only while true: still working towards the spec...
+pub const RECONCILING: &str = "Reconciling";
+/// ...or unable to get there without someone changing something.
+pub const STALLED: &str = "Stalled";
 
 /// Reasons, in PascalCase as the conventions ask.
 pub mod reason {

@@ -196,6 +196,18 @@ impl Error {
         }
     }
 
+    /// Whether progress needs someone to change something (the spec, the backend, its API key),
+    /// as opposed to time passing.
+    pub fn stalled(&self) -> bool {
+        match self {
+            Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => true,
+            Error::Backend { source, .. } => {
+                !matches!(source.category(), ErrorCategory::Transient | ErrorCategory::RateLimited)
+            }
+            Error::Waiting(_) | Error::Kube { .. } => false,
+        }
+    }
+
     /// When to try again: `None` waits for a change of the resource (retrying cannot help).
     fn retry(&self, ctx: &Context, key: &str) -> Option<Duration> {
         match self {
@@ -273,8 +285,16 @@ where
         Err(e) => (false, e.reason(), e.message()),
     };
     let previous = current.cloned().map(|mut c| c.conditions().iter().find(|c| c.type_ == conditions::READY).cloned());
-    *status.conditions() =
-        conditions::set(status.conditions(), conditions::READY, ok, why, message.clone(), generation);
+    let mut updated = conditions::set(status.conditions(), conditions::READY, ok, why, message.clone(), generation);
+    let active = result.err().map(|e| if e.stalled() { conditions::STALLED } else { conditions::RECONCILING });
+    for kind in [conditions::RECONCILING, conditions::STALLED] {
+        if Some(kind) == active {
+            updated = conditions::set(&updated, kind, true, why, message.clone(), generation);
+        } else {
+            updated.retain(|c| c.type_ != kind);
+        }
+    }
+    *status.conditions() = updated;
     if let Err(e) = result
         && previous.flatten().is_none_or(|c| c.reason != why)
     {

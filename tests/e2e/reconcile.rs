@@ -53,6 +53,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::mapping_set_otherwise_in_the_backend_is_refused", mapping_conflict),
         trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write),
         trial("reconcile::leader_hands_over_when_killed", leader_handover),
+        trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
     ]
 }
 
@@ -531,29 +532,87 @@ impl BlockSecrets {
     }
 }
 
+/// Waits until `done`, within [`TIMEOUT`].
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} did not happen within {TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Two operators on one Lease: the second waits while the first leads, and takes over within
 /// the Lease duration once the first is killed.
 async fn leader_handover(client: Client) {
     let env = Env::get();
     let args =
         ["--leader-elect", "--lease-name", "handover-test", "--lease-duration", "3s", "--selector", "e2e=nobody"];
+    let logged = |op: &Operator, text: &str| std::fs::read_to_string(&op.log).unwrap_or_default().contains(text);
     let mut first = Operator::start(&env.cp, &client, &env.emu, &args).await;
-    let mut second = Operator::launch(&env.cp, &client, &env.emu, &args).await;
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&second.log).unwrap_or_default().contains("waiting to lead") {
-        assert!(Instant::now() < deadline, "the second operator never started:\n{}", second.log_tail());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the first operator leading", || logged(&first, "controllers running")).await;
+    let second = Operator::start(&env.cp, &client, &env.emu, &args).await;
+    until("the second operator waiting", || logged(&second, "waiting to lead")).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "oauth-operator-system");
     let holder = || async { leases.get("handover-test").await.expect("lease").spec.and_then(|s| s.holder_identity) };
     assert_eq!(holder().await.as_deref(), Some(first.name.as_str()));
-    assert!(!second.is_ready().await, "a standby is not ready");
+    assert!(second.is_ready().await, "a standby is ready (rollouts must not stall)");
+    assert!(!logged(&second, "controllers running"), "the standby does not reconcile");
 
     first.kill();
     let killed = Instant::now();
-    second.wait_ready().await;
+    until("the takeover", || logged(&second, "controllers running")).await;
     let took = killed.elapsed();
     assert_eq!(holder().await.as_deref(), Some(second.name.as_str()));
     assert!(took < Duration::from_secs(9), "handover took {took:?} with a 3 s Lease");
     println!("e2e: leader handover after a kill: {took:?} (Lease 3 s)");
+}
+
+/// Flux reads health through kstatus: the kstatus library (built from Go modules) computes
+/// Current for a Ready resource, InProgress for one still working, Failed for a stalled one.
+async fn kstatus_reads_live_resources(client: Client) {
+    let env = Env::get();
+    let ns = "e2e-kstatus";
+    app_and_client(&client, ns, json!({})).await;
+    apply::<OAuthClient>(&client, ns, client_doc("waiting", "no-such-app", json!({}))).await;
+    apply::<OAuthApp>(&client, ns, app_doc("stalled", "e2e-kstatus-stalled", json!({"backend": "wrong-key"}))).await;
+    let reason = |api: Api<DynamicObject>, name: &'static str, condition: &'static str| async move {
+        wait(&api, name, condition, |o| {
+            o.and_then(|o| o.data["status"]["conditions"].as_array().cloned())
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == condition && c["status"] == "True"))
+        })
+        .await;
+    };
+    reason(dynamic::<OAuthClient>(&client, ns), "waiting", "Reconciling").await;
+    reason(dynamic::<OAuthApp>(&client, ns), "stalled", "Stalled").await;
+
+    let tool = kstatus_tool();
+    for (resource, name, want) in [
+        ("oauthclients", "web", "Current"),
+        ("oauthapps", "app", "Current"),
+        ("oauthclients", "waiting", "InProgress"),
+        ("oauthapps", "stalled", "Failed"),
+    ] {
+        let kubeconfig = env.cp.kubeconfig.to_str().expect("utf-8");
+        let out = Command::new(&tool)
+            .args([kubeconfig, "oauth-operator.dev", "v1alpha1", resource, ns, name])
+            .output()
+            .expect("run kstatus");
+        assert!(out.status.success(), "kstatus {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let result: Value = serde_json::from_slice(&out.stdout).expect("kstatus JSON");
+        assert_eq!(result["status"], want, "{resource}/{name}: {result}");
+    }
+}
+
+/// Builds `tests/kstatus` (a small Go program on the kstatus library) into `target/tools/`.
+fn kstatus_tool() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/tools/kstatus");
+    let status = Command::new("go")
+        .args(["build", "-o", out.to_str().expect("utf-8"), "."])
+        .current_dir(root.join("tests/kstatus"))
+        .env("GOFLAGS", "-mod=readonly")
+        .status()
+        .expect("go build tests/kstatus");
+    assert!(status.success(), "go build tests/kstatus failed");
+    out
 }

@@ -99,7 +99,7 @@ impl Operator {
         Operator { child, name, log, http, keep_log: n == 0 }
     }
 
-    /// Waits until `/readyz` answers 200 (with leader election: until it leads).
+    /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.is_ready().await {
