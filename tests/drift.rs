@@ -46,3 +46,13 @@ fn argocd_actions_match_their_lua() {
         "deploy/argocd/actions.yaml is stale: run `UPDATE_GENERATED=1 cargo test --test drift` and commit it"
     );
 }
+
+#[test]
+fn helm_chart_carries_the_committed_crds() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).expect(p);
+    assert!(
+        read("deploy/helm/oauth-operator/crds/crds.yaml") == read("crds/crds.yaml"),
+        "the chart's CRDs are stale: cp crds/crds.yaml deploy/helm/oauth-operator/crds/crds.yaml"
+    );
+}

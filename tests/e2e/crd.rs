@@ -30,10 +30,6 @@ pub fn trials() -> Vec<Trial> {
             Ok(())
         }),
         trial("crd::samples_are_accepted_and_defaulted", samples_accepted),
-        Trial::test("crd::kustomize_base_applies_server_side", || {
-            kubectl_apply_kustomize();
-            Ok(())
-        }),
         trial("crd::app_accepts_allowed_updates", app_allowed_update),
     ];
     for (name, file, patch) in valid_cases() {
@@ -423,23 +419,6 @@ fn kubectl_explain() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "kubectl explain {field}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains(text), "kubectl explain {field} lacks {text:?}:\n{stdout}");
-    }
-}
-
-/// `kubectl apply -k deploy/` is accepted by the API server (dry run).
-fn kubectl_apply_kustomize() {
-    let env = Env::get();
-    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
-    let out = Command::new(env.cp.bin("kubectl"))
-        .args(["--kubeconfig", env.cp.kubeconfig.to_str().expect("utf-8"), "apply", "--dry-run=server", "-k", deploy])
-        .output()
-        .expect("run kubectl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubectl apply -k deploy/: {}", String::from_utf8_lossy(&out.stderr));
-    for kind in
-        ["namespace/oauth-operator-system", "customresourcedefinition.apiextensions.k8s.io/oauthclients", "clusterrole"]
-    {
-        assert!(stdout.contains(kind), "{kind} not applied:\n{stdout}");
     }
 }
 

@@ -7,6 +7,7 @@
 mod support;
 
 mod crd;
+mod install;
 mod quiet;
 mod reconcile;
 
@@ -14,6 +15,7 @@ fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials = crd::trials();
     trials.extend(reconcile::trials());
+    trials.extend(install::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();

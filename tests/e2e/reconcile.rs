@@ -54,6 +54,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write),
         trial("reconcile::leader_hands_over_when_killed", leader_handover),
         trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
+        trial("reconcile::a_missing_rbac_rule_fails_cleanly", missing_rbac_rule),
     ]
 }
 
@@ -73,13 +74,19 @@ fn dynamic<K: Resource<DynamicType = ()>>(client: &Client, ns: &str) -> Api<Dyna
     Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<K>(&()))
 }
 
-/// Server-side apply as a user (field manager `e2e-user`) of an OAuthApp or OAuthClient.
+/// Server-side apply as a user (field manager `e2e-user`) of an OAuthApp or OAuthClient, in
+/// the shard of the suite's operator.
 async fn apply<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, doc: Value) {
+    apply_in_shard::<K>(client, ns, doc, OPERATED.1).await;
+}
+
+/// As [`apply`], labelled for the operator whose selector is `e2e=<shard>`.
+async fn apply_in_shard<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, doc: Value, shard: &str) {
     let name = doc["metadata"]["name"].as_str().expect("name").to_string();
     let mut doc = doc;
     doc["apiVersion"] = K::api_version(&()).into();
     doc["kind"] = K::kind(&()).into();
-    doc["metadata"]["labels"][OPERATED.0] = OPERATED.1.into();
+    doc["metadata"]["labels"][OPERATED.0] = shard.into();
     dynamic::<K>(client, ns)
         .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc))
         .await
@@ -585,7 +592,7 @@ async fn kstatus_reads_live_resources(client: Client) {
     reason(dynamic::<OAuthClient>(&client, ns), "waiting", "Reconciling").await;
     reason(dynamic::<OAuthApp>(&client, ns), "stalled", "Stalled").await;
 
-    let tool = kstatus_tool();
+    let tool = crate::support::tools::go_tool("kstatus", ".", "kstatus");
     for (resource, name, want) in [
         ("oauthclients", "web", "Current"),
         ("oauthapps", "app", "Current"),
@@ -603,16 +610,47 @@ async fn kstatus_reads_live_resources(client: Client) {
     }
 }
 
-/// Builds `tests/kstatus` (a small Go program on the kstatus library) into `target/tools/`.
-fn kstatus_tool() -> std::path::PathBuf {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = root.join("target/tools/kstatus");
-    let status = Command::new("go")
-        .args(["build", "-o", out.to_str().expect("utf-8"), "."])
-        .current_dir(root.join("tests/kstatus"))
-        .env("GOFLAGS", "-mod=readonly")
-        .status()
-        .expect("go build tests/kstatus");
-    assert!(status.success(), "go build tests/kstatus failed");
-    out
+/// The RBAC of `deploy/rbac.yaml` is what the operator needs: without its Secrets rule, an
+/// operator reports the missing permission in the resource's status and keeps running.
+async fn missing_rbac_rule(client: Client) {
+    let env = Env::get();
+    let mut objects = crate::support::operator::manifest("deploy/rbac.yaml");
+    objects.retain(|o| {
+        matches!(
+            o.types.as_ref().map(|t| t.kind.as_str()),
+            Some("ClusterRole" | "ClusterRoleBinding" | "ServiceAccount")
+        )
+    });
+    for obj in &mut objects {
+        obj.metadata.name = Some("oauth-operator-reduced".into());
+        if let Some(rules) = obj.data.get_mut("rules").and_then(Value::as_array_mut) {
+            let before = rules.len();
+            rules.retain(|r| !r["resources"].as_array().is_some_and(|rs| rs.iter().any(|x| x == "secrets")));
+            assert_eq!(rules.len(), before - 1, "deploy/rbac.yaml has one Secrets rule");
+        }
+        if let Some(role_ref) = obj.data.get_mut("roleRef") {
+            role_ref["name"] = "oauth-operator-reduced".into();
+        }
+        if let Some(subjects) = obj.data.get_mut("subjects") {
+            subjects[0]["name"] = "oauth-operator-reduced".into();
+        }
+    }
+    crate::support::operator::apply_objects(&client, objects).await;
+    let args = ["--selector", "e2e=reduced", "--resync", "4s"];
+    let mut reduced = Operator::launch_as(&env.cp, &client, &env.emu, "oauth-operator-reduced", &args).await;
+    reduced.wait_ready().await;
+
+    let ns = namespace(&client, "e2e-reduced-rbac").await;
+    apply_in_shard::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({})), "reduced").await;
+    apply_in_shard::<OAuthClient>(&client, &ns, client_doc("web", "app", json!({})), "reduced").await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    let web = wait(&api, "web", "reporting the missing permission", |o| {
+        o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.conditions.iter().any(|c| c.reason == "KubernetesError"))
+    })
+    .await
+    .expect("client");
+    let ready = web.status.expect("status").conditions.into_iter().find(|c| c.type_ == "Ready").expect("Ready");
+    assert!(ready.message.contains("forbidden") && ready.message.contains("secrets"), "{}", ready.message);
+    assert!(reduced.is_ready().await, "the operator keeps running");
+    reduced.kill();
 }

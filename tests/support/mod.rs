@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod env;
 pub mod operator;
 pub mod samples;
+pub mod tools;
 
 pub use controlplane::ControlPlane;
 pub use env::Env;

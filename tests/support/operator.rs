@@ -48,14 +48,26 @@ impl Operator {
 
     /// As [`Operator::start`], without waiting for readiness.
     pub async fn launch(cp: &ControlPlane, admin: &Client, emu: &Emulator, args: &[&str]) -> Operator {
+        Operator::launch_as(cp, admin, emu, SERVICE_ACCOUNT, args).await
+    }
+
+    /// As [`Operator::launch`], with a token of another ServiceAccount of the operator's
+    /// namespace (which the caller has bound to some RBAC).
+    pub async fn launch_as(
+        cp: &ControlPlane,
+        admin: &Client,
+        emu: &Emulator,
+        service_account: &str,
+        args: &[&str],
+    ) -> Operator {
         static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = if n == 0 { "operator".to_string() } else { format!("operator-{n}") };
-        for file in ["namespace.yaml", "rbac.yaml"] {
-            apply_manifest(admin, &Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(file)).await;
+        for file in ["deploy/namespace.yaml", "deploy/rbac.yaml"] {
+            apply_manifest(admin, file).await;
         }
         let dir = cp.dir();
-        let token = service_account_token(admin).await;
+        let token = service_account_token(admin, service_account).await;
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
         fs::write(
             &kubeconfig,
@@ -140,12 +152,23 @@ impl Drop for Operator {
     }
 }
 
-/// Applies every document of a manifest file by server-side apply.
-pub async fn apply_manifest(client: &Client, file: &Path) {
-    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let obj: DynamicObject =
-            serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+/// Applies every document of a manifest file (relative to the repository) by server-side apply.
+pub async fn apply_manifest(client: &Client, file: &str) {
+    apply_objects(client, manifest(file)).await;
+}
+
+/// The documents of a manifest file (relative to the repository).
+pub fn manifest(file: &str) -> Vec<DynamicObject> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// Applies objects by server-side apply, finding each kind through discovery.
+pub async fn apply_objects(client: &Client, objects: Vec<DynamicObject>) {
+    for obj in objects {
         let types = obj.types.clone().expect("apiVersion and kind");
         let gvk = GroupVersionKind::try_from(&types).expect("valid apiVersion");
         let (resource, caps) = pinned_kind(client, &gvk).await.expect("discover the kind");
@@ -160,7 +183,7 @@ pub async fn apply_manifest(client: &Client, file: &Path) {
     }
 }
 
-async fn service_account_token(client: &Client) -> String {
+async fn service_account_token(client: &Client, service_account: &str) -> String {
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
     let request: TokenRequest = serde_json::from_value(serde_json::json!({
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -168,7 +191,7 @@ async fn service_account_token(client: &Client) -> String {
     }))
     .expect("token request");
     let response = accounts
-        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .create_token_request(service_account, &PostParams::default(), &request)
         .await
         .expect("TokenRequest for the operator's ServiceAccount");
     response.status.expect("token").token
