@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// How often a settled resource is compared with the backend again (jittered by 10%).
     #[arg(long, env = "OAUTH_OPERATOR_RESYNC", default_value = "10m", value_parser = parse_duration)]
     pub resync: Duration,
+    /// How old an unmanaged backend client must be before an OAuthApp with
+    /// `pruneUnmanagedClients` deactivates it (younger ones may be mid-creation).
+    #[arg(long, env = "OAUTH_OPERATOR_UNMANAGED_GRACE", default_value = "10m", value_parser = parse_duration)]
+    pub unmanaged_grace: Duration,
     /// Reconciles running at once, per resource kind.
     #[arg(long, env = "OAUTH_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,

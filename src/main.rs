@@ -13,7 +13,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers.
-    Run(oauth_operator::config::RunArgs),
+    Run(Box<oauth_operator::config::RunArgs>),
     /// Print both CustomResourceDefinitions as YAML.
     Crd,
     /// Print the operator's version.
@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => {
             oauth_operator::telemetry::init(args.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-            if let Err(e) = runtime.block_on(oauth_operator::run::run(args)) {
+            if let Err(e) = runtime.block_on(oauth_operator::run::run(*args)) {
                 tracing::error!(error = %e, "oauth-operator stopped");
                 return std::process::ExitCode::FAILURE;
             }

@@ -53,7 +53,7 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let ctx = Arc::new(Context::new(client, backends, args.resync));
+    let ctx = Arc::new(Context::new(client, backends, args.resync, args.unmanaged_grace));
     let app_controller =
         controller::run_apps(ctx.clone(), apps.clone(), wc.clone(), args.concurrency, until_stopped(stopped.clone()));
     let client_controller =

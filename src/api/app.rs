@@ -100,6 +100,13 @@ pub struct OAuthAppSpec {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub scopes: Vec<ScopeSpec>,
 
+    /// Deactivate active clients of this app in the backend that no OAuthClient owns (left by a
+    /// crash between a create and the Secret write, or made by hand), once they are older than
+    /// the operator's grace period (`--unmanaged-grace`, default 10 minutes). Off by default:
+    /// clients from the dashboard or dynamic registration are unmanaged too.
+    #[serde(default)]
+    pub prune_unmanaged_clients: bool,
+
     /// Namespaces whose OAuthClients may refer to this app, besides the app's own namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_namespaces: Option<ClientNamespaces>,

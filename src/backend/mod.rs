@@ -139,6 +139,8 @@ pub struct Client {
     pub client_id: String,
     pub settings: ClientSettings,
     pub active: bool,
+    /// When the backend created it, if it says.
+    pub created_at: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// Credentials the backend issued: shown once, on create or rotate.

@@ -449,13 +449,20 @@ struct WireClient {
     #[serde(default = "yes")]
     is_active: bool,
     client_secret: Option<String>,
+    created_at: Option<String>,
     #[serde(flatten)]
     settings: ClientSettings,
 }
 
 impl WireClient {
     fn split(self) -> (Client, Option<SecretString>) {
-        let client = Client { id: self.id, client_id: self.client_id, settings: self.settings, active: self.is_active };
+        let client = Client {
+            id: self.id,
+            client_id: self.client_id,
+            settings: self.settings,
+            active: self.is_active,
+            created_at: self.created_at.and_then(|t| t.parse().ok()),
+        };
         (client, self.client_secret.map(SecretString::new))
     }
 }

@@ -5,9 +5,10 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, ResourceExt,
+    api::{ListParams, PartialObjectMeta},
     core::DeserializeGuard,
     runtime::{Controller, controller::Action, events::EventType, watcher},
 };
@@ -15,7 +16,7 @@ use kube::{
 use super::{
     Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_action, key_of, report_undecodable,
+    desired, error_action, key_of, report_undecodable, secret,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -122,7 +123,27 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
         }
     };
 
-    let unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key).await?;
+    let mut unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key).await?;
+    if spec.prune_unmanaged_clients {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
+        // Only clients older than the grace period: a younger one may be mid-creation.
+        let (old, young): (Vec<_>, Vec<_>) =
+            unmanaged.into_iter().partition(|c| c.created_at.is_some_and(|t| t + grace < now));
+        for client in &old {
+            match backend.deactivate_client(&key, &client.id).await {
+                Ok(()) | Err(crate::backend::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::backend("deactivate an unmanaged client")(e)),
+            }
+            let note = format!("deactivated backend client {}, which no OAuthClient owns", client.client_id);
+            ctx.event(obj, EventType::Normal, "PrunedUnmanagedClient", note).await;
+        }
+        if !old.is_empty() {
+            ctx.lists.get(&backend_name, backend.as_ref(), &key, true).await.map_err(Error::backend("list clients"))?;
+        }
+        unmanaged = young;
+    }
+    let unmanaged = unmanaged.len() as u32;
     if unmanaged > 0 && status.unmanaged_clients != Some(unmanaged) {
         let note = format!("{unmanaged} active client(s) of this app in the backend belong to no OAuthClient");
         ctx.event(obj, EventType::Warning, "UnmanagedClients", note).await;
@@ -198,15 +219,17 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
 }
 
 /// Active backend clients of the app that no OAuthClient records as its own.
+/// Active backend clients of the app that no OAuthClient records as its own, in its status or
+/// (written first) in its credentials Secret.
 async fn unmanaged_clients(
     obj: &OAuthApp,
     ctx: &Context,
     name: &str,
     backend: &dyn Backend,
     key: &AppKey,
-) -> Result<u32, Error> {
+) -> Result<Vec<crate::backend::Client>, Error> {
     let clients: Api<DeserializeGuard<OAuthClient>> = Api::all(ctx.client.clone());
-    let owned: Vec<String> = clients
+    let mut owned: Vec<String> = clients
         .list(&Default::default())
         .await
         .map_err(Error::kube("list OAuthClients"))?
@@ -218,6 +241,10 @@ async fn unmanaged_clients(
         })
         .filter_map(|c| c.status.and_then(|s| s.backend_id))
         .collect();
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
+    let managed = ListParams::default().labels(&format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1));
+    let metas = secrets.list_metadata(&managed).await.map_err(Error::kube("list credentials Secrets"))?;
+    owned.extend(metas.into_iter().filter_map(|m| m.annotations().get(secret::BACKEND_ID).cloned()));
     let list = ctx.lists.get(name, backend, key, false).await.map_err(Error::backend("list clients"))?;
-    Ok(list.iter().filter(|c| c.active && !owned.contains(&c.id)).count() as u32)
+    Ok(list.iter().filter(|c| c.active && !owned.contains(&c.id)).cloned().collect())
 }

@@ -45,6 +45,8 @@ pub struct Context {
     pub backends: Backends,
     /// How often a settled resource is compared with the backend again.
     pub resync: Duration,
+    /// How old an unmanaged backend client must be before an app that asks for it prunes it.
+    pub unmanaged_grace: Duration,
     reporter: Reporter,
     lists: ClientLists,
     /// Consecutive failures per object, for exponential backoff.
@@ -55,11 +57,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, backends: Backends, resync: Duration) -> Self {
+    pub fn new(client: kube::Client, backends: Backends, resync: Duration, unmanaged_grace: Duration) -> Self {
         Self {
             client,
             backends,
             resync,
+            unmanaged_grace,
             reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
             lists: ClientLists::new(resync),
             failures: Mutex::default(),

@@ -15,13 +15,10 @@ use libtest_mimic::Trial;
 use oauth_operator::api::{OAuthApp, OAuthClient};
 use serde_json::{Value, json};
 
-use crate::{
-    reconcile::SEEN_SECRETS,
-    support::{
-        Env,
-        env::{OPERATED, RESYNC, trial},
-        operator::USER,
-    },
+use crate::support::{
+    Env,
+    env::{OPERATED, RESYNC, trial},
+    operator::USER,
 };
 
 pub fn trials() -> Vec<Trial> {
@@ -53,8 +50,8 @@ fn selector() -> ListParams {
 async fn settled_resources_make_no_writes(client: Client) {
     let env = Env::get();
     // Resources of its own, so the test stands alone; the earlier tests' ones count too.
-    crate::reconcile::app_and_client(&client, "e2e-steady", json!({})).await;
-    crate::reconcile::credentials(&client, "e2e-steady", "web-oauth-client").await;
+    crate::support::resources::app_and_client(&client, "e2e-steady", json!({})).await;
+    crate::support::resources::credentials(&client, "e2e-steady", "web-oauth-client").await;
     let apps: Api<OAuthApp> = Api::all(client.clone());
     let clients: Api<OAuthClient> = Api::all(client.clone());
     // Every operated resource reconciled at its generation.
@@ -124,7 +121,7 @@ async fn log_holds_no_secret(client: Client) {
     let secrets: Api<Secret> = Api::all(client);
     let managed =
         secrets.list(&ListParams::default().labels("app.kubernetes.io/managed-by=oauth-operator")).await.expect("list");
-    let mut all = SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut all = crate::support::resources::SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for secret in managed {
         if let Some(value) = secret.data.as_ref().and_then(|d| d.get("client_secret")) {
             all.push(String::from_utf8_lossy(&value.0).into_owned());
@@ -223,7 +220,7 @@ async fn older_crd(client: Client) {
         assert!(Instant::now() < deadline, "no condition on the undecodable object:\n{}", env.operator.log_tail());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    crate::reconcile::app_and_client(&client, "e2e-after-undecodable", json!({})).await;
+    crate::support::resources::app_and_client(&client, "e2e-after-undecodable", json!({})).await;
     for name in ["insecure", "undecodable"] {
         dynamic.delete(name, &Default::default()).await.expect("delete");
     }

@@ -3,40 +3,27 @@
 
 use std::{
     process::Command,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{
-    coordination::v1::Lease,
-    core::v1::{Namespace, Secret},
-};
+use k8s_openapi::api::{coordination::v1::Lease, core::v1::Secret};
 use kube::{
-    Api, Client, Resource,
+    Api, Client,
     api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
-    runtime::wait::await_condition,
 };
 use libtest_mimic::Trial;
 use oauth_operator::{
     api::{OAuthApp, OAuthClient},
-    backend::{
-        AppKey, Backend, Client as BackendClient, SecretString,
-        wacht::{WachtBackend, WachtConfig},
-    },
+    backend::{AppKey, Backend},
 };
 use serde_json::{Value, json};
 
 use crate::support::{
     Env,
-    env::{OPERATED, trial},
-    operator::{API_KEY, Operator, USER},
+    env::trial,
+    operator::{Operator, USER},
+    resources::*,
 };
-
-const REDIRECT: &str = "https://app.example.com/oauth/callback";
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Every secret the tests saw, for the final check that none reached the operator's log.
-pub static SEEN_SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -56,138 +43,6 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
         trial("reconcile::a_missing_rbac_rule_fails_cleanly", missing_rbac_rule),
     ]
-}
-
-/// A namespace of the test's own, so tests never see each other's objects.
-async fn namespace(client: &Client, name: &str) -> String {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => panic!("create namespace {name}: {e}"),
-    }
-    name.to_string()
-}
-
-fn dynamic<K: Resource<DynamicType = ()>>(client: &Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<K>(&()))
-}
-
-/// Server-side apply as a user (field manager `e2e-user`) of an OAuthApp or OAuthClient, in
-/// the shard of the suite's operator.
-async fn apply<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, doc: Value) {
-    apply_in_shard::<K>(client, ns, doc, OPERATED.1).await;
-}
-
-/// As [`apply`], labelled for the operator whose selector is `e2e=<shard>`.
-async fn apply_in_shard<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, doc: Value, shard: &str) {
-    let name = doc["metadata"]["name"].as_str().expect("name").to_string();
-    let mut doc = doc;
-    doc["apiVersion"] = K::api_version(&()).into();
-    doc["kind"] = K::kind(&()).into();
-    doc["metadata"]["labels"][OPERATED.0] = shard.into();
-    dynamic::<K>(client, ns)
-        .patch(&name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc))
-        .await
-        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-fn app_doc(name: &str, slug: &str, spec: Value) -> Value {
-    let mut doc = json!({"metadata": {"name": name}, "spec": {"slug": slug, "displayName": format!("App {slug}"),
-        "scopes": [{"name": "mcp:invoke"}, {"name": "profile"}]}});
-    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
-    doc
-}
-
-fn client_doc(name: &str, app: &str, spec: Value) -> Value {
-    let mut doc = json!({"metadata": {"name": name}, "spec": {"appRef": {"name": app},
-        "grantTypes": ["authorization_code", "refresh_token"], "redirectUris": [REDIRECT]}});
-    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
-    doc
-}
-
-/// Waits until `check` holds for the object (or its absence), within [`TIMEOUT`].
-async fn wait<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(Option<&K>) -> bool) -> Option<K>
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    let cond = move |obj: Option<&K>| check(obj);
-    match tokio::time::timeout(TIMEOUT, await_condition(api.clone(), name, cond)).await {
-        Ok(result) => result.expect("watch"),
-        Err(_) => {
-            let env = Env::get();
-            panic!("{name}: not {what} within {TIMEOUT:?}; operator log:\n{}", env.operator.log_tail())
-        }
-    }
-}
-
-/// Ready=True for the current generation.
-fn ready<K: Resource>(
-    obj: Option<&K>,
-    status: impl Fn(&K) -> Option<(Option<i64>, Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>)>,
-) -> bool {
-    obj.and_then(|o| status(o).map(|(observed, conditions)| (o.meta().generation, observed, conditions))).is_some_and(
-        |(generation, observed, conditions)| {
-            observed == generation && conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-        },
-    )
-}
-
-async fn app_ready(client: &Client, ns: &str, name: &str) -> OAuthApp {
-    let api: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
-    let check =
-        |o: Option<&OAuthApp>| ready(o, |a| a.status.as_ref().map(|s| (s.observed_generation, s.conditions.clone())));
-    wait(&api, name, "Ready", check).await.expect("app")
-}
-
-async fn client_ready(client: &Client, ns: &str, name: &str) -> OAuthClient {
-    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    let check = |o: Option<&OAuthClient>| {
-        ready(o, |c| c.status.as_ref().map(|s| (s.observed_generation, s.conditions.clone())))
-    };
-    wait(&api, name, "Ready", check).await.expect("client")
-}
-
-/// `(client_id, client_secret)` from the credentials Secret.
-pub async fn credentials(client: &Client, ns: &str, secret: &str) -> (String, String) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let found = api.get(secret).await.unwrap_or_else(|e| panic!("Secret {ns}/{secret}: {e}"));
-    let data = found.data.expect("data");
-    let text = |k: &str| String::from_utf8(data.get(k).unwrap_or_else(|| panic!("key {k}")).0.clone()).expect("utf-8");
-    let pair = (text("client_id"), text("client_secret"));
-    SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).push(pair.1.clone());
-    pair
-}
-
-/// The backend as a test sees it: the emulator, through the adapter.
-fn backend() -> WachtBackend {
-    WachtBackend::new(WachtConfig {
-        base_url: Env::get().emu.url.parse().expect("URL"),
-        api_key: SecretString::new(API_KEY),
-        deployment: Some("dep_e2e".into()),
-        timeout: Duration::from_secs(5),
-        requests_per_second: 0,
-    })
-    .expect("backend")
-}
-
-async fn backend_client(slug: &str, id: &str) -> BackendClient {
-    let list = backend().list_clients(&AppKey { deployment: None, slug: slug.into() }).await.expect("list clients");
-    list.into_iter().find(|c| c.id == id).unwrap_or_else(|| panic!("backend client {id} of {slug}"))
-}
-
-async fn token_status(client_id: &str, secret: &str) -> u16 {
-    Env::get().emu.token_status(client_id, secret, true, REDIRECT).await
-}
-
-/// An app and a client in a fresh namespace, both Ready; returns the client as it stands.
-pub async fn app_and_client(client: &Client, ns: &str, client_spec: Value) -> OAuthClient {
-    namespace(client, ns).await;
-    apply::<OAuthApp>(client, ns, app_doc("app", ns, json!({}))).await;
-    apply::<OAuthClient>(client, ns, client_doc("web", "app", client_spec)).await;
-    app_ready(client, ns, "app").await;
-    client_ready(client, ns, "web").await
 }
 
 async fn client_gets_a_working_secret(client: Client) {
@@ -536,15 +391,6 @@ impl BlockSecrets {
         };
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         api.delete(&self.name, &DeleteParams::default()).await.expect("delete the binding");
-    }
-}
-
-/// Waits until `done`, within [`TIMEOUT`].
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} did not happen within {TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -27,11 +27,13 @@ pub struct ControlPlane {
     /// Holds certificates, etcd data and logs; removed on drop.
     dir: TempDir,
     etcd: Child,
-    apiserver: Child,
+    apiserver: std::sync::Mutex<Child>,
     /// kubeconfig of a `system:masters` user, usable by kubectl too.
     pub kubeconfig: PathBuf,
     /// Folder with kube-apiserver, etcd and kubectl.
     pub assets: PathBuf,
+    /// The flags kube-apiserver was started with, to start it again.
+    apiserver_args: Vec<String>,
 }
 
 impl ControlPlane {
@@ -73,28 +75,30 @@ impl ControlPlane {
             "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
         )
         .expect("write audit policy");
-        let apiserver = spawn(
-            Command::new(assets.join("kube-apiserver")).args([
-                &format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                &format!("--secure-port={api_port}"),
-                &format!("--cert-dir={}", file("certs")),
-                &format!("--tls-cert-file={}", file("apiserver.crt")),
-                &format!("--tls-private-key-file={}", file("apiserver.key")),
-                &format!("--client-ca-file={}", file("ca.crt")),
-                &format!("--service-account-key-file={}", file("sa.pub")),
-                &format!("--service-account-signing-key-file={}", file("sa.key")),
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
-                "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
-                &format!("--audit-policy-file={}", file("audit-policy.yaml")),
-                &format!("--audit-log-path={}", file("audit.log")),
-            ]),
-            &path("kube-apiserver.log"),
-        );
+        let apiserver_args: Vec<String> = [
+            &format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            &format!("--secure-port={api_port}"),
+            &format!("--cert-dir={}", file("certs")),
+            &format!("--tls-cert-file={}", file("apiserver.crt")),
+            &format!("--tls-private-key-file={}", file("apiserver.key")),
+            &format!("--client-ca-file={}", file("ca.crt")),
+            &format!("--service-account-key-file={}", file("sa.pub")),
+            &format!("--service-account-signing-key-file={}", file("sa.key")),
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+            &format!("--audit-policy-file={}", file("audit-policy.yaml")),
+            &format!("--audit-log-path={}", file("audit.log")),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let apiserver =
+            spawn(Command::new(assets.join("kube-apiserver")).args(&apiserver_args), &path("kube-apiserver.log"));
 
         let kubeconfig = path("kubeconfig");
         fs::write(
@@ -108,9 +112,34 @@ impl ControlPlane {
         )
         .expect("write kubeconfig");
 
-        let mut cp = ControlPlane { dir, etcd, apiserver, kubeconfig, assets };
+        let cp =
+            ControlPlane { dir, etcd, apiserver: std::sync::Mutex::new(apiserver), kubeconfig, assets, apiserver_args };
         cp.wait_ready(deadline).await;
         cp
+    }
+
+    /// Kills kube-apiserver (SIGKILL) and starts it again on the same etcd, port and
+    /// certificates; returns once it is ready.
+    pub async fn restart_apiserver(&self) {
+        {
+            let mut old = self.apiserver.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let port: u16 = self
+            .apiserver_args
+            .iter()
+            .find_map(|a| a.strip_prefix("--secure-port=")?.parse().ok())
+            .expect("a secure port");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "port {port} stays taken");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = self.dir.path().join("kube-apiserver.log");
+        let started = spawn(Command::new(self.assets.join("kube-apiserver")).args(&self.apiserver_args), &log);
+        *self.apiserver.lock().unwrap_or_else(|e| e.into_inner()) = started;
+        self.wait_ready(deadline).await;
     }
 
     /// A client with cluster-admin rights.
@@ -194,7 +223,8 @@ impl ControlPlane {
             .count()
     }
 
-    fn audit(&self) -> impl Iterator<Item = serde_json::Value> {
+    /// Every audit event (JSON) so far.
+    pub fn audit(&self) -> impl Iterator<Item = serde_json::Value> {
         let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
         text.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -223,10 +253,10 @@ impl ControlPlane {
         log_tail(&self.dir.path().join(format!("{component}.log")))
     }
 
-    async fn wait_ready(&mut self, deadline: Instant) {
+    async fn wait_ready(&self, deadline: Instant) {
         let client = self.client().await;
         loop {
-            if let Ok(Some(status)) = self.apiserver.try_wait() {
+            if let Ok(Some(status)) = self.apiserver.lock().unwrap_or_else(|e| e.into_inner()).try_wait() {
                 panic!("kube-apiserver exited ({status}):\n{}", self.log_tail("kube-apiserver"));
             }
             let req = http::Request::get("/readyz").body(Vec::new()).expect("request");
@@ -245,7 +275,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        stop(&mut self.apiserver);
+        stop(self.apiserver.get_mut().unwrap_or_else(|e| e.into_inner()));
         stop(&mut self.etcd);
     }
 }

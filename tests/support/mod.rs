@@ -5,6 +5,7 @@ pub mod controlplane;
 pub mod emulator;
 pub mod env;
 pub mod operator;
+pub mod resources;
 pub mod samples;
 pub mod tools;
 
