@@ -16,7 +16,7 @@ use kube::{
 use super::{
     Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_action, key_of, report_undecodable, secret,
+    desired, error_action, held_off, key_of, report_undecodable, secret,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -55,6 +55,9 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
         Ok(obj) => obj,
         Err(invalid) => return report_undecodable::<OAuthApp>(&ctx, invalid).await,
     };
+    if let Some(wait) = held_off(&ctx, obj) {
+        return Ok(wait);
+    }
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &mut status).await;
@@ -66,9 +69,12 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
 }
 
 fn error_policy(guard: Arc<DeserializeGuard<OAuthApp>>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = guard.0.as_ref().map(key_of).unwrap_or_default();
+    let Ok(obj) = &guard.0 else {
+        return Action::await_change();
+    };
+    let key = key_of(obj);
     tracing::info!(object = %key, error = %err, kind = err.label(), "oauthapp not reconciled");
-    error_action(err, &ctx, &key)
+    error_action(err, &ctx, obj)
 }
 
 /// Brings the backend app to the spec. Returns whether the domain wants an early recheck.

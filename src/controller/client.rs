@@ -22,7 +22,7 @@ use kube::{
 use super::{
     Context, Error, Waiting, conclude,
     conditions::{self, reason},
-    desired, error_action, key_of, report_undecodable,
+    desired, error_action, held_off, key_of, report_undecodable,
     secret::{self, Found},
     write_status,
 };
@@ -85,6 +85,9 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
         Ok(obj) => Arc::new(obj.clone()),
         Err(invalid) => return report_undecodable::<OAuthClient>(&ctx, invalid).await,
     };
+    if let Some(wait) = held_off(&ctx, &*obj) {
+        return Ok(wait);
+    }
     let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -107,9 +110,12 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
 }
 
 fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc<Context>) -> Action {
-    let key = guard.0.as_ref().map(key_of).unwrap_or_default();
+    let Ok(obj) = &guard.0 else {
+        return Action::await_change();
+    };
+    let key = key_of(obj);
     tracing::info!(object = %key, error = %err, kind = err.label(), "oauthclient not reconciled");
-    error_action(err, &ctx, &key)
+    error_action(err, &ctx, obj)
 }
 
 /// One pass: bring the backend and the Secret to the spec, then write the status.

@@ -11,7 +11,7 @@ pub mod secret;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -49,8 +49,8 @@ pub struct Context {
     pub unmanaged_grace: Duration,
     reporter: Reporter,
     lists: ClientLists,
-    /// Consecutive failures per object, for exponential backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Per object after a failure: consecutive failures and when to try again.
+    failures: Mutex<HashMap<String, Backoff>>,
     /// Credentials the backend showed whose Secret write failed, per object: written on the
     /// next pass instead of rotating again.
     undelivered: Mutex<HashMap<String, secret::Credentials>>,
@@ -93,22 +93,54 @@ impl Context {
         Action::requeue(jitter(self.resync, 0.1))
     }
 
-    /// The requeue after a failure: exponential per object from 1 s to 5 min, jittered.
-    fn backoff(&self, key: &str) -> Duration {
+    /// The wait after a failure: exponential per object from 1 s to 5 min, jittered, or
+    /// what the backend asked for (`Retry-After`).
+    fn backoff(&self, key: &str, trigger: String, asked: Option<Duration>) -> Duration {
         let mut failures = self.lock_failures();
-        let n = failures.entry(key.to_string()).or_default();
-        *n = n.saturating_add(1);
-        let base = Duration::from_secs(1).saturating_mul(1u32 << (*n - 1).min(9));
-        jitter(base.min(Duration::from_secs(300)), 0.2)
+        let entry = failures.entry(key.to_string()).or_insert(Backoff {
+            failures: 0,
+            not_before: Instant::now(),
+            trigger: String::new(),
+        });
+        entry.failures = entry.failures.saturating_add(1);
+        let exponential = Duration::from_secs(1).saturating_mul(1u32 << (entry.failures - 1).min(9));
+        let wait = asked.unwrap_or_else(|| jitter(exponential.min(Duration::from_secs(300)), 0.2));
+        entry.not_before = Instant::now() + wait;
+        entry.trigger = trigger;
+        wait
+    }
+
+    /// How long a pass must still wait: watch events (our own status write, an app's status
+    /// fanning out to its clients) must not cut a backoff short. A change by a user (spec,
+    /// rotate request, deletion) ends the wait.
+    fn hold_off(&self, key: &str, trigger: &str) -> Option<Duration> {
+        let failures = self.lock_failures();
+        let entry = failures.get(key).filter(|b| b.trigger == trigger)?;
+        entry.not_before.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
     fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {
         self.undelivered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Backoff state of one object.
+struct Backoff {
+    failures: u32,
+    not_before: Instant,
+    /// What the user had asked for when it failed (see [`trigger`]).
+    trigger: String,
+}
+
+/// What a user changes to ask for a new attempt: the spec, the rotate request, a deletion.
+fn trigger<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    let rotate = meta.annotations.as_ref().and_then(|a| a.get(crate::api::ROTATE_ANNOTATION));
+    format!("{:?}/{rotate:?}/{}", meta.generation, meta.deletion_timestamp.is_some())
 }
 
 /// `d` plus a random share of up to `fraction` of it.
@@ -212,13 +244,16 @@ impl Error {
     }
 
     /// When to try again: `None` waits for a change of the resource (retrying cannot help).
-    fn retry(&self, ctx: &Context, key: &str) -> Option<Duration> {
+    /// Waiting for a dependency is not backed off: its watch brings the resource back.
+    fn retry(&self, ctx: &Context, key: &str, trigger: String) -> Option<Duration> {
         match self {
             Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => None,
             Error::Waiting(_) => Some(ctx.resync.min(Duration::from_secs(60))),
-            Error::Backend { source: backend::Error::RateLimited { retry_after }, .. } => Some(*retry_after),
+            Error::Backend { source: backend::Error::RateLimited { retry_after }, .. } => {
+                Some(ctx.backoff(key, trigger, Some(*retry_after)))
+            }
             Error::Backend { source, .. } if source.category() == ErrorCategory::Invalid => None,
-            _ => Some(ctx.backoff(key)),
+            _ => Some(ctx.backoff(key, trigger, None)),
         }
     }
 
@@ -236,8 +271,8 @@ impl Error {
 }
 
 /// The action after a failed reconcile (the condition is already written by then).
-fn error_action(err: &Error, ctx: &Context, key: &str) -> Action {
-    match err.retry(ctx, key) {
+fn error_action<K: Resource>(err: &Error, ctx: &Context, obj: &K) -> Action {
+    match err.retry(ctx, &key_of(obj), trigger(obj)) {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     }
@@ -350,6 +385,11 @@ where
         .await
         .map_err(Error::kube("write status"))?;
     Ok(())
+}
+
+/// The requeue for a pass that arrives while its object is backing off, if it does.
+fn held_off<K: Resource>(ctx: &Context, obj: &K) -> Option<Action> {
+    ctx.hold_off(&key_of(obj), &trigger(obj)).map(Action::requeue)
 }
 
 /// `namespace/name`, the key of per-object state.

@@ -67,6 +67,21 @@ impl Emulator {
         by_path[format!("{method} {path}")].as_u64().unwrap_or(0)
     }
 
+    /// Calls of any method on paths under `prefix`, e.g. every call about one app.
+    pub async fn calls_under(&self, prefix: &str) -> u64 {
+        let by_path: Value = self
+            .http
+            .get(format!("{}/_emulator/counters?by=path", self.url))
+            .send()
+            .await
+            .expect("GET counters")
+            .json()
+            .await
+            .expect("JSON");
+        let under = |key: &String| key.split_once(' ').is_some_and(|(_, path)| path.starts_with(prefix));
+        by_path.as_object().map_or(0, |m| m.iter().filter(|(k, _)| under(k)).filter_map(|(_, v)| v.as_u64()).sum())
+    }
+
     /// Marks a custom domain as having its CNAME in place.
     pub async fn verify_domain(&self, fqdn: &str) {
         let response =

@@ -31,8 +31,10 @@ pub struct Operator {
     pub name: String,
     pub log: PathBuf,
     pub http: String,
-    /// Whether to keep the log in `target/` when stopped (the first operator of a run).
+    /// Whether to keep the log as `target/e2e-operator.log` (the first operator of a run).
     keep_log: bool,
+    /// The test binary that started it, to keep its log under `target/e2e-logs/`.
+    binary: String,
 }
 
 impl Operator {
@@ -108,7 +110,11 @@ impl Operator {
             .stderr(out)
             .spawn()
             .expect("start oauth-operator");
-        Operator { child, name, log, http, keep_log: n == 0 }
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().split('-').next().unwrap_or_default().to_string()))
+            .unwrap_or_default();
+        Operator { child, name, log, http, keep_log: n == 0, binary }
     }
 
     /// Waits until `/readyz` answers 200.
@@ -145,9 +151,11 @@ impl Drop for Operator {
     /// Stops the operator and keeps its log in `target/e2e-operator.log` for a look after the run.
     fn drop(&mut self) {
         self.kill();
+        let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-logs");
+        let _ = fs::create_dir_all(&logs);
+        let _ = fs::copy(&self.log, logs.join(format!("{}-{}.log", self.binary, self.name)));
         if self.keep_log {
-            let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-operator.log");
-            let _ = fs::copy(&self.log, kept);
+            let _ = fs::copy(&self.log, Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-operator.log"));
         }
     }
 }

@@ -1,0 +1,380 @@
+//! Crash and fault safety (DESIGN.md section 3, rules 2, 3, 4, 6): operators killed with
+//! SIGKILL mid-work, backend faults and a backend outage, an API server restart, deletions
+//! while the backend is down, and two replicas with leader election. Each test runs alone
+//! (they share the emulator's fault switches) with operators of its own.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use futures::future::join_all;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+};
+use oauth_operator::{
+    api::{OAuthApp, OAuthClient},
+    backend::{AppKey, Backend},
+};
+use serde_json::json;
+use support::{
+    Env,
+    env::trial,
+    operator::Operator,
+    resources::{REDIRECT, app_doc, apply_in_shard, backend, client_doc, credentials, namespace, until},
+};
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    if !args.list {
+        support::Env::get();
+    }
+    let trials = vec![
+        trial("faults::kills_while_creating_lose_nothing_and_duplicate_nothing", kills_while_creating),
+        trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating),
+        trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_outage),
+        trial("faults::api_server_restart_is_survived", api_server_restart),
+        trial("faults::deletion_waits_for_the_backend", deletion_while_backend_down),
+        trial("faults::two_replicas_never_write_together", never_two_writers),
+    ];
+    let conclusion = libtest_mimic::run(&libtest_mimic::Arguments { test_threads: Some(1), ..args }, trials);
+    support::Env::shutdown();
+    conclusion.exit_code()
+}
+
+/// A shard label per test, so each test's operators see only its own resources.
+fn shard_args<'a>(shard: &'a str, extra: &[&'a str]) -> Vec<String> {
+    let mut args = vec!["--selector".to_string(), format!("e2e={shard}"), "--resync".into(), "5s".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+async fn start(client: &Client, args: &[String]) -> Operator {
+    let env = Env::get();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Operator::start(&env.cp, client, &env.emu, &args).await
+}
+
+/// Applies an app and `n` clients named `c0..` at once.
+async fn apply_many(client: &Client, ns: &str, shard: &str, n: usize, app_spec: serde_json::Value) {
+    namespace(client, ns).await;
+    apply_in_shard::<OAuthApp>(client, ns, app_doc("app", ns, app_spec), shard).await;
+    join_all(
+        (0..n)
+            .map(|i| apply_in_shard::<OAuthClient>(client, ns, client_doc(&format!("c{i}"), "app", json!({})), shard)),
+    )
+    .await;
+}
+
+fn is_ready(c: &OAuthClient) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.observed_generation == c.metadata.generation
+            && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Waits until every OAuthClient of `ns` is Ready and `extra` holds for each.
+async fn all_ready(
+    client: &Client,
+    ns: &str,
+    within: Duration,
+    extra: impl Fn(&OAuthClient) -> bool,
+) -> Vec<OAuthClient> {
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + within;
+    loop {
+        let list = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        if !list.is_empty() && list.iter().all(|c| is_ready(c) && extra(c)) {
+            return list;
+        }
+        let waiting = list.iter().filter(|c| !(is_ready(c) && extra(c))).count();
+        assert!(Instant::now() < deadline, "{waiting} of {} clients in {ns} not settled within {within:?}", list.len());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Checks the end state: one active backend client per resource, no other active client,
+/// every Secret authenticates. Returns the number of clients the backend ever created.
+async fn assert_one_working_client_each(client: &Client, ns: &str, clients: &[OAuthClient]) -> usize {
+    let list = backend().list_clients(&AppKey { deployment: None, slug: ns.into() }).await.expect("list clients");
+    let active: HashSet<String> = list.iter().filter(|c| c.active).map(|c| c.id.clone()).collect();
+    let owned: HashSet<String> = clients.iter().filter_map(|c| c.status.as_ref()?.backend_id.clone()).collect();
+    assert_eq!(owned.len(), clients.len(), "every resource has its own backend client");
+    assert_eq!(active, owned, "exactly the resources' clients are active: no duplicate, no orphan");
+    let checks = clients.iter().map(|c| async move {
+        let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
+        let (id, secret) = credentials(client, ns, &name).await;
+        Env::get().emu.token_status(&id, &secret, true, REDIRECT).await
+    });
+    let statuses = join_all(checks).await;
+    let lost = statuses.iter().filter(|s| **s != 200).count();
+    assert_eq!(lost, 0, "every Secret authenticates (lost secrets: {lost})");
+    list.len()
+}
+
+/// Sets the rotate annotation of every client to `value`, all at once.
+async fn request_rotation(client: &Client, clients: &[OAuthClient], value: &str) {
+    let patch = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": value}}});
+    join_all(clients.iter().map(|c| {
+        let api: Api<OAuthClient> = Api::namespaced(client.clone(), &c.namespace().unwrap_or_default());
+        let (name, patch) = (c.name_any(), patch.clone());
+        async move { api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate") }
+    }))
+    .await;
+}
+
+/// Kills the operator at random moments `kills` times, restarting it each time.
+async fn kill_repeatedly(client: &Client, operator: &mut Operator, args: &[String], kills: usize) {
+    for _ in 0..kills {
+        // The moment of the kill is the point of the test, not a wait for a condition.
+        let delay = 150 + (rand_u64() % 600);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        operator.kill();
+        *operator = start(client, args).await;
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("/dev/urandom");
+    u64::from_le_bytes(bytes)
+}
+
+async fn kills_while_creating(client: Client) {
+    let (ns, shard) = ("f-create", "f-create");
+    let args = shard_args(shard, &["--unmanaged-grace", "3s"]);
+    let mut operator = start(&client, &args).await;
+    let started = Instant::now();
+    apply_many(&client, ns, shard, 100, json!({"pruneUnmanagedClients": true})).await;
+    kill_repeatedly(&client, &mut operator, &args, 12).await;
+    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    let clients = all_ready(&client, ns, Duration::from_secs(180), |_| true).await;
+    // Orphans of a kill between a create and its Secret are pruned once past the grace period.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let app = apps.get("app").await.expect("app");
+        let list = backend().list_clients(&AppKey { deployment: None, slug: ns.into() }).await.expect("list");
+        if app.status.and_then(|s| s.unmanaged_clients) == Some(0) && list.iter().filter(|c| c.active).count() == 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphans not pruned:\n{}", operator.log_tail());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let created = assert_one_working_client_each(&client, ns, &clients).await;
+    println!(
+        "faults: 100 clients, 12 SIGKILLs: all Ready and working after {:?}; backend clients created {created} (orphans pruned {}); lost secrets 0; duplicates 0",
+        started.elapsed(),
+        created - 100
+    );
+}
+
+async fn kills_while_rotating(client: Client) {
+    let (ns, shard) = ("f-rotate", "f-rotate");
+    let args = shard_args(shard, &["--unmanaged-grace", "3s"]);
+    let mut operator = start(&client, &args).await;
+    apply_many(&client, ns, shard, 50, json!({"pruneUnmanagedClients": true})).await;
+    let before = all_ready(&client, ns, Duration::from_secs(120), |_| true).await;
+    request_rotation(&client, &before, "storm-1").await;
+    kill_repeatedly(&client, &mut operator, &args, 6).await;
+    let handled =
+        |c: &OAuthClient| c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("storm-1");
+    let after = all_ready(&client, ns, Duration::from_secs(120), handled).await;
+    assert_one_working_client_each(&client, ns, &after).await;
+    let emu = &Env::get().emu;
+    let mut histogram: BTreeMap<u64, usize> = BTreeMap::new();
+    for c in &after {
+        let id = c.status.as_ref().and_then(|s| s.backend_id.clone()).expect("backend id");
+        let rotations = emu.calls("POST", &format!("/oauth/apps/{ns}/clients/{id}/rotate-secret")).await;
+        *histogram.entry(rotations).or_default() += 1;
+        assert!((1..=2).contains(&rotations), "{}: {rotations} rotations for one request", c.name_any());
+    }
+    println!("faults: 50 rotations under 6 SIGKILLs: rotations per request {histogram:?} (count: resources)");
+}
+
+async fn backend_faults_and_outage(client: Client) {
+    let (ns, shard) = ("f-backend", "f-backend");
+    let emu = &Env::get().emu;
+    let _operator = start(&client, &shard_args(shard, &[])).await;
+    emu.set_faults(json!({"error_rate": 0.3, "latency_ms": 30, "rate_limit_rate": 0.1, "retry_after_seconds": 1, "drop_rate": 0.05}))
+        .await;
+    let calls = || async { emu.calls_under(&format!("/oauth/apps/{ns}")).await };
+    apply_many(&client, ns, shard, 20, json!({})).await;
+    let settled = all_ready(&client, ns, Duration::from_secs(120), |_| true).await;
+    let with_faults = calls().await;
+
+    // A full outage of a minute, with work waiting: a rotation for every client.
+    emu.set_faults(json!({"error_rate": 1.0})).await;
+    let outage_start = calls().await;
+    request_rotation(&client, &settled, "during-outage").await;
+    // The outage's length is the scenario, not a wait for a condition.
+    let outage: u64 = std::env::var("FAULTS_OUTAGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    tokio::time::sleep(Duration::from_secs(outage)).await;
+    let during = calls().await - outage_start;
+    emu.set_faults(json!({})).await;
+    let recovering = Instant::now();
+    let handled = |c: &OAuthClient| {
+        c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("during-outage")
+    };
+    let recovered = all_ready(&client, ns, Duration::from_secs(240), handled).await;
+    let recovery = recovering.elapsed();
+    assert_one_working_client_each(&client, ns, &recovered).await;
+    let per_resource = during as f64 / 21.0;
+    // Backoff doubles from 1 s: about log2(60) + 1 attempts per resource in a minute, not
+    // one every reconcile; allow for the list shared by an app's clients and the app itself.
+    assert!(per_resource <= 10.0, "{per_resource:.1} backend calls per resource during a 60 s outage: a hot loop");
+    println!(
+        "faults: 20 clients under 30% 5xx, 10% 429, 5% drops, 30 ms: settled with {with_faults} backend calls ({:.1} per resource); \
+         60 s outage: {during} calls ({per_resource:.1} per resource); recovery after the outage {recovery:?}; lost secrets 0",
+        with_faults as f64 / 21.0
+    );
+}
+
+async fn api_server_restart(client: Client) {
+    let (ns, shard) = ("f-apiserver", "f-apiserver");
+    let env = Env::get();
+    let _operator = start(&client, &shard_args(shard, &[])).await;
+    apply_many(&client, ns, shard, 5, json!({})).await;
+    all_ready(&client, ns, Duration::from_secs(60), |_| true).await;
+    env.cp.restart_apiserver().await;
+    let client = env.cp.client().await;
+    // Work that only reaches the operator through watches re-established after the restart.
+    apply_in_shard::<OAuthClient>(&client, ns, client_doc("late", "app", json!({})), shard).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let annotate = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "after-restart"}}});
+    api.patch("c0", &PatchParams::default(), &Patch::Merge(&annotate)).await.expect("annotate");
+    let clients = all_ready(&client, ns, Duration::from_secs(120), |c| {
+        c.name_any() != "c0"
+            || c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("after-restart")
+    })
+    .await;
+    assert_eq!(clients.len(), 6);
+    assert_one_working_client_each(&client, ns, &clients).await;
+}
+
+async fn deletion_while_backend_down(client: Client) {
+    let (ns, shard) = ("f-delete", "f-delete");
+    let emu = &Env::get().emu;
+    let _operator = start(&client, &shard_args(shard, &[])).await;
+    apply_many(&client, ns, shard, 2, json!({})).await;
+    let clients = all_ready(&client, ns, Duration::from_secs(60), |_| true).await;
+    let id = |name: &str| {
+        clients.iter().find(|c| c.name_any() == name).and_then(|c| c.status.as_ref()?.backend_id.clone()).expect("id")
+    };
+    let (id0, id1) = (id("c0"), id("c1"));
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    emu.set_faults(json!({"error_rate": 1.0})).await;
+    api.delete("c0", &DeleteParams::default()).await.expect("delete c0");
+    api.delete("c1", &DeleteParams::default()).await.expect("delete c1");
+    for name in ["c0", "c1"] {
+        let held = || async {
+            api.get_opt(name).await.ok().flatten().and_then(|c| c.status).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "Deleting" && c.message.contains("Orphan"))
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !held().await {
+            assert!(Instant::now() < deadline, "{name}: the finalizer does not say why it waits");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // A user finishes one deletion by hand...
+    api.patch("c1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})))
+        .await
+        .expect("orphan");
+    let gone = |name: &'static str| {
+        let api = api.clone();
+        async move { api.get_opt(name).await.ok().flatten().is_none() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gone("c1").await {
+        assert!(Instant::now() < deadline, "Orphan does not finish the deletion");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(api.get_opt("c0").await.expect("get").is_some(), "c0 waits for the backend");
+    // ...and the other completes once the backend is back.
+    emu.set_faults(json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !gone("c0").await {
+        assert!(Instant::now() < deadline, "the deletion did not complete after recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = backend().list_clients(&AppKey { deployment: None, slug: ns.into() }).await.expect("list");
+    let active = |id: &str| list.iter().find(|c| c.id == id).is_some_and(|c| c.active);
+    assert!(!active(&id0), "Delete deactivated the backend client");
+    assert!(active(&id1), "Orphan left the backend client alone");
+}
+
+/// Two replicas on one Lease, each with a ServiceAccount of its own so the audit log tells
+/// their writes apart: the standby writes nothing; after the leader is killed, the standby
+/// takes over within the Lease duration; no write of one falls among the other's.
+async fn never_two_writers(client: Client) {
+    let (ns, shard) = ("f-leader", "f-leader");
+    let env = Env::get();
+    for sa in ["replica-a", "replica-b"] {
+        bind_operator_rbac(&client, sa).await;
+    }
+    let args = shard_args(shard, &["--leader-elect", "--lease-name", "f-leader", "--lease-duration", "3s"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = Operator::launch_as(&env.cp, &client, &env.emu, "replica-a", &args).await;
+    let logged = |op: &Operator, text: &str| std::fs::read_to_string(&op.log).unwrap_or_default().contains(text);
+    until("replica a leading", || logged(&a, "controllers running")).await;
+    let b = Operator::launch_as(&env.cp, &client, &env.emu, "replica-b", &args).await;
+    until("replica b waiting", || logged(&b, "waiting to lead")).await;
+    apply_many(&client, ns, shard, 10, json!({})).await;
+    all_ready(&client, ns, Duration::from_secs(60), |_| true).await;
+
+    let user = |sa: &str| format!("system:serviceaccount:oauth-operator-system:{sa}");
+    let writes = |sa: &str| -> Vec<String> {
+        env.cp
+            .audit()
+            .filter(|e| e["user"]["username"] == user(sa).as_str())
+            .filter(|e| matches!(e["verb"].as_str(), Some("create" | "update" | "patch" | "delete")))
+            .filter_map(|e| e["requestReceivedTimestamp"].as_str().map(String::from))
+            .collect()
+    };
+    assert!(!writes("replica-a").is_empty(), "the leader writes");
+    assert!(writes("replica-b").is_empty(), "the standby writes nothing while the leader lives");
+
+    a.kill();
+    let killed = Instant::now();
+    until("replica b taking over", || logged(&b, "controllers running")).await;
+    let takeover = killed.elapsed();
+    assert!(takeover < Duration::from_secs(6), "takeover took {takeover:?} with a 3 s Lease");
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let annotate = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "after-takeover"}}});
+    api.patch("c0", &PatchParams::default(), &Patch::Merge(&annotate)).await.expect("annotate");
+    all_ready(&client, ns, Duration::from_secs(60), |c| {
+        c.name_any() != "c0"
+            || c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("after-takeover")
+    })
+    .await;
+    let (last_a, first_b) = (writes("replica-a").into_iter().max(), writes("replica-b").into_iter().min());
+    let (last_a, first_b) = (last_a.expect("a wrote"), first_b.expect("b wrote after the takeover"));
+    assert!(last_a < first_b, "two writers at once: a wrote at {last_a}, b already at {first_b}");
+    println!(
+        "faults: leader killed, standby led after {takeover:?} (Lease 3 s); last write of a {last_a} < first of b {first_b}"
+    );
+}
+
+/// A ServiceAccount with the operator's ClusterRole and Lease Role.
+async fn bind_operator_rbac(client: &Client, sa: &str) {
+    let ns = "oauth-operator-system";
+    let objects = json!([
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": sa},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "oauth-operator"},
+         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": sa, "namespace": ns},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "oauth-operator-leader"},
+         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+    ]);
+    let objects = serde_json::from_value(objects).expect("objects");
+    support::operator::apply_objects(client, objects).await;
+}
