@@ -10,7 +10,13 @@ use kube::{
     Api, ResourceExt,
     api::{ListParams, PartialObjectMeta},
     core::DeserializeGuard,
-    runtime::{Controller, controller::Action, events::EventType, watcher},
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Action,
+        events::EventType,
+        reflector,
+        watcher::{self, watcher},
+    },
 };
 
 use super::{
@@ -34,7 +40,14 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    Controller::new(apps, wc)
+    let (store, writer) = reflector::store();
+    let changes = watcher(apps, wc)
+        .default_backoff()
+        .modify(super::slim)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(super::user_changes, Default::default());
+    Controller::for_stream(changes, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

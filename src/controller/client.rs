@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc};
 use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
-    Api, ResourceExt,
+    Api, Resource, ResourceExt,
     api::{DeleteParams, PartialObjectMeta},
     core::DeserializeGuard,
     runtime::{
@@ -14,7 +14,7 @@ use kube::{
         controller::Action,
         events::EventType,
         finalizer::{Event as Finalizer, finalizer},
-        reflector::ObjectRef,
+        reflector::{self, ObjectRef},
         watcher::{self, watcher},
     },
 };
@@ -45,16 +45,29 @@ pub async fn run(
         secrets,
         watcher::Config::default().labels(&format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1)),
     )
+    .modify(super::slim)
     .touched_objects();
-    let controller = Controller::new(clients, wc.clone())
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    let store = controller.store();
-    controller
+    let (store, writer) = reflector::store();
+    // Our own status writes change nothing a pass needs: only what a user changes triggers one.
+    let changes = watcher(clients, wc.clone())
+        .default_backoff()
+        .modify(super::slim)
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(super::user_changes, Default::default());
+    // An app requeues its clients when its spec changes or it first lands in the backend.
+    let app_changes = watcher(apps, wc)
+        .default_backoff()
+        .modify(super::slim)
+        .applied_objects()
+        .predicate_filter(app_readiness, Default::default());
+    let mapper_store = store.clone();
+    Controller::for_stream(changes, store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .owns_stream(owned)
-        .watches(apps, wc, move |app| {
-            // An app change (or an app becoming Ready) requeues the clients that refer to it.
+        .watches_stream(app_changes, move |app| {
             let (name, namespace) = (app.name_any(), app.namespace().unwrap_or_default());
-            store
+            mapper_store
                 .state()
                 .into_iter()
                 .filter(|guard| {
@@ -74,6 +87,12 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// What of an app its clients depend on: its spec, and whether it exists in the backend.
+fn app_readiness(app: &DeserializeGuard<OAuthApp>) -> Option<u64> {
+    let ready = app.0.as_ref().ok().and_then(|a| a.status.as_ref()).is_some_and(|s| s.app_id.is_some());
+    Some(super::hash(&(app.meta().generation, ready)))
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -387,6 +387,28 @@ where
     Ok(())
 }
 
+/// Drops what the operator never reads from cached objects: managed fields and the
+/// last-applied annotation are often larger than the rest.
+fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// A watch event triggers a pass only when a user changed something a pass acts on: the spec,
+/// the annotations (rotation), the finalizers, a deletion. Status writes, ours included, do not.
+fn user_changes<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    Some(hash(&(meta.generation, &meta.annotations, &meta.finalizers, meta.deletion_timestamp.is_some())))
+}
+
+fn hash<T: std::hash::Hash>(value: &T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
+}
+
 /// The requeue for a pass that arrives while its object is backing off, if it does.
 fn held_off<K: Resource>(ctx: &Context, obj: &K) -> Option<Action> {
     ctx.hold_off(&key_of(obj), &trigger(obj)).map(Action::requeue)

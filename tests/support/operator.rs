@@ -133,6 +133,11 @@ impl Operator {
         reqwest::get(format!("http://{}/readyz", self.http)).await.is_ok_and(|r| r.status().is_success())
     }
 
+    /// The process id, e.g. to read its memory and CPU use from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

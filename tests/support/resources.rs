@@ -132,8 +132,13 @@ pub async fn credentials(client: &Client, ns: &str, secret: &str) -> (String, St
 
 /// The backend as a test sees it: the emulator, through the adapter.
 pub fn backend() -> WachtBackend {
+    backend_at(&Env::get().emu.url)
+}
+
+/// The emulator at `url` through the adapter, as the operator's `default` backend sees it.
+pub fn backend_at(url: &str) -> WachtBackend {
     WachtBackend::new(WachtConfig {
-        base_url: Env::get().emu.url.parse().expect("URL"),
+        base_url: url.parse().expect("URL"),
         api_key: SecretString::new(API_KEY),
         deployment: Some("dep_e2e".into()),
         timeout: Duration::from_secs(5),

@@ -1,0 +1,404 @@
+//! The operator's benchmark: a real kube-apiserver + etcd, the emulator with 5 ms latency, the
+//! operator as its own (release) process. Prints one table.
+//!
+//! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50]
+//!     [--latency-count 500] [--rotations 200] [--resync 30]
+//!
+//! - throughput: N OAuthClients applied at once until all are Ready, against a "limit" run: a
+//!   minimal program in this process that makes exactly the Kubernetes writes and backend calls
+//!   one resource needs (finalizer patch, backend create, Secret apply, event, status patch) at
+//!   the same concurrency (16), with no client-side QPS limit in either.
+//! - latency: resources created at a steady rate, create → Secret with credentials, p50/p99.
+//! - rotation: annotation set → new secret in the Secret, p50/p99.
+//! - steady state: two resync periods over everything settled: writes and backend reads.
+//! - memory: a fresh operator process syncing every resource: peak RSS and CPU seconds.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::{
+    collections::HashMap,
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, future::join_all, stream};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
+};
+use oauth_operator::{
+    api::{OAuthApp, OAuthClient},
+    backend::{AppKey, Backend, ClientSettings},
+};
+use serde_json::json;
+use support::{
+    ControlPlane,
+    emulator::Emulator,
+    operator::{Operator, USER},
+    resources::{app_doc, apply_in_shard, client_doc, namespace},
+};
+use tokio::sync::Semaphore;
+
+const CONCURRENCY: usize = 16;
+const SHARD: &str = "bench";
+
+struct Args {
+    sizes: Vec<usize>,
+    rss: usize,
+    rate: u64,
+    latency_count: usize,
+    rotations: usize,
+    resync: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args { sizes: vec![1000, 5000], rss: 10000, rate: 50, latency_count: 500, rotations: 200, resync: 30 };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let value = pair.get(1).map(String::as_str).unwrap_or_default();
+        match pair[0].as_str() {
+            "--sizes" => a.sizes = value.split(',').filter_map(|s| s.parse().ok()).collect(),
+            "--rss" => a.rss = value.parse().expect("--rss N"),
+            "--rate" => a.rate = value.parse().expect("--rate N"),
+            "--latency-count" => a.latency_count = value.parse().expect("--latency-count N"),
+            "--rotations" => a.rotations = value.parse().expect("--rotations N"),
+            "--resync" => a.resync = value.parse().expect("--resync SECONDS"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+struct Table(Vec<(String, String)>);
+
+impl Table {
+    fn row(&mut self, what: impl Into<String>, value: impl Into<String>) {
+        let (what, value) = (what.into(), value.into());
+        println!("bench: {what}: {value}");
+        self.0.push((what, value));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--bins",
+            "--manifest-path",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let cp = ControlPlane::start().await;
+    cp.install_crds().await;
+    let client = cp.client().await;
+    let emu = Emulator::start(&[support::operator::API_KEY]);
+    emu.set_faults(json!({"latency_ms": 5})).await;
+    let resync = format!("{}s", a.resync);
+    let op_args = ["--selector", "e2e=bench", "--resync", &resync, "--concurrency", "16", "--log-format", "json"];
+    let mut operator = Operator::start(&cp, &client, &emu, &op_args).await;
+    let mut table = Table(Vec::new());
+    let mut total = 0usize;
+
+    for &n in &a.sizes {
+        let ns = format!("b-{n}");
+        let operated = throughput_operator(&client, &ns, n).await;
+        total += n;
+        let limit = throughput_limit(&client, &emu, &format!("l-{n}"), n).await;
+        table.row(format!("all Ready, {n} clients applied at once: operator"), format!("{operated:.1?}"));
+        table.row(format!("all Ready, {n} clients: limit run"), format!("{limit:.1?}"));
+        table.row(
+            format!("ratio operator/limit at {n}"),
+            format!("{:.2}", operated.as_secs_f64() / limit.as_secs_f64()),
+        );
+    }
+
+    let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate).await;
+    total += a.latency_count;
+    table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
+    table.row(format!("create → Secret at {}/s: p99", a.rate), format!("{p99:.0?}"));
+
+    let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
+    let (r50, r99) = rotations(&client, &rotation_ns, a.rotations).await;
+    table.row(format!("rotation, annotation → new secret ({} rotations): p50", a.rotations), format!("{r50:.0?}"));
+    table.row("rotation: p99", format!("{r99:.0?}"));
+
+    let (writes, backend_writes, lists_per_app) = steady(&cp, &client, &emu, a.resync).await;
+    table.row(format!("steady state, {total} clients, two resyncs: Kubernetes writes"), writes.to_string());
+    table.row("steady state: backend writes", backend_writes.to_string());
+    table.row("steady state: client lists per app per resync", format!("{lists_per_app:.2}"));
+
+    if a.rss > total {
+        let ns = "b-rss";
+        throughput_operator(&client, ns, a.rss - total).await;
+    }
+    operator.kill();
+    let (peak_mib, cpu, sync) = memory(&cp, &client, &emu, &op_args, a.rss.max(total)).await;
+    table.row(
+        format!("fresh operator syncing {} clients + Secrets: peak RSS", a.rss.max(total)),
+        format!("{peak_mib:.1} MiB"),
+    );
+    table.row("initial sync: CPU seconds", format!("{cpu:.1}"));
+    table.row("initial sync: wall time", format!("{sync:.1?}"));
+
+    println!("\n| measure | value |\n|---|---|");
+    for (what, value) in &table.0 {
+        println!("| {what} | {value} |");
+    }
+}
+
+fn ready(c: &OAuthClient) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.observed_generation == c.metadata.generation
+            && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Applies an app and `n` clients, returns the time until all are Ready.
+async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
+    namespace(client, ns).await;
+    apply_in_shard::<OAuthApp>(client, ns, app_doc("app", ns, json!({})), SHARD).await;
+    let api: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    while api.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    stream::iter(0..n)
+        .for_each_concurrent(32, |i| async move {
+            apply_in_shard::<OAuthClient>(client, ns, client_doc(&format!("c{i}"), "app", json!({})), SHARD).await;
+        })
+        .await;
+    let clients: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    loop {
+        let list = clients.list(&ListParams::default()).await.expect("list");
+        if list.items.len() == n && list.items.iter().all(ready) {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The limit run: `n` OAuthClients outside the operator's shard, and per resource exactly the
+/// writes and backend calls the operator makes, at the same concurrency.
+async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -> Duration {
+    namespace(client, ns).await;
+    let backend = support::resources::backend_at(&emu.url);
+    let app = AppKey { deployment: None, slug: ns.into() };
+    let new_app = oauth_operator::backend::NewApp { slug: ns.into(), name: ns.into(), ..Default::default() };
+    backend.create_app(None, &new_app).await.expect("app");
+    let backend = Arc::new(backend);
+    let started = Instant::now();
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    let settings = ClientSettings {
+        client_auth_method: "client_secret_basic".into(),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        redirect_uris: vec![support::resources::REDIRECT.into()],
+        ..Default::default()
+    };
+    stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let (api, secrets, events, backend, app, limit, settings) =
+                (api.clone(), secrets.clone(), events.clone(), backend.clone(), app.clone(), limit.clone(), settings.clone());
+            async move {
+                let name = format!("c{i}");
+                let doc: OAuthClient = serde_json::from_value(client_doc(&name, "app", json!({}))).expect("doc");
+                api.create(&PostParams::default(), &doc).await.expect("create");
+                let _slot = limit.acquire().await.expect("semaphore");
+                let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
+                let (created, creds) = backend.create_client(&app, &settings).await.expect("backend create");
+                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},
+                    "stringData": {"client_id": creds.client_id, "client_secret": creds.client_secret.expect("secret").expose()}});
+                secrets
+                    .patch(&format!("{name}-oauth-client"), &PatchParams::apply("limit").force(), &Patch::Apply(&secret))
+                    .await
+                    .expect("secret");
+                let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+                    "metadata": {"name": format!("{name}.created")}, "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                    "reason": "Created", "action": "Created", "type": "Normal", "reportingController": "limit",
+                    "reportingInstance": "limit", "regarding": {"kind": "OAuthClient", "name": name, "namespace": api.namespace()}
+                }))
+                .expect("event");
+                events.create(&PostParams::default(), &event).await.expect("event");
+                let status = json!({"apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+                    "status": {"observedGeneration": 1, "clientId": created.client_id, "backendId": created.id,
+                        "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+                            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}]}});
+                api.patch_status(&name, &PatchParams::apply("limit").force(), &Patch::Apply(&status)).await.expect("status");
+            }
+        })
+        .await;
+    started.elapsed()
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    (at(0.50), at(0.99))
+}
+
+/// Creates `n` clients at `rate` per second; the time from each create to its Secret.
+async fn latency(client: &Client, ns: &str, n: usize, rate: u64) -> (Duration, Duration) {
+    namespace(client, ns).await;
+    apply_in_shard::<OAuthApp>(client, ns, app_doc("app", ns, json!({})), SHARD).await;
+    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    while apps.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_none() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = watch_secrets(client, ns);
+    let created = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
+    let interval = Duration::from_micros(1_000_000 / rate);
+    let mut ticker = tokio::time::interval(interval);
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        ticker.tick().await;
+        let (client, created, ns) = (client.clone(), created.clone(), ns.to_string());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("c{i}");
+            created.lock().await.insert(format!("{name}-oauth-client"), Instant::now());
+            apply_in_shard::<OAuthClient>(&client, &ns, client_doc(&name, "app", json!({})), SHARD).await;
+        }));
+    }
+    join_all(tasks).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if seen.lock().await.len() >= n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Secrets missing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let created = created.lock().await;
+    let seen = seen.lock().await;
+    percentiles(created.iter().map(|(name, at)| seen[name].saturating_duration_since(*at)).collect())
+}
+
+/// When each Secret of `ns` was first seen with a client secret, and when its secret changed.
+fn watch_secrets(client: &Client, ns: &str) -> Arc<tokio::sync::Mutex<HashMap<String, Instant>>> {
+    let seen = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        let mut values: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut events = watcher(api, watcher::Config::default()).applied_objects().boxed();
+        while let Some(Ok(secret)) = events.next().await {
+            let Some(value) = secret.data.as_ref().and_then(|d| d.get("client_secret")).map(|v| v.0.clone()) else {
+                continue;
+            };
+            let name = secret.name_any();
+            if values.get(&name) != Some(&value) {
+                values.insert(name.clone(), value);
+                sink.lock().await.insert(name, Instant::now());
+            }
+        }
+    });
+    seen
+}
+
+/// `count` rotations at 20 a second; the time from each annotation to its new secret.
+async fn rotations(client: &Client, ns: &str, count: usize) -> (Duration, Duration) {
+    let seen = watch_secrets(client, ns);
+    // Let the watch list what exists first.
+    while seen.lock().await.len() < count {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let baseline = seen.lock().await.clone();
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let mut asked = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..count {
+        ticker.tick().await;
+        let name = format!("c{i}");
+        asked.insert(format!("{name}-oauth-client"), Instant::now());
+        let patch = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "bench"}}});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = seen.lock().await.clone();
+        let done = asked.keys().filter(|k| now.get(*k) != baseline.get(*k)).count();
+        if done == count {
+            return percentiles(asked.iter().map(|(k, at)| now[k].saturating_duration_since(*at)).collect());
+        }
+        assert!(Instant::now() < deadline, "{done}/{count} rotations seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two resync periods over everything settled: operator writes (Leases aside), backend
+/// writes, and client lists per app per resync.
+async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64) -> (usize, u64, f64) {
+    let clients: Api<OAuthClient> = Api::all(client.clone());
+    loop {
+        let list = clients.list(&ListParams::default().labels("e2e=bench")).await.expect("list");
+        if list.items.iter().all(ready) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // One period to let the last changes land, then measure two.
+    tokio::time::sleep(Duration::from_secs(resync + resync / 5)).await;
+    let writes_before = cp.writes_by(USER).iter().filter(|w| !w.contains(" leases ")).count();
+    let counters = emu.counters().await;
+    let value = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let writes = |c: &serde_json::Value| -> u64 {
+        c.as_object()
+            .expect("counters")
+            .iter()
+            .filter(|(k, _)| !k.starts_with("GET ") && !k.ends_with("verify-domain") && k.contains("/oauth/apps"))
+            .map(|(_, v)| v.as_u64().unwrap_or(0))
+            .sum()
+    };
+    let (backend_before, lists_before) = (writes(&counters), value(&counters, "GET /oauth/apps/{slug}/clients"));
+    // Measuring two periods is the point here: the benchmark reports what happens in them.
+    tokio::time::sleep(Duration::from_secs(2 * resync)).await;
+    let after = emu.counters().await;
+    let apps: Api<OAuthApp> = Api::all(client.clone());
+    let app_count = apps.list(&ListParams::default().labels("e2e=bench")).await.expect("apps").items.len() as f64;
+    let k8s = cp.writes_by(USER).iter().filter(|w| !w.contains(" leases ")).count() - writes_before;
+    let lists = value(&after, "GET /oauth/apps/{slug}/clients") - lists_before;
+    (k8s, writes(&after) - backend_before, lists as f64 / app_count / 2.0)
+}
+
+/// A fresh operator syncing everything: peak RSS, CPU seconds and wall time until every
+/// resource had its first pass.
+async fn memory(cp: &ControlPlane, client: &Client, emu: &Emulator, args: &[&str], n: usize) -> (f64, f64, Duration) {
+    let started = Instant::now();
+    let operator = Operator::start(cp, client, emu, args).await;
+    let metrics = format!("http://{}/metrics", operator.http);
+    loop {
+        let text = reqwest::get(&metrics).await.expect("scrape").text().await.expect("body");
+        let passes: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("oauth_operator_reconciles_total{kind=\"oauthclient\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if passes >= n as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sync = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", operator.pid())).expect("status");
+    let peak_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", operator.pid())).expect("stat");
+    let fields: Vec<&str> = stat.rsplit(')').next().expect("stat").split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    (peak_kib / 1024.0, ticks / 100.0, sync)
+}
