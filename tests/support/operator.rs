@@ -86,7 +86,7 @@ impl Operator {
         fs::write(
             &config,
             format!(
-                "backends:\n  default:\n    type: wacht\n    baseUrl: {url}\n    deploymentId: dep_e2e\n    apiKeyFile: {key}\n  wrong-key:\n    type: wacht\n    baseUrl: {url}\n    apiKeyFile: {wrong}\n",
+                "backends:\n  default:\n    type: wacht\n    baseUrl: {url}\n    deploymentId: dep_e2e\n    apiKeyFile: {key}\n    requestsPerSecond: 0\n  wrong-key:\n    type: wacht\n    baseUrl: {url}\n    apiKeyFile: {wrong}\n",
                 url = emu.url,
                 key = dir.join("api-key").display(),
                 wrong = dir.join("wrong-key").display(),
