@@ -10,6 +10,17 @@
 //!     apiKeyFile: /etc/oauth-operator/keys/default
 //!     requestsPerSecond: 20          # optional, 0: no limit
 //!     timeoutSeconds: 10             # optional
+//!   apps-api:
+//!     type: oauth-applications       # the OAuth Applications REST API
+//!     baseUrl: https://id.example.com
+//!     ownerOrgId: org_123            # optional: for OAuthClients that name none
+//!     apiKeyEnv: APPS_API_KEY
+//!   mcp:
+//!     type: mcp-oauth-clients        # the MCP OAuth clients API
+//!     baseUrl: https://router.example.com
+//!     customerId: cust_123           # optional: the API key's session scope without them
+//!     projectId: proj_123
+//!     apiKeyFile: /etc/oauth-operator/keys/mcp
 //! ```
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -17,8 +28,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time
 use serde::Deserialize;
 
 use crate::backend::{
-    Backend, SecretString,
-    wacht::{WachtBackend, WachtConfig},
+    Backend, SecretString, applications::ApplicationsBackend, http::HttpConfig, mcp::McpBackend, wacht::WachtBackend,
 };
 
 /// Flags of `oauth-operator run`.
@@ -90,16 +100,11 @@ struct File {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum BackendEntry {
-    Wacht(WachtEntry),
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WachtEntry {
+struct BackendEntry {
+    #[serde(rename = "type")]
+    kind: BackendKind,
     base_url: String,
-    deployment_id: Option<String>,
     api_key_file: Option<PathBuf>,
     /// Name of an environment variable holding the key.
     api_key_env: Option<String>,
@@ -107,6 +112,21 @@ struct WachtEntry {
     requests_per_second: u32,
     #[serde(default = "default_timeout")]
     timeout_seconds: u64,
+    /// `wacht`: the deployment of OAuthApps that name none.
+    deployment_id: Option<String>,
+    /// `oauth-applications`: the owner of OAuthClients that name none.
+    owner_org_id: Option<String>,
+    /// `mcp-oauth-clients`: the customer and project the clients live in.
+    customer_id: Option<String>,
+    project_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum BackendKind {
+    Wacht,
+    OauthApplications,
+    McpOauthClients,
 }
 
 fn default_rps() -> u32 {
@@ -143,31 +163,42 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
     let file: File =
         serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: PathBuf::new(), source })?;
     let mut backends = Backends::new();
-    for (name, entry) in file.backends {
+    for (name, e) in file.backends {
         let fail = |message: String| ConfigError::Backend { name: name.clone(), message };
-        let backend: Arc<dyn Backend> = match entry {
-            BackendEntry::Wacht(w) => {
-                let api_key = match (&w.api_key_file, &w.api_key_env) {
-                    (Some(file), None) => std::fs::read_to_string(file)
-                        .map(|k| k.trim().to_string())
-                        .map_err(|e| fail(format!("apiKeyFile {}: {e}", file.display())))?,
-                    (None, Some(var)) => {
-                        std::env::var(var).map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?
-                    }
-                    _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
-                };
-                let base_url =
-                    reqwest::Url::parse(&w.base_url).map_err(|e| fail(format!("baseUrl {:?}: {e}", w.base_url)))?;
-                let config = WachtConfig {
-                    base_url,
-                    api_key: SecretString::new(api_key),
-                    deployment: w.deployment_id,
-                    timeout: Duration::from_secs(w.timeout_seconds),
-                    requests_per_second: w.requests_per_second,
-                };
-                Arc::new(WachtBackend::new(config).map_err(|e| fail(e.to_string()))?)
+        let misplaced = [
+            ("deploymentId", e.deployment_id.is_some(), BackendKind::Wacht),
+            ("ownerOrgId", e.owner_org_id.is_some(), BackendKind::OauthApplications),
+            ("customerId", e.customer_id.is_some(), BackendKind::McpOauthClients),
+            ("projectId", e.project_id.is_some(), BackendKind::McpOauthClients),
+        ];
+        if let Some((field, ..)) = misplaced.iter().find(|(_, set, kind)| *set && *kind != e.kind) {
+            return Err(fail(format!("{field} does not apply to a backend of this type")));
+        }
+        let api_key = match (&e.api_key_file, &e.api_key_env) {
+            (Some(file), None) => std::fs::read_to_string(file)
+                .map(|k| k.trim().to_string())
+                .map_err(|err| fail(format!("apiKeyFile {}: {err}", file.display())))?,
+            (None, Some(var)) => std::env::var(var).map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?,
+            _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
+        };
+        let base_url =
+            reqwest::Url::parse(&e.base_url).map_err(|err| fail(format!("baseUrl {:?}: {err}", e.base_url)))?;
+        let http = HttpConfig {
+            base_url,
+            api_key: SecretString::new(api_key),
+            timeout: Duration::from_secs(e.timeout_seconds),
+            requests_per_second: e.requests_per_second,
+        };
+        let built = match e.kind {
+            BackendKind::Wacht => WachtBackend::new(http, e.deployment_id).map(|b| Arc::new(b) as Arc<dyn Backend>),
+            BackendKind::OauthApplications => {
+                ApplicationsBackend::new(http, e.owner_org_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
+            }
+            BackendKind::McpOauthClients => {
+                McpBackend::new(http, e.customer_id, e.project_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }
         };
+        let backend = built.map_err(|err| fail(err.to_string()))?;
         backends.insert(name, backend);
     }
     Ok(backends)
@@ -199,5 +230,10 @@ mod tests {
         assert!(err.contains("exactly one of apiKeyFile and apiKeyEnv"), "{err}");
         let unknown = "backends:\n  b:\n    type: other\n    baseUrl: http://x\n";
         assert!(parse_backends(unknown).err().is_some());
+        let others = "backends:\n  a:\n    type: oauth-applications\n    baseUrl: http://x\n    ownerOrgId: o\n    apiKeyEnv: PATH\n  m:\n    type: mcp-oauth-clients\n    baseUrl: http://x\n    apiKeyEnv: PATH\n";
+        assert_eq!(parse_backends(others).expect("valid file").len(), 2);
+        let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: http://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
+        let err = parse_backends(misplaced).err().expect("refused").to_string();
+        assert!(err.contains("deploymentId does not apply"), "{err}");
     }
 }

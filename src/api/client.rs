@@ -41,6 +41,26 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
+    validation = Rule::new("[has(self.appRef), has(self.application), has(self.registered)].filter(x, x).size() == 1")
+        .message("set exactly one of appRef (Wacht-style backends), application (OAuth Applications API) or registered (MCP OAuth clients API)"),
+    validation = Rule::new("has(self.appRef) == has(oldSelf.appRef) && has(self.application) == has(oldSelf.application)")
+        .message("an OAuthClient cannot change between appRef, application and registered; create a new one"),
+    validation = Rule::new("(has(self.backend) ? self.backend : 'default') == (has(oldSelf.backend) ? oldSelf.backend : 'default')")
+        .message("backend is immutable; create a new OAuthClient for another backend")
+        .field_path(".backend"),
+    validation = Rule::new("!has(self.appRef) || !has(self.backend)")
+        .message("backend is for application and registered clients; with appRef the OAuthApp names the backend")
+        .field_path(".backend"),
+    validation = Rule::new("!has(self.appRef) || (has(self.grantTypes) && size(self.grantTypes) > 0)")
+        .message("grantTypes is required with appRef")
+        .field_path(".grantTypes"),
+    validation = Rule::new("has(self.appRef) || ([has(self.grantTypes), has(self.postLogoutRedirectUris), has(self.tokenEndpointAuthSigningAlg), has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.clientUri), has(self.logoUri), has(self.tosUri), has(self.policyUri), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenFormat), has(self.accessTokenTtlSeconds), has(self.skipConsent)].all(x, !x) && self.clientAuthMethod == 'client_secret_basic')")
+        .message("grantTypes, clientAuthMethod, the key fields, postLogoutRedirectUris, clientUri, logoUri, tosUri, policyUri, contacts, softwareId, softwareVersion, idTokenSigningAlg, accessTokenFormat, accessTokenTtlSeconds and skipConsent are settings of Wacht-style clients (appRef)"),
+    validation = Rule::new("has(self.registered) || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+        .message("redirectUris needs at least one URI")
+        .field_path(".redirectUris"),
+    validation = Rule::new("!has(self.registered) || (!has(self.secretTemplate) && !has(self.clientName))")
+        .message("registered clients take their credentials from registered.credentialsSecret: secretTemplate and clientName do not apply"),
     validation = Rule::new("self.clientAuthMethod != 'private_key_jwt' || [has(self.jwksUri), has(self.jwks), has(self.publicKeyPem)].filter(x, x).size() == 1")
         .message("clientAuthMethod private_key_jwt needs exactly one of jwksUri, jwks or publicKeyPem")
         .field_path(".clientAuthMethod"),
@@ -53,25 +73,48 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientSpec {
-    /// The OAuthApp this client belongs to.
-    pub app_ref: AppRef,
+    /// The OAuthApp this client belongs to, for Wacht-style backends (apps with clients).
+    /// Exactly one of `appRef`, `application` and `registered` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_ref: Option<AppRef>,
+
+    /// The backend of an `application` or `registered` client: a name in the operator's
+    /// configuration, `default` when not given. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub backend: Option<String>,
+
+    /// Makes this client an application of the OAuth Applications API: the backend issues
+    /// the secret, which lands in the Secret as for Wacht-style clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<ApplicationSpec>,
+
+    /// Makes this client a registered client of the MCP OAuth clients API: an upstream
+    /// provider's client whose id and secret the user keeps in a Secret. The operator pushes
+    /// them to the backend (write-only) and pushes again whenever that Secret changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<RegisteredSpec>,
 
     /// How the client authenticates at the token endpoint. `none` is for public clients and
     /// issues no secret; `private_key_jwt` needs one of `jwksUri`, `jwks` or `publicKeyPem`.
     #[serde(default)]
     pub client_auth_method: ClientAuthMethod,
 
-    /// OAuth grant types the client may use. `authorization_code` is required.
-    #[schemars(length(min = 1, max = 2))]
+    /// OAuth grant types the client may use. `authorization_code` is required. Wacht-style
+    /// clients (`appRef`) only, and required there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
     #[x_kube(
         merge_strategy = ListMerge::Set,
-        validation = Rule::new("self.exists(g, g == 'authorization_code')").message("grantTypes must include authorization_code")
+        validation = Rule::new("size(self) == 0 || self.exists(g, g == 'authorization_code')").message("grantTypes must include authorization_code")
     )]
     pub grant_types: Vec<GrantType>,
 
     /// Where the authorization server may send users back after they sign in. Absolute
     /// `https` URIs without a fragment; plain `http` only for `localhost` or a loopback IP.
-    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 2048)))]
+    /// At least one, except for `registered` clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 2048)))]
     #[schemars(transform = redirect_uri_items)]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub redirect_uris: Vec<String>,
@@ -104,7 +147,8 @@ pub struct OAuthClientSpec {
     #[x_kube(validation = Rule::new("self.startsWith('-----BEGIN ')").message("publicKeyPem must be PEM text"))]
     pub public_key_pem: Option<String>,
 
-    /// Name of the client shown to users on the consent screen.
+    /// Name of the client shown to users on the consent screen (for `application` clients,
+    /// the application's name; `metadata.name` when not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub client_name: Option<String>,
@@ -177,6 +221,114 @@ pub struct OAuthClientSpec {
 
 fn default_true() -> bool {
     true
+}
+
+impl OAuthClient {
+    /// The namespace and name of the OAuthApp this client refers to, if it refers to one.
+    pub fn app_ref(&self) -> Option<(String, String)> {
+        let app = self.spec.app_ref.as_ref()?;
+        let own = self.metadata.namespace.clone().unwrap_or_default();
+        Some((app.namespace.clone().unwrap_or(own), app.name.clone()))
+    }
+}
+
+/// An application of the OAuth Applications API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == oldSelf.type && (has(self.ownerOrgId) ? self.ownerOrgId : '') == (has(oldSelf.ownerOrgId) ? oldSelf.ownerOrgId : '')")
+    .message("application.type and application.ownerOrgId are set on creation only"))]
+pub struct ApplicationSpec {
+    /// Kind of application: `web`, `native`, `public` or `user-agent-based`. Set on creation
+    /// only.
+    #[serde(rename = "type")]
+    pub kind: ApplicationType,
+    /// Organization that owns the application; the backend configuration's `ownerOrgId` when
+    /// not given. Set on creation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub owner_org_id: Option<String>,
+    /// Scopes the application may ask for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub allowed_scopes: Vec<AllowedScope>,
+}
+
+/// Kind of an OAuth application.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApplicationType {
+    /// A server-side web application.
+    Web,
+    /// A native (desktop or mobile) application.
+    Native,
+    /// A public client.
+    Public,
+    /// A browser (single-page) application.
+    UserAgentBased,
+}
+
+/// A scope an OAuth application may ask for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AllowedScope {
+    /// Read the workspace.
+    #[serde(rename = "workspace:read")]
+    WorkspaceRead,
+    /// Change the workspace.
+    #[serde(rename = "workspace:write")]
+    WorkspaceWrite,
+}
+
+/// An upstream provider's OAuth client registered with the MCP OAuth clients API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisteredSpec {
+    /// Stable provider key, such as `github`; unique per backend scope. Set on creation only:
+    /// an existing backend client with this provider is adopted.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registered.provider is set on creation only"))]
+    pub provider: String,
+    /// The provider's display name, such as `GitHub`.
+    #[schemars(length(min = 1, max = 256))]
+    pub provider_name: String,
+    /// The provider's OAuth authorization endpoint.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(r"self.matches(r'^https://[^/?#\s]+([/?]|$)') && !self.matches(r'\s')").message("authorizationUrl must be an absolute https URL"))]
+    pub authorization_url: String,
+    /// The provider's OAuth token endpoint.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(r"self.matches(r'^https://[^/?#\s]+([/?]|$)') && !self.matches(r'\s')").message("tokenUrl must be an absolute https URL"))]
+    pub token_url: String,
+    /// Scopes requested from the provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    pub scopes: Vec<String>,
+    /// Free-form provider settings (`discovery_url`, `token_auth_method`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 32))]
+    pub metadata: BTreeMap<String, String>,
+    /// MCP servers this client serves; empty: every server of the project.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    pub server_ids: Vec<String>,
+    /// The Secret, in this namespace, that holds the provider's client id and secret. The
+    /// resource waits while it does not exist; a change of it rotates the secret in place.
+    pub credentials_secret: CredentialsSecretRef,
+}
+
+/// A Secret holding an upstream client id and secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSecretRef {
+    /// Name of the Secret.
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// Names of the keys holding the client id and the client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SecretKeys>,
 }
 
 /// Reference to an OAuthApp.
@@ -424,4 +576,9 @@ pub struct OAuthClientStatus {
     /// The value of the `oauth-operator.dev/rotate` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_rotate_request: Option<String>,
+
+    /// For `registered` clients: the `resourceVersion` of the credentials Secret last pushed
+    /// to the backend (the values themselves are never recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_version: Option<String>,
 }

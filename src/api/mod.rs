@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
-    AccessTokenFormat, AppRef, ClientAuthMethod, DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient,
-    OAuthClientSpec, OAuthClientStatus, SecretKeys, SecretTemplate, SigningAlg,
+    AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, ClientAuthMethod, CredentialsSecretRef,
+    DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus,
+    RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
 };
 
 /// API group of both resources.

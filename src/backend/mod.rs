@@ -1,7 +1,10 @@
 //! The management backends behind one trait. The reconcilers know only [`Backend`] and the
 //! types here, which speak in our own terms: app, scope, client, credentials, grant.
 
+pub mod applications;
 mod error;
+pub mod http;
+pub mod mcp;
 mod ratelimit;
 mod secret;
 pub mod wacht;
@@ -24,13 +27,24 @@ pub struct Capabilities {
     pub domain_verification: bool,
     /// The backend issues client secrets (as opposed to storing ones the user registers).
     pub issued_secrets: bool,
+    /// Clients can be listed (else each is read on its own).
+    pub list_clients: bool,
 }
 
 /// Where an app lives: its deployment (`None`: the one the API key belongs to) and slug.
+/// Backends without apps keep clients in the scope of their configuration and take
+/// [`AppKey::none`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AppKey {
     pub deployment: Option<String>,
     pub slug: String,
+}
+
+impl AppKey {
+    /// The key of a backend without apps.
+    pub fn none() -> Self {
+        Self { deployment: None, slug: String::new() }
+    }
 }
 
 /// An app as the backend reports it.
@@ -128,6 +142,42 @@ pub struct ClientSettings {
     pub access_token_format: Option<String>,
     pub access_token_ttl_seconds: Option<i64>,
     pub skip_consent: Option<bool>,
+    /// What the OAuth Applications API keeps of a client (its only settings there besides
+    /// the redirect URIs).
+    #[serde(skip)]
+    pub application: Option<ApplicationSettings>,
+    /// What the MCP OAuth clients API keeps of a registered client (all its settings there
+    /// besides the redirect URIs), without the secret.
+    #[serde(skip)]
+    pub registered: Option<RegisteredSettings>,
+}
+
+/// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on
+/// create only.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplicationSettings {
+    pub name: String,
+    /// `web`, `native`, `public` or `user-agent-based`.
+    pub kind: String,
+    pub owner_org_id: String,
+    pub allowed_scopes: Vec<String>,
+}
+
+/// An upstream provider's client, registered with the MCP OAuth clients API. `provider` is
+/// set on create only and unique in the backend's scope.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegisteredSettings {
+    pub provider: String,
+    pub provider_name: String,
+    /// The upstream client id (public; the secret travels apart).
+    pub client_id: String,
+    pub authorization_url: String,
+    pub token_url: String,
+    pub scopes: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub server_ids: Vec<String>,
+    /// `active`, `inactive` or `revoked`.
+    pub status: String,
 }
 
 /// A client as the backend reports it (never with its secret).
@@ -164,21 +214,53 @@ pub struct Grant {
 pub trait Backend: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
-    async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>>;
-    async fn create_app(&self, deployment: Option<&str>, app: &NewApp) -> Result<App>;
-    async fn update_app(&self, app: &AppKey, update: &AppUpdate) -> Result<App>;
-    async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus>;
-    async fn update_scope(&self, app: &AppKey, scope: &str, display_name: &str, description: &str) -> Result<App>;
-    async fn set_scope_archived(&self, app: &AppKey, scope: &str, archived: bool) -> Result<App>;
-    async fn set_scope_mapping(&self, app: &AppKey, scope: &str, mapping: &ScopeMapping) -> Result<App>;
+    // Apps, scopes and grants: only backends whose capabilities say so have them.
+    async fn list_apps(&self, _deployment: Option<&str>) -> Result<Vec<App>> {
+        Err(Error::Unsupported("apps"))
+    }
+    async fn create_app(&self, _deployment: Option<&str>, _app: &NewApp) -> Result<App> {
+        Err(Error::Unsupported("apps"))
+    }
+    async fn update_app(&self, _app: &AppKey, _update: &AppUpdate) -> Result<App> {
+        Err(Error::Unsupported("apps"))
+    }
+    async fn verify_domain(&self, _app: &AppKey) -> Result<DomainStatus> {
+        Err(Error::Unsupported("domain verification"))
+    }
+    async fn update_scope(&self, _app: &AppKey, _scope: &str, _display_name: &str, _description: &str) -> Result<App> {
+        Err(Error::Unsupported("scopes"))
+    }
+    async fn set_scope_archived(&self, _app: &AppKey, _scope: &str, _archived: bool) -> Result<App> {
+        Err(Error::Unsupported("scopes"))
+    }
+    async fn set_scope_mapping(&self, _app: &AppKey, _scope: &str, _mapping: &ScopeMapping) -> Result<App> {
+        Err(Error::Unsupported("scopes"))
+    }
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>>;
+    /// One client; `None` when the backend does not know it.
+    async fn get_client(&self, app: &AppKey, id: &str) -> Result<Option<Client>> {
+        Ok(self.list_clients(app).await?.into_iter().find(|c| c.id == id))
+    }
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)>;
+    /// Registers a client whose secret the user holds (`settings.registered`); the secret is
+    /// write-only.
+    async fn register_client(&self, _app: &AppKey, _settings: &ClientSettings, _secret: &SecretString) -> Result<Client> {
+        Err(Error::Unsupported("registered clients"))
+    }
+    /// Replaces the secret of a registered client in place.
+    async fn set_client_secret(&self, _app: &AppKey, _id: &str, _secret: &SecretString) -> Result<()> {
+        Err(Error::Unsupported("registered clients"))
+    }
     async fn update_client(&self, app: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client>;
     /// Soft delete; a client that is already gone counts as done for the caller to decide.
     async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()>;
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString>;
 
-    async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>>;
-    async fn revoke_grant(&self, app: &AppKey, client: &str, grant: &str) -> Result<()>;
+    async fn list_grants(&self, _app: &AppKey, _client: &str) -> Result<Vec<Grant>> {
+        Err(Error::Unsupported("grants"))
+    }
+    async fn revoke_grant(&self, _app: &AppKey, _client: &str, _grant: &str) -> Result<()> {
+        Err(Error::Unsupported("grants"))
+    }
 }

@@ -11,61 +11,37 @@
 //! - Guessed where the documents are silent: `Retry-After` is read as seconds, falling back to
 //!   the number in "Retry after N seconds"; text fields cleared by the spec are sent as `""`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use reqwest::{Method, RequestBuilder, Response, Url, multipart};
-use serde::{Deserialize, de::DeserializeOwned};
+use reqwest::{Method, Url, multipart};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
     App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials, DomainStatus, Error, Grant,
-    NewApp, RateLimiter, Result, Scope, ScopeMapping, SecretString,
+    NewApp, Result, Scope, ScopeMapping, SecretString,
+    http::{Http, HttpConfig, parse},
 };
 
-/// How to reach one Wacht-style backend.
-#[derive(Clone, Debug)]
-pub struct WachtConfig {
-    pub base_url: Url,
-    pub api_key: SecretString,
-    /// Deployment for resources that name none; `None` uses the key-scoped layout.
-    pub deployment: Option<String>,
-    pub timeout: Duration,
-    /// At most this many requests a second; `0`: no limit.
-    pub requests_per_second: u32,
-}
-
 pub struct WachtBackend {
-    http: reqwest::Client,
-    config: WachtConfig,
-    limiter: RateLimiter,
+    http: Http,
+    /// Deployment for resources that name none; `None` uses the key-scoped layout.
+    deployment: Option<String>,
 }
 
 impl WachtBackend {
-    pub fn new(config: WachtConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .user_agent(concat!("oauth-operator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::Transient { message: format!("HTTP client: {e}") })?;
-        let limiter = RateLimiter::new(config.requests_per_second);
-        Ok(Self { http, config, limiter })
+    pub fn new(config: HttpConfig, deployment: Option<String>) -> Result<Self> {
+        Ok(Self { http: Http::new(config)?, deployment })
     }
 
-    /// `{base}[/deployments/{deployment}]/oauth/apps/{segments...}`, each segment
-    /// percent-encoded.
+    /// `{base}[/deployments/{deployment}]/oauth/apps/{segments...}`.
     fn url(&self, deployment: Option<&str>, segments: &[&str]) -> Url {
-        let mut url = self.config.base_url.clone();
-        {
-            let mut path = url.path_segments_mut().expect("the base URL is an http(s) URL");
-            path.pop_if_empty();
-            if let Some(dep) = deployment.or(self.config.deployment.as_deref()) {
-                path.extend(["deployments", dep]);
-            }
-            path.extend(["oauth", "apps"]).extend(segments);
+        let mut path: Vec<&str> = Vec::with_capacity(segments.len() + 4);
+        if let Some(dep) = deployment.or(self.deployment.as_deref()) {
+            path.extend(["deployments", dep]);
         }
-        url
+        path.extend(["oauth", "apps"]);
+        path.extend(segments);
+        self.http.url(&path)
     }
 
     fn app_url(&self, app: &AppKey, rest: &[&str]) -> Url {
@@ -73,31 +49,14 @@ impl WachtBackend {
         self.url(app.deployment.as_deref(), &segments)
     }
 
-    /// Sends one request; `op` names it in metrics.
-    async fn send(&self, op: &'static str, request: RequestBuilder) -> Result<Response> {
-        self.limiter.acquire().await;
-        let started = std::time::Instant::now();
-        let sent = request.bearer_auth(self.config.api_key.expose()).send().await;
-        crate::metrics::backend_request(op, sent.as_ref().ok().map(|r| r.status().as_u16()), started);
-        let response = sent.map_err(|e| Error::Transient { message: describe(&e) })?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        Err(error_from(response).await)
-    }
-
-    async fn call<T: DeserializeOwned>(
+    async fn call<T: serde::de::DeserializeOwned>(
         &self,
         op: &'static str,
         method: Method,
         url: Url,
         body: Option<&Value>,
     ) -> Result<T> {
-        let mut request = self.http.request(method, url);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        parse(self.send(op, request).await?).await
+        self.http.call(op, method, url, body).await
     }
 
     async fn call_app(
@@ -116,7 +75,14 @@ impl WachtBackend {
 #[async_trait]
 impl Backend for WachtBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { apps: true, scopes: true, grants: true, domain_verification: true, issued_secrets: true }
+        Capabilities {
+            apps: true,
+            scopes: true,
+            grants: true,
+            domain_verification: true,
+            issued_secrets: true,
+            list_clients: true,
+        }
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
@@ -151,8 +117,8 @@ impl Backend for WachtBackend {
                 })?;
             form = form.part("logo", part);
         }
-        let request = self.http.post(self.url(deployment, &[])).multipart(form);
-        let wire: WireApp = parse(self.send("create_app", request).await?).await?;
+        let request = self.http.client.post(self.url(deployment, &[])).multipart(form);
+        let wire: WireApp = parse(self.http.send("create_app", request).await?).await?;
         Ok(wire.into())
     }
 
@@ -224,8 +190,8 @@ impl Backend for WachtBackend {
     }
 
     async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()> {
-        let request = self.http.delete(self.app_url(app, &["clients", id]));
-        self.send("deactivate_client", request).await.map(drop)
+        let request = self.http.client.delete(self.app_url(app, &["clients", id]));
+        self.http.send("deactivate_client", request).await.map(drop)
     }
 
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
@@ -243,7 +209,7 @@ impl Backend for WachtBackend {
 
     async fn revoke_grant(&self, app: &AppKey, client: &str, grant: &str) -> Result<()> {
         let url = self.app_url(app, &["clients", client, "grants", grant, "revoke"]);
-        self.send("revoke_grant", self.http.post(url)).await.map(drop)
+        self.http.send("revoke_grant", self.http.client.post(url)).await.map(drop)
     }
 }
 
@@ -305,70 +271,6 @@ fn scope_definitions(scopes: &[Scope]) -> Value {
             })
         })
         .collect()
-}
-
-async fn parse<T: DeserializeOwned>(response: Response) -> Result<T> {
-    let value: Value = response
-        .json()
-        .await
-        .map_err(|e| Error::Transient { message: format!("unreadable response: {}", describe(&e)) })?;
-    let value = match value {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("data") => map.remove("data").unwrap_or_default(),
-        other => other,
-    };
-    serde_json::from_value(value).map_err(|e| Error::Transient { message: format!("unexpected response shape: {e}") })
-}
-
-async fn error_from(response: Response) -> Error {
-    let status = response.status().as_u16();
-    let header_wait = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let text = response.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<ErrorBody>(&text)
-        .ok()
-        .map(|b| b.errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; "))
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    let wait = header_wait.or_else(|| retry_after_in(&message)).map(Duration::from_secs);
-    Error::from_status(status, message, wait)
-}
-
-/// The N of "Retry after N seconds".
-fn retry_after_in(message: &str) -> Option<u64> {
-    let rest = &message[message.to_ascii_lowercase().find("retry after ")? + "retry after ".len()..];
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-/// A reqwest error without its source chain's noise; it never holds a body.
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    match e.url() {
-        Some(url) => format!(
-            "{kind}: {} {}",
-            url.path(),
-            std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default()
-        ),
-        None => format!("{kind}: {e}"),
-    }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Deserialize)]
-struct ErrorItem {
-    message: String,
 }
 
 #[derive(Deserialize)]
@@ -497,14 +399,13 @@ mod tests {
     use super::*;
 
     fn backend(base: &str, deployment: Option<&str>) -> WachtBackend {
-        WachtBackend::new(WachtConfig {
+        let config = HttpConfig {
             base_url: Url::parse(base).unwrap(),
             api_key: SecretString::new("k"),
-            deployment: deployment.map(String::from),
-            timeout: Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
             requests_per_second: 0,
-        })
-        .unwrap()
+        };
+        WachtBackend::new(config, deployment.map(String::from)).unwrap()
     }
 
     #[test]
@@ -539,11 +440,5 @@ mod tests {
         assert!(body.get("jwks").is_none());
         let create = create_body(&settings);
         assert!(create.get("jwks_uri").is_none());
-    }
-
-    #[test]
-    fn retry_after_is_read_from_the_message() {
-        assert_eq!(retry_after_in("Rate limit exceeded. Retry after 12 seconds"), Some(12));
-        assert_eq!(retry_after_in("Rate limit exceeded."), None);
     }
 }

@@ -254,10 +254,7 @@ async fn unmanaged_clients(
         .map_err(Error::kube("list OAuthClients"))?
         .into_iter()
         .filter_map(|guard| guard.0.ok())
-        .filter(|c| {
-            let ns = c.spec.app_ref.namespace.clone().or_else(|| c.namespace());
-            c.spec.app_ref.name == obj.name_any() && ns == obj.namespace()
-        })
+        .filter(|c| c.app_ref() == Some((obj.namespace().unwrap_or_default(), obj.name_any())))
         .filter_map(|c| c.status.and_then(|s| s.backend_id))
         .collect();
     let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());

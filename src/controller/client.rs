@@ -20,14 +20,16 @@ use kube::{
 };
 
 use super::{
-    Context, Error, Waiting, conclude,
+    Context, Error, Waiting, conclude, registered,
     conditions::{self, reason},
     desired, error_action, held_off, key_of, report_undecodable,
     secret::{self, Found},
     write_status,
 };
 use crate::{
-    api::{DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate},
+    api::{
+        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate,
+    },
     backend::{self, AppKey, Backend, Client},
 };
 
@@ -41,12 +43,12 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let owned = watcher(
-        secrets,
-        watcher::Config::default().labels(&format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1)),
-    )
-    .modify(super::slim)
-    .touched_objects();
+    let managed = format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
+    let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed)).modify(super::slim).touched_objects();
+    // Users' Secrets that registered clients take their credentials from (any Secret: users do
+    // not label them). Metadata only, and no cache: an event only names the Secret.
+    let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
+    let credentials = watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
     let (store, writer) = reflector::store();
     // Our own status writes change nothing a pass needs: only what a user changes triggers one.
     let changes = watcher(clients, wc.clone())
@@ -62,6 +64,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
+    let credentials_store = store.clone();
     Controller::for_stream(changes, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .owns_stream(owned)
@@ -71,9 +74,20 @@ pub async fn run(
                 .state()
                 .into_iter()
                 .filter(|guard| {
+                    guard.0.as_ref().is_ok_and(|c| c.app_ref() == Some((namespace.clone(), name.clone())))
+                })
+                .map(|guard| ObjectRef::from_obj(&*guard))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(credentials, move |secret| {
+            let (name, namespace) = (secret.name_any(), secret.namespace());
+            credentials_store
+                .state()
+                .into_iter()
+                .filter(|guard| {
                     guard.0.as_ref().is_ok_and(|c| {
-                        let ns = c.spec.app_ref.namespace.clone().or_else(|| c.namespace()).unwrap_or_default();
-                        c.spec.app_ref.name == name && ns == namespace
+                        c.namespace() == namespace
+                            && c.spec.registered.as_ref().is_some_and(|r| r.credentials_secret.name == name)
                     })
                 })
                 .map(|guard| ObjectRef::from_obj(&*guard))
@@ -146,17 +160,19 @@ async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Resu
 }
 
 /// Where the backend client lives.
-struct Target {
-    name: String,
-    backend: Arc<dyn Backend>,
-    app: AppKey,
+pub(super) struct Target {
+    pub name: String,
+    pub backend: Arc<dyn Backend>,
+    pub app: AppKey,
 }
 
 async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
+    let Some((app_ns, app_name)) = obj.app_ref() else {
+        return appless_target(obj, ctx);
+    };
     let own_ns = obj.namespace().unwrap_or_default();
-    let app_ns = obj.spec.app_ref.namespace.clone().unwrap_or_else(|| own_ns.clone());
     let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
-    let app_name = &obj.spec.app_ref.name;
+    let app_name = &app_name;
     let Some(app) = apps.get_opt(app_name).await.map_err(Error::kube("read the OAuthApp"))? else {
         return Err(Error::Waiting(Waiting {
             reason: reason::APP_NOT_FOUND,
@@ -186,6 +202,23 @@ async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
     Ok(Target { name, backend, app: key })
 }
 
+/// The backend of an `application` or `registered` client, if it is of the kind the spec needs.
+fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
+    let (name, backend) = ctx.backend(obj.spec.backend.as_deref())?;
+    let caps = backend.capabilities();
+    let (fits, needs) = if obj.spec.registered.is_some() {
+        (!caps.issued_secrets, "an MCP OAuth clients backend (type mcp-oauth-clients)")
+    } else {
+        (caps.issued_secrets && !caps.apps, "an OAuth Applications backend (type oauth-applications)")
+    };
+    if !fits {
+        return Err(Error::InvalidSpec(InvalidSpec(format!(
+            "spec.backend: backend {name:?} is not {needs}, which this client's spec needs"
+        ))));
+    }
+    Ok(Target { name, backend, app: AppKey::none() })
+}
+
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
 async fn sync(
@@ -196,6 +229,9 @@ async fn sync(
 ) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
+    if obj.spec.registered.is_some() {
+        return registered::sync(api, obj, ctx, &t, status).await;
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let found = secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?;
     let secret_backend_id = match &found {
@@ -215,7 +251,7 @@ async fn sync(
         Some(id) => find(ctx, &t, id).await?,
         None => None,
     };
-    let wanted = desired::client_settings(&obj.spec);
+    let wanted = desired::client_settings(obj);
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
@@ -351,8 +387,12 @@ async fn deliver(
     }
 }
 
-/// The backend client with this id, listing again once if the shared copy lacks it.
-async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
+/// The backend client with this id, listing again once if the shared copy lacks it (or
+/// reading it alone where the backend cannot list).
+pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
+    if !t.backend.capabilities().list_clients {
+        return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
+    }
     for fresh in [false, true] {
         let list =
             ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, fresh).await.map_err(Error::backend("list clients"))?;
@@ -414,7 +454,10 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
             return Err(e);
         }
     }
-    delete_secret(&secrets, &desired::secret_name(obj)).await?;
+    // A registered client's only Secret is the user's own.
+    if obj.spec.registered.is_none() {
+        delete_secret(&secrets, &desired::secret_name(obj)).await?;
+    }
     Ok(Action::await_change())
 }
 
@@ -427,6 +470,6 @@ async fn delete_secret(secrets: &Api<Secret>, name: &str) -> Result<(), Error> {
     }
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

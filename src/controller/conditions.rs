@@ -31,6 +31,8 @@ pub mod reason {
     pub const VERIFIED: &str = "Verified";
     pub const PENDING: &str = "Pending";
     pub const INACTIVE: &str = "Inactive";
+    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsSecretNotReady";
+    pub const REVOKED: &str = "Revoked";
 }
 
 /// `conditions` with `type_` set to the given state. The transition time moves only when the

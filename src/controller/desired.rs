@@ -3,7 +3,7 @@
 
 use crate::{
     api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
-    backend::{App, AppUpdate, ClientSettings, NewApp, Scope, ScopeMapping},
+    backend::{App, AppUpdate, ApplicationSettings, ClientSettings, NewApp, RegisteredSettings, Scope, ScopeMapping},
 };
 
 /// The scopes of an app, with the backend's defaults filled in where the spec leaves text
@@ -72,8 +72,42 @@ pub fn app_update(spec: &OAuthAppSpec, app: &App) -> Option<AppUpdate> {
     })
 }
 
-/// The settings of a client, as create and update send them.
-pub fn client_settings(spec: &OAuthClientSpec) -> ClientSettings {
+/// The settings of a client, as create and update send them: what its backend keeps of it.
+pub fn client_settings(client: &OAuthClient) -> ClientSettings {
+    let spec = &client.spec;
+    if let Some(app) = &spec.application {
+        return ClientSettings {
+            redirect_uris: spec.redirect_uris.clone(),
+            application: Some(ApplicationSettings {
+                name: spec.client_name.clone().unwrap_or_else(|| client.metadata.name.clone().unwrap_or_default()),
+                kind: wire(&app.kind),
+                owner_org_id: app.owner_org_id.clone().unwrap_or_default(),
+                allowed_scopes: app.allowed_scopes.iter().map(wire).collect(),
+            }),
+            ..Default::default()
+        };
+    }
+    if let Some(r) = &spec.registered {
+        return ClientSettings {
+            redirect_uris: spec.redirect_uris.clone(),
+            registered: Some(RegisteredSettings {
+                provider: r.provider.clone(),
+                provider_name: r.provider_name.clone(),
+                client_id: String::new(),
+                authorization_url: r.authorization_url.clone(),
+                token_url: r.token_url.clone(),
+                scopes: r.scopes.clone(),
+                metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                server_ids: r.server_ids.clone(),
+                status: if spec.active { "active" } else { "inactive" }.into(),
+            }),
+            ..Default::default()
+        };
+    }
+    wacht_settings(spec)
+}
+
+fn wacht_settings(spec: &OAuthClientSpec) -> ClientSettings {
     ClientSettings {
         client_auth_method: wire(&spec.client_auth_method),
         grant_types: spec.grant_types.iter().map(wire).collect(),
@@ -95,6 +129,8 @@ pub fn client_settings(spec: &OAuthClientSpec) -> ClientSettings {
         access_token_format: spec.access_token_format.as_ref().map(wire),
         access_token_ttl_seconds: spec.access_token_ttl_seconds.map(i64::from),
         skip_consent: spec.skip_consent,
+        application: None,
+        registered: None,
     }
 }
 
@@ -107,9 +143,17 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// Whether the backend's copy of a client already has the settings. Unset optional fields
-/// the backend leaves alone (`skip_consent`, TTL, format) count as matching its value.
+/// the backend leaves alone (`skip_consent`, TTL, format) count as matching its value, and so
+/// do the fields set on creation only (an application's type and owner, a provider).
 pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool {
     let mut normalized = wanted.clone();
+    if let (Some(w), Some(c)) = (normalized.application.as_mut(), current.application.as_ref()) {
+        w.kind.clone_from(&c.kind);
+        w.owner_org_id.clone_from(&c.owner_org_id);
+    }
+    if let (Some(w), Some(c)) = (normalized.registered.as_mut(), current.registered.as_ref()) {
+        w.provider.clone_from(&c.provider);
+    }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
     normalized.access_token_format = wanted.access_token_format.clone().or(current.access_token_format.clone());
@@ -147,7 +191,7 @@ mod tests {
         client.spec.id_token_signing_alg = Some(crate::api::IdTokenSigningAlg::RS256);
         client.spec.access_token_format = Some(crate::api::AccessTokenFormat::Jwt);
         client.spec.client_name = Some("Web".into());
-        let settings = client_settings(&client.spec);
+        let settings = client_settings(&client);
         assert_eq!(settings.client_auth_method, "client_secret_basic");
         assert_eq!(settings.grant_types, ["authorization_code", "refresh_token"]);
         assert_eq!(settings.redirect_uris.len(), 2);
@@ -163,14 +207,14 @@ mod tests {
         let mut client: OAuthClient = sample("oauthclient.yaml");
         client.spec.jwks =
             serde_json::from_value(json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]})).expect("jwks");
-        let jwks = client_settings(&client.spec).jwks.expect("jwks");
+        let jwks = client_settings(&client).jwks.expect("jwks");
         assert_eq!(jwks, json!({"keys": [{"kty": "EC", "use": "sig", "x5t#S256": "t"}]}));
     }
 
     #[test]
     fn a_settled_client_matches_and_a_changed_one_does_not() {
         let client: OAuthClient = sample("oauthclient.yaml");
-        let wanted = client_settings(&client.spec);
+        let wanted = client_settings(&client);
         let mut reported = wanted.clone();
         reported.access_token_ttl_seconds = Some(3600); // a backend default the spec leaves unset
         assert!(client_matches(&wanted, &reported));

@@ -6,6 +6,7 @@ mod client;
 pub mod conditions;
 pub mod desired;
 mod lists;
+mod registered;
 pub mod secret;
 
 use std::{

@@ -9,8 +9,8 @@ mod emulator_rules;
 use std::time::Duration;
 
 use oauth_operator::backend::{
-    AppKey, AppUpdate, Backend, ClientSettings, ErrorCategory, Logo, NewApp, Scope, ScopeMapping, SecretString,
-    wacht::{WachtBackend, WachtConfig},
+    AppKey, AppUpdate, Backend, ClientSettings, ErrorCategory, Logo, NewApp, Scope, ScopeMapping,
+    wacht::WachtBackend,
 };
 use serde_json::json;
 use support::emulator::Emulator;
@@ -37,17 +37,11 @@ fn setup(layout: Layout) -> Setup {
 }
 
 fn backend(emu: &Emulator, key: &str, layout: Layout, timeout: Duration) -> WachtBackend {
-    WachtBackend::new(WachtConfig {
-        base_url: emu.url.parse().expect("URL"),
-        api_key: SecretString::new(key),
-        deployment: match layout {
-            Layout::Deployment => Some("dep_a".into()),
-            Layout::Key => None,
-        },
-        timeout,
-        requests_per_second: 0,
-    })
-    .expect("backend")
+    let deployment = match layout {
+        Layout::Deployment => Some("dep_a".into()),
+        Layout::Key => None,
+    };
+    WachtBackend::new(emu.http(key, timeout.as_secs()), deployment).expect("backend")
 }
 
 fn key(slug: &str) -> AppKey {

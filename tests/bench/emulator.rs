@@ -15,8 +15,8 @@ use std::{
 };
 
 use oauth_operator::backend::{
-    AppKey, Backend, ClientSettings, NewApp, SecretString,
-    wacht::{WachtBackend, WachtConfig},
+    AppKey, Backend, ClientSettings, NewApp,
+    wacht::WachtBackend,
 };
 use support::emulator::Emulator;
 
@@ -28,14 +28,7 @@ async fn main() {
 
     let emu = Emulator::start(&["bench-key"]);
     let backend = Arc::new(
-        WachtBackend::new(WachtConfig {
-            base_url: emu.url.parse().expect("URL"),
-            api_key: SecretString::new("bench-key"),
-            deployment: Some("dep_bench".into()),
-            timeout: Duration::from_secs(10),
-            requests_per_second: 0,
-        })
-        .expect("backend"),
+        WachtBackend::new(emu.http("bench-key", 10), Some("dep_bench".into())).expect("backend"),
     );
     let app = NewApp { slug: "bench".into(), name: "Bench".into(), ..Default::default() };
     backend.create_app(None, &app).await.expect("create app");

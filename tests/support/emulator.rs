@@ -33,6 +33,16 @@ impl Emulator {
         Emulator { child, url, http: reqwest::Client::new() }
     }
 
+    /// How an adapter reaches the emulator with `key`: no rate limit, a timeout of `timeout_s`.
+    pub fn http(&self, key: &str, timeout_s: u64) -> oauth_operator::backend::http::HttpConfig {
+        oauth_operator::backend::http::HttpConfig {
+            base_url: self.url.parse().expect("URL"),
+            api_key: oauth_operator::backend::SecretString::new(key),
+            timeout: std::time::Duration::from_secs(timeout_s),
+            requests_per_second: 0,
+        }
+    }
+
     /// Sets the faults (`/_emulator/faults`), e.g. `json!({"error_rate": 1.0})`.
     pub async fn set_faults(&self, faults: Value) {
         let response =

@@ -15,7 +15,7 @@ use oauth_operator::{
     api::{OAuthApp, OAuthClient},
     backend::{
         AppKey, Backend, Client as BackendClient, SecretString,
-        wacht::{WachtBackend, WachtConfig},
+        wacht::WachtBackend,
     },
 };
 use serde_json::{Value, json};
@@ -132,19 +132,12 @@ pub async fn credentials(client: &Client, ns: &str, secret: &str) -> (String, St
 
 /// The backend as a test sees it: the emulator, through the adapter.
 pub fn backend() -> WachtBackend {
-    backend_at(&Env::get().emu.url)
+    backend_at(&Env::get().emu)
 }
 
-/// The emulator at `url` through the adapter, as the operator's `default` backend sees it.
-pub fn backend_at(url: &str) -> WachtBackend {
-    WachtBackend::new(WachtConfig {
-        base_url: url.parse().expect("URL"),
-        api_key: SecretString::new(API_KEY),
-        deployment: Some("dep_e2e".into()),
-        timeout: Duration::from_secs(5),
-        requests_per_second: 0,
-    })
-    .expect("backend")
+/// The emulator through the adapter, as the operator's `default` backend sees it.
+pub fn backend_at(emu: &super::emulator::Emulator) -> WachtBackend {
+    WachtBackend::new(emu.http(API_KEY, 5), Some("dep_e2e".into())).expect("backend")
 }
 
 pub async fn backend_client(slug: &str, id: &str) -> BackendClient {

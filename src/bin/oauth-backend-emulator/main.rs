@@ -6,11 +6,18 @@
 //! - `POST /oauth2/token`: a token endpoint that authenticates clients by
 //!   `client_secret_basic` or `client_secret_post`. Authorization codes are not checked: any
 //!   non-empty code stands for a user's consent and records a grant.
+//! - `/api/oauth-applications/...`: the OAuth Applications API (Bearer API key).
+//! - `/v1/customers/{customer_id}/projects/{project_id}/mcp-oauth-clients/...`: the MCP OAuth
+//!   clients API (Bearer API key); empty ids stand for the key's session scope.
+//! - `/_emulator/mcp-oauth-clients/{id}/check-secret` (POST): whether a registered secret is
+//!   the one stored, for tests (the API itself never returns it).
 //! - `/_emulator/faults` (GET, PUT), `/_emulator/counters` (GET, DELETE to reset),
 //!   `/_emulator/domains/{fqdn}/verify` (POST): control endpoints, never faulted, no key.
 #![forbid(unsafe_code)]
 
+mod applications;
 mod control;
+mod mcp;
 mod store;
 mod token;
 mod wacht;
@@ -96,8 +103,15 @@ fn app(emu: Emulator) -> Router {
     let api = Router::new()
         .merge(wacht::routes())
         .nest("/deployments/{deployment_id}", wacht::routes())
+        .merge(applications::routes())
+        .merge(mcp::routes())
         .route_layer(middleware::from_fn_with_state(emu.clone(), authenticate));
-    Router::new().merge(api).merge(token::routes()).merge(control::routes()).with_state(emu)
+    Router::new()
+        .merge(api)
+        .merge(token::routes())
+        .merge(control::routes())
+        .merge(mcp::control_routes())
+        .with_state(emu)
 }
 
 /// Serves connections with hyper directly, so that a fault can drop one without a response.
@@ -115,6 +129,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<(), Box
             let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let app = app.clone();
                 async move {
+                    let req = mcp::session_scope(req);
                     let response = app.oneshot(req.map(Body::new)).await.expect("axum routers are infallible");
                     if response.extensions().get::<Verdict>() == Some(&Verdict::Drop) {
                         return Err(control::Dropped);
@@ -126,6 +141,36 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<(), Box
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .await;
         });
+    }
+}
+
+/// A JSON request body: 415 without a JSON content type, 400 for malformed JSON, 422 for a
+/// body of the wrong shape (a required field missing). Each API words the error its own way.
+pub fn json_request<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<T, (StatusCode, String)> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/json".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => (StatusCode::UNPROCESSABLE_ENTITY, format!("invalid body: {e}")),
+        _ => (StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+    })
+}
+
+/// The error body of the API a path belongs to.
+fn api_error(path: &str, status: StatusCode, message: &str) -> Response {
+    if path.starts_with("/api/") {
+        applications::error(status, message)
+    } else if path.starts_with("/v1/") {
+        mcp::error(status, message)
+    } else {
+        wacht::error(status, message)
     }
 }
 
@@ -142,6 +187,6 @@ async fn authenticate(State(emu): State<Emulator>, mut req: Request, next: Next)
             req.extensions_mut().insert(caller.clone());
             next.run(req).await
         }
-        None => wacht::error(StatusCode::UNAUTHORIZED, "missing or invalid API key"),
+        None => api_error(req.uri().path(), StatusCode::UNAUTHORIZED, "missing or invalid API key"),
     }
 }

@@ -28,6 +28,10 @@ pub struct Store {
     last_id: u64,
     /// Custom domains whose CNAME the emulator treats as in place.
     pub verified_domains: HashSet<String>,
+    /// The OAuth Applications API's applications, by client id.
+    pub applications: HashMap<String, crate::applications::Application>,
+    /// The MCP OAuth clients API's clients, oldest first (deleted ones kept, marked).
+    pub mcp_clients: Vec<crate::mcp::McpClient>,
 }
 
 impl Store {
@@ -307,10 +311,8 @@ impl ClientRec {
         body
     }
 
-    /// Whether `secret` is this client's current secret. Digests are compared, so timing
-    /// tells nothing about the secret.
     pub fn secret_matches(&self, secret: &str) -> bool {
-        self.secret_hash.as_deref() == Some(hash(secret).as_slice())
+        secret_matches(self.secret_hash.as_deref(), secret)
     }
 }
 
@@ -342,6 +344,12 @@ impl GrantRec {
             "updated_at": self.updated_at,
         })
     }
+}
+
+/// Whether `secret` is the one whose digest is stored. Digests are compared, so timing tells
+/// nothing about the secret.
+pub fn secret_matches(stored: Option<&[u8]>, secret: &str) -> bool {
+    stored == Some(hash(secret).as_slice())
 }
 
 /// SHA-256 of a secret; secrets are random 32-byte values, so no salt or stretching is needed.

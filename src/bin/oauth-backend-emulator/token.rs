@@ -52,6 +52,9 @@ async fn token(State(emu): State<Emulator>, headers: HeaderMap, Form(form): Form
     };
     let grant_id = new_secret();
     let mut store = emu.store.lock();
+    if let Some(app) = store.applications.get(&client_id) {
+        return application_token(app, &secret, &form, &grant_id);
+    }
     let Some(client) = store.client_by_client_id(&client_id) else {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     };
@@ -89,4 +92,25 @@ async fn token(State(emu): State<Emulator>, headers: HeaderMap, Form(form): Form
         "scope": scopes.join(" "),
     }))
     .into_response()
+}
+
+/// The token answer for an application of the OAuth Applications API (either secret method).
+fn application_token(
+    app: &crate::applications::Application,
+    secret: &str,
+    form: &HashMap<String, String>,
+    grant_id: &str,
+) -> Response {
+    if !app.authenticates(secret) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let redirect = form.get("redirect_uri").map(String::as_str).unwrap_or_default();
+    if form.get("code").is_none_or(String::is_empty) || !app.allows_redirect(redirect) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    Json(json!({ "access_token": format!("at_{}", &grant_id[10..]), "token_type": "Bearer", "expires_in": 3600 }))
+        .into_response()
 }

@@ -66,20 +66,9 @@ fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or_default()
 }
 
-/// A JSON body, rejected as the backend does: 415 without a JSON content type, 400 for
-/// malformed JSON, 422 for a body of the wrong shape (a required field missing).
+/// A JSON body, rejected as the backend does (see [`crate::json_request`]).
 fn json_body<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> Result<T, Response> {
-    let is_json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected Content-Type: application/json"));
-    }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => error(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid body: {e}")),
-        _ => bad(format!("malformed JSON: {e}")),
-    })
+    crate::json_request(headers, body).map_err(|(status, message)| error(status, message))
 }
 
 async fn list_apps(State(emu): State<Emulator>, Extension(caller): Extension<Caller>, Path(p): Params) -> Reply {

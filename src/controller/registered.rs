@@ -1,0 +1,160 @@
+//! OAuthClients in registered mode (`spec.registered`, the MCP OAuth clients API): the user
+//! keeps an upstream provider's client id and secret in a Secret; the operator registers them
+//! with the backend and pushes them again, in place, whenever that Secret changes.
+//!
+//! The secret is write-only: it is read from the user's Secret right before it is sent and is
+//! never recorded. What was pushed is remembered by the Secret's `resourceVersion` in
+//! `status.credentialsSecretVersion`, so any write to the Secret pushes once more. The
+//! provider is unique in the backend's scope, so a client that exists already (a crash after
+//! registering, or a backend entry made by hand) is adopted rather than duplicated.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt, runtime::events::EventType};
+
+use super::{
+    Context, Error, Waiting,
+    client::{Target, find, now},
+    conditions::reason,
+    desired,
+};
+use crate::{
+    api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION},
+    backend::{self, Client, SecretString},
+};
+
+/// The user's credentials as read from their Secret.
+struct Upstream {
+    client_id: String,
+    secret: SecretString,
+    version: String,
+}
+
+/// Brings the backend's registered client to the spec and the credentials Secret. Returns the
+/// Ready message.
+pub(super) async fn sync(
+    api: &Api<OAuthClient>,
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    status: &mut OAuthClientStatus,
+) -> Result<String, Error> {
+    let upstream = read_credentials(ctx, obj).await?;
+    let mut wanted = desired::client_settings(obj);
+    let provider = match wanted.registered.as_mut() {
+        Some(r) => {
+            r.client_id.clone_from(&upstream.client_id);
+            r.provider.clone()
+        }
+        None => unreachable!("registered mode has registered settings"),
+    };
+    if status.backend_id.is_none() {
+        // The cached copy may predate our own status write.
+        let latest = api.get_status(&obj.name_any()).await.map_err(Error::kube("read the OAuthClient"))?;
+        status.backend_id = latest.status.and_then(|s| s.backend_id);
+    }
+    let mut current = match &status.backend_id {
+        Some(id) => find(ctx, t, id).await?,
+        None => None,
+    };
+    if current.is_none() {
+        current = by_provider(ctx, t, &provider).await?;
+    }
+    let current = match current {
+        Some(c) => c,
+        None => match t.backend.register_client(&t.app, &wanted, &upstream.secret).await {
+            Ok(client) => {
+                ctx.lists.put(&t.name, &t.app, client.clone());
+                record(status, &client, &upstream);
+                let note = format!("registered the {provider} client {} with the backend", client.client_id);
+                ctx.event(obj, EventType::Normal, "Registered", note).await;
+                return Ok("credentials registered with the backend".into());
+            }
+            // Registered meanwhile (by another writer): adopt it below.
+            Err(backend::Error::Conflict { .. }) => by_provider(ctx, t, &provider).await?.ok_or_else(|| {
+                Error::Refused {
+                    reason: reason::BACKEND_REJECTED,
+                    message: format!("the backend reports a client for provider {provider} but does not list it"),
+                }
+            })?,
+            Err(e) => return Err(Error::backend("register client")(e)),
+        },
+    };
+    if current.settings.registered.as_ref().is_some_and(|r| r.status == "revoked") {
+        return Err(Error::Refused {
+            reason: reason::REVOKED,
+            message: format!(
+                "the backend client {} for provider {provider} is revoked; delete it in the backend to register again",
+                current.id
+            ),
+        });
+    }
+    let adopted = status.backend_id.as_deref() != Some(current.id.as_str());
+    status.backend_id = Some(current.id.clone());
+    status.client_id = Some(current.client_id.clone());
+    if !desired::client_matches(&wanted, &current.settings) {
+        let updated =
+            t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
+        ctx.lists.put(&t.name, &t.app, updated);
+        status.client_id = Some(upstream.client_id.clone());
+        ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
+    }
+    let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    let asked = rotate_request.is_some() && rotate_request != status.last_handled_rotate_request;
+    let changed = status.credentials_secret_version.as_deref() != Some(upstream.version.as_str());
+    if changed || asked || adopted {
+        t.backend
+            .set_client_secret(&t.app, &current.id, &upstream.secret)
+            .await
+            .map_err(Error::backend("push client secret"))?;
+        status.credentials_secret_version = Some(upstream.version.clone());
+        status.last_rotated_at = Some(now());
+        crate::metrics::metrics().rotations.inc();
+        let note = "pushed the client secret of the credentials Secret to the backend".into();
+        ctx.event(obj, EventType::Normal, "SecretPushed", note).await;
+    }
+    if asked {
+        status.last_handled_rotate_request = rotate_request;
+    }
+    Ok(if obj.spec.active { "registered client matches the spec" } else { "inactive in the backend" }.into())
+}
+
+fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) {
+    status.backend_id = Some(client.id.clone());
+    status.client_id = Some(client.client_id.clone());
+    status.credentials_secret_version = Some(upstream.version.clone());
+    status.last_rotated_at = Some(now());
+}
+
+/// The backend client registered for `provider`, if any.
+async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Client>, Error> {
+    let list = ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
+    Ok(list.iter().find(|c| c.settings.registered.as_ref().is_some_and(|r| r.provider == provider)).cloned())
+}
+
+/// The client id and secret from the Secret that `spec.registered.credentialsSecret` names.
+async fn read_credentials(ctx: &Context, obj: &OAuthClient) -> Result<Upstream, Error> {
+    let Some(r) = &obj.spec.registered else { unreachable!("registered mode") };
+    let ns = obj.namespace().unwrap_or_default();
+    let name = &r.credentials_secret.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let waiting = |message: String| Error::Waiting(Waiting { reason: reason::CREDENTIALS_NOT_FOUND, message });
+    let Some(secret) = secrets.get_opt(name).await.map_err(Error::kube("read the credentials Secret"))? else {
+        return Err(waiting(format!("the credentials Secret {ns}/{name} does not exist yet")));
+    };
+    let keys = r.credentials_secret.keys.clone().unwrap_or_default();
+    let data = secret.data.unwrap_or_default();
+    let value = |key: &str| {
+        data.get(key).map(|v| String::from_utf8_lossy(&v.0).trim().to_string()).filter(|v| !v.is_empty())
+    };
+    let (Some(client_id), Some(client_secret)) = (value(&keys.client_id), value(&keys.client_secret)) else {
+        return Err(waiting(format!(
+            "the credentials Secret {ns}/{name} needs non-empty keys {} and {}",
+            keys.client_id, keys.client_secret
+        )));
+    };
+    Ok(Upstream {
+        client_id,
+        secret: SecretString::new(client_secret),
+        version: secret.metadata.resource_version.unwrap_or_default(),
+    })
+}
