@@ -39,10 +39,10 @@ impl ApplicationsBackend {
     }
 
     fn application<'a>(&self, settings: &'a ClientSettings) -> Result<&'a ApplicationSettings> {
-        settings.application.as_ref().ok_or(Error::Invalid {
-            status: 0,
-            message: "an OAuth Applications backend needs spec.application".into(),
-        })
+        settings
+            .application
+            .as_ref()
+            .ok_or(Error::Invalid { status: 0, message: "an OAuth Applications backend needs spec.application".into() })
     }
 }
 
@@ -113,7 +113,11 @@ impl Backend for ApplicationsBackend {
     async fn rotate_secret(&self, _: &AppKey, id: &str) -> Result<SecretString> {
         let issued: Issued =
             self.http.call("rotate_application_secret", Method::POST, self.url(&[id, "rotate-secret"]), None).await?;
-        issued.split().1.client_secret.ok_or(Error::Transient { message: "rotate-secret answered no clientSecret".into() })
+        issued
+            .split()
+            .1
+            .client_secret
+            .ok_or(Error::Transient { message: "rotate-secret answered no clientSecret".into() })
     }
 }
 
@@ -168,8 +172,10 @@ struct Issued {
 impl Issued {
     fn split(self) -> (Client, Credentials) {
         let client = Client::from(self.application);
-        let credentials =
-            Credentials { client_id: client.client_id.clone(), client_secret: self.client_secret.map(SecretString::new) };
+        let credentials = Credentials {
+            client_id: client.client_id.clone(),
+            client_secret: self.client_secret.map(SecretString::new),
+        };
         (client, credentials)
     }
 }

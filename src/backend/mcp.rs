@@ -53,10 +53,10 @@ impl McpBackend {
     }
 
     fn registered<'a>(&self, settings: &'a ClientSettings) -> Result<&'a RegisteredSettings> {
-        settings.registered.as_ref().ok_or(Error::Invalid {
-            status: 0,
-            message: "an MCP OAuth clients backend needs spec.registered".into(),
-        })
+        settings
+            .registered
+            .as_ref()
+            .ok_or(Error::Invalid { status: 0, message: "an MCP OAuth clients backend needs spec.registered".into() })
     }
 }
 
@@ -126,7 +126,8 @@ impl Backend for McpBackend {
 
     async fn set_client_secret(&self, _: &AppKey, id: &str, secret: &SecretString) -> Result<()> {
         let body = json!({"client_secret": secret.expose()});
-        let _: Wire = self.http.call("rotate_mcp_client_secret", Method::PATCH, self.url(Some(id)), Some(&body)).await?;
+        let _: Wire =
+            self.http.call("rotate_mcp_client_secret", Method::PATCH, self.url(Some(id)), Some(&body)).await?;
         Ok(())
     }
 

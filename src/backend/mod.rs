@@ -245,7 +245,12 @@ pub trait Backend: Send + Sync {
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)>;
     /// Registers a client whose secret the user holds (`settings.registered`); the secret is
     /// write-only.
-    async fn register_client(&self, _app: &AppKey, _settings: &ClientSettings, _secret: &SecretString) -> Result<Client> {
+    async fn register_client(
+        &self,
+        _app: &AppKey,
+        _settings: &ClientSettings,
+        _secret: &SecretString,
+    ) -> Result<Client> {
         Err(Error::Unsupported("registered clients"))
     }
     /// Replaces the secret of a registered client in place.

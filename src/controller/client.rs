@@ -20,9 +20,9 @@ use kube::{
 };
 
 use super::{
-    Context, Error, Waiting, conclude, registered,
+    Context, Error, Waiting, conclude,
     conditions::{self, reason},
-    desired, error_action, held_off, key_of, report_undecodable,
+    desired, error_action, held_off, key_of, registered, report_undecodable,
     secret::{self, Found},
     write_status,
 };
@@ -44,11 +44,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let managed = format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
-    let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed)).modify(super::slim).touched_objects();
+    let owned =
+        watcher(secrets.clone(), watcher::Config::default().labels(&managed)).modify(super::slim).touched_objects();
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
-    let credentials = watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
+    let credentials =
+        watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
     let (store, writer) = reflector::store();
     // Our own status writes change nothing a pass needs: only what a user changes triggers one.
     let changes = watcher(clients, wc.clone())
@@ -73,9 +75,7 @@ pub async fn run(
             mapper_store
                 .state()
                 .into_iter()
-                .filter(|guard| {
-                    guard.0.as_ref().is_ok_and(|c| c.app_ref() == Some((namespace.clone(), name.clone())))
-                })
+                .filter(|guard| guard.0.as_ref().is_ok_and(|c| c.app_ref() == Some((namespace.clone(), name.clone()))))
                 .map(|guard| ObjectRef::from_obj(&*guard))
                 .collect::<Vec<_>>()
         })

@@ -70,12 +70,12 @@ pub(super) async fn sync(
                 return Ok("credentials registered with the backend".into());
             }
             // Registered meanwhile (by another writer): adopt it below.
-            Err(backend::Error::Conflict { .. }) => by_provider(ctx, t, &provider).await?.ok_or_else(|| {
-                Error::Refused {
+            Err(backend::Error::Conflict { .. }) => {
+                by_provider(ctx, t, &provider).await?.ok_or_else(|| Error::Refused {
                     reason: reason::BACKEND_REJECTED,
                     message: format!("the backend reports a client for provider {provider} but does not list it"),
-                }
-            })?,
+                })?
+            }
             Err(e) => return Err(Error::backend("register client")(e)),
         },
     };
@@ -127,7 +127,8 @@ fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) 
 
 /// The backend client registered for `provider`, if any.
 async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Client>, Error> {
-    let list = ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
+    let list =
+        ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
     Ok(list.iter().find(|c| c.settings.registered.as_ref().is_some_and(|r| r.provider == provider)).cloned())
 }
 
@@ -143,9 +144,8 @@ async fn read_credentials(ctx: &Context, obj: &OAuthClient) -> Result<Upstream, 
     };
     let keys = r.credentials_secret.keys.clone().unwrap_or_default();
     let data = secret.data.unwrap_or_default();
-    let value = |key: &str| {
-        data.get(key).map(|v| String::from_utf8_lossy(&v.0).trim().to_string()).filter(|v| !v.is_empty())
-    };
+    let value =
+        |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).trim().to_string()).filter(|v| !v.is_empty());
     let (Some(client_id), Some(client_secret)) = (value(&keys.client_id), value(&keys.client_secret)) else {
         return Err(waiting(format!(
             "the credentials Secret {ns}/{name} needs non-empty keys {} and {}",

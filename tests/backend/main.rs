@@ -9,8 +9,7 @@ mod emulator_rules;
 use std::time::Duration;
 
 use oauth_operator::backend::{
-    AppKey, AppUpdate, Backend, ClientSettings, ErrorCategory, Logo, NewApp, Scope, ScopeMapping,
-    wacht::WachtBackend,
+    AppKey, AppUpdate, Backend, ClientSettings, ErrorCategory, Logo, NewApp, Scope, ScopeMapping, wacht::WachtBackend,
 };
 use serde_json::json;
 use support::emulator::Emulator;

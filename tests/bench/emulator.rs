@@ -14,10 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oauth_operator::backend::{
-    AppKey, Backend, ClientSettings, NewApp,
-    wacht::WachtBackend,
-};
+use oauth_operator::backend::{AppKey, Backend, ClientSettings, NewApp, wacht::WachtBackend};
 use support::emulator::Emulator;
 
 #[tokio::main]
@@ -27,9 +24,7 @@ async fn main() {
     let concurrency: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(16);
 
     let emu = Emulator::start(&["bench-key"]);
-    let backend = Arc::new(
-        WachtBackend::new(emu.http("bench-key", 10), Some("dep_bench".into())).expect("backend"),
-    );
+    let backend = Arc::new(WachtBackend::new(emu.http("bench-key", 10), Some("dep_bench".into())).expect("backend"));
     let app = NewApp { slug: "bench".into(), name: "Bench".into(), ..Default::default() };
     backend.create_app(None, &app).await.expect("create app");
     let key = AppKey { deployment: None, slug: "bench".into() };

@@ -191,7 +191,7 @@ async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
 /// writes and backend calls the operator makes, at the same concurrency.
 async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -> Duration {
     namespace(client, ns).await;
-    let backend = support::resources::backend_at(&emu);
+    let backend = support::resources::backend_at(emu);
     let app = AppKey { deployment: None, slug: ns.into() };
     let new_app = oauth_operator::backend::NewApp { slug: ns.into(), name: ns.into(), ..Default::default() };
     backend.create_app(None, &new_app).await.expect("app");

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod backends;
 mod crd;
 mod install;
 mod quiet;
@@ -16,6 +17,7 @@ fn main() -> std::process::ExitCode {
     let mut trials = crd::trials();
     trials.extend(reconcile::trials());
     trials.extend(install::trials());
+    trials.extend(backends::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();

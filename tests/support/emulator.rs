@@ -62,9 +62,8 @@ impl Emulator {
             .expect("JSON")
     }
 
-    /// Calls of one method on one concrete path, whatever the layout, e.g.
-    /// `calls("POST", "/oauth/apps/web/clients/42/rotate-secret")`.
-    pub async fn calls(&self, method: &str, path: &str) -> u64 {
+    /// Calls per `METHOD /concrete/path`, whatever the layout.
+    pub async fn counters_by_path(&self) -> serde_json::Map<String, Value> {
         let by_path: Value = self
             .http
             .get(format!("{}/_emulator/counters?by=path", self.url))
@@ -74,22 +73,40 @@ impl Emulator {
             .json()
             .await
             .expect("JSON");
-        by_path[format!("{method} {path}")].as_u64().unwrap_or(0)
+        by_path.as_object().cloned().unwrap_or_default()
+    }
+
+    /// Calls of one method on one concrete path, e.g.
+    /// `calls("POST", "/oauth/apps/web/clients/42/rotate-secret")`.
+    pub async fn calls(&self, method: &str, path: &str) -> u64 {
+        self.counters_by_path().await.get(&format!("{method} {path}")).and_then(Value::as_u64).unwrap_or(0)
+    }
+
+    /// Calls whose method passes `method` on paths under `prefix`, e.g. every write about one app.
+    pub async fn calls_matching(&self, method: impl Fn(&str) -> bool, prefix: &str) -> u64 {
+        let counters = self.counters_by_path().await;
+        let under = |key: &String| key.split_once(' ').is_some_and(|(m, path)| method(m) && path.starts_with(prefix));
+        counters.iter().filter(|(k, _)| under(k)).filter_map(|(_, v)| v.as_u64()).sum()
     }
 
     /// Calls of any method on paths under `prefix`, e.g. every call about one app.
     pub async fn calls_under(&self, prefix: &str) -> u64 {
-        let by_path: Value = self
+        self.calls_matching(|_| true, prefix).await
+    }
+
+    /// Whether `secret` is the one the MCP OAuth clients API stores for client `id`.
+    pub async fn mcp_secret_matches(&self, id: &str, secret: &str) -> bool {
+        let answer: Value = self
             .http
-            .get(format!("{}/_emulator/counters?by=path", self.url))
+            .post(format!("{}/_emulator/mcp-oauth-clients/{id}/check-secret", self.url))
+            .json(&serde_json::json!({ "client_secret": secret }))
             .send()
             .await
-            .expect("GET counters")
+            .expect("check secret")
             .json()
             .await
             .expect("JSON");
-        let under = |key: &String| key.split_once(' ').is_some_and(|(_, path)| path.starts_with(prefix));
-        by_path.as_object().map_or(0, |m| m.iter().filter(|(k, _)| under(k)).filter_map(|(_, v)| v.as_u64()).sum())
+        answer["matches"].as_bool().expect("matches")
     }
 
     /// Marks a custom domain as having its CNAME in place.

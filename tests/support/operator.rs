@@ -86,7 +86,14 @@ impl Operator {
         fs::write(
             &config,
             format!(
-                "backends:\n  default:\n    type: wacht\n    baseUrl: {url}\n    deploymentId: dep_e2e\n    apiKeyFile: {key}\n    requestsPerSecond: 0\n  wrong-key:\n    type: wacht\n    baseUrl: {url}\n    apiKeyFile: {wrong}\n",
+                "backends:
+  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+  wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+  apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+  apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+  mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+  mcp-wrong-key: {{type: mcp-oauth-clients, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+",
                 url = emu.url,
                 key = dir.join("api-key").display(),
                 wrong = dir.join("wrong-key").display(),

@@ -14,7 +14,7 @@ use kube::{
 use oauth_operator::{
     api::{OAuthApp, OAuthClient},
     backend::{
-        AppKey, Backend, Client as BackendClient, SecretString,
+        AppKey, Backend, Client as BackendClient, SecretString, applications::ApplicationsBackend, mcp::McpBackend,
         wacht::WachtBackend,
     },
 };
@@ -138,6 +138,16 @@ pub fn backend() -> WachtBackend {
 /// The emulator through the adapter, as the operator's `default` backend sees it.
 pub fn backend_at(emu: &super::emulator::Emulator) -> WachtBackend {
     WachtBackend::new(emu.http(API_KEY, 5), Some("dep_e2e".into())).expect("backend")
+}
+
+/// The emulator's OAuth Applications API, as the operator's `apps` backend sees it.
+pub fn applications() -> ApplicationsBackend {
+    ApplicationsBackend::new(Env::get().emu.http(API_KEY, 5), None).expect("backend")
+}
+
+/// The emulator's MCP OAuth clients API, as the operator's `mcp` backend sees it.
+pub fn mcp() -> McpBackend {
+    McpBackend::new(Env::get().emu.http(API_KEY, 5), Some("cust_e2e".into()), None).expect("backend")
 }
 
 pub async fn backend_client(slug: &str, id: &str) -> BackendClient {

@@ -35,7 +35,9 @@ type Params = Path<HashMap<String, String>>;
 const BASE: &str = "/v1/customers/{customer_id}/projects/{project_id}/mcp-oauth-clients";
 
 pub fn routes() -> Router<Emulator> {
-    Router::new().route(BASE, get(list).post(create)).route(&format!("{BASE}/{{id}}"), get(read).patch(update).delete(remove))
+    Router::new()
+        .route(BASE, get(list).post(create))
+        .route(&format!("{BASE}/{{id}}"), get(read).patch(update).delete(remove))
 }
 
 /// Test-only: whether a secret is the one stored for a client.
