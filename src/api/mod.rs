@@ -121,6 +121,12 @@ mod tests {
             serde_json::json!({"clientAuthMethod": "client_secret_jwt", "tokenEndpointAuthSigningAlg": "RS256"}),
         );
         assert!(message.contains("spec.tokenEndpointAuthSigningAlg"), "{message}");
+        let message = refused(serde_json::json!({"application": {"type": "web"}}));
+        assert!(message.contains("set exactly one of appRef"), "{message}");
+        let registered = serde_json::json!({"appRef": null, "grantTypes": null, "redirectUris": null, "backend": "mcp",
+            "registered": {"provider": "github", "providerName": "GitHub", "authorizationUrl": "https://github.com/a",
+                           "tokenUrl": "https://github.com/t", "credentialsSecret": {"name": "gh"}}});
+        assert_eq!(client(registered).validate(), Ok(()), "registered clients need no redirect URIs");
     }
 
     #[test]

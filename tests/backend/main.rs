@@ -1,10 +1,11 @@
-//! The Wacht adapter against the emulator, over real loopback sockets: every operation in both
-//! path layouts, and each error class.
+//! The adapters against the emulator, over real loopback sockets: every Wacht operation in both
+//! path layouts, the other two APIs (`others`), and each error class.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod emulator_rules;
+mod others;
 
 use std::time::Duration;
 

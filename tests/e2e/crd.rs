@@ -21,6 +21,8 @@ use crate::support::{
 const NS: &str = "default";
 const APP: &str = "oauthapp.yaml";
 const CLIENT: &str = "oauthclient.yaml";
+const APPLICATION: &str = "oauthclient-application.yaml";
+const REGISTERED: &str = "oauthclient-registered.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -59,6 +61,9 @@ pub fn trials() -> Vec<Trial> {
 fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
     let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
     vec![
+        ("application-sample", APPLICATION, json!({})),
+        ("registered-sample", REGISTERED, json!({})),
+        ("registered-without-redirects", REGISTERED, json!({"spec": {"redirectUris": null}})),
         (
             "app-minimal",
             APP,
@@ -130,7 +135,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             json!({"spec": {"redirectUris": ["ftp://app.example.com/cb"]}}),
             &["spec.redirectUris[0]", URI_RULE],
         ),
-        ("redirect-none", CLIENT, json!({"spec": {"redirectUris": []}}), &["spec.redirectUris", "at least 1 items"]),
+        ("redirect-none", CLIENT, json!({"spec": {"redirectUris": []}}), &["spec.redirectUris", "at least one URI"]),
         (
             "post-logout-http-remote",
             CLIENT,
@@ -251,7 +256,73 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             json!({"spec": {"deletionPolicy": "Retain"}}),
             &["spec.deletionPolicy", "Unsupported value: \"Retain\""],
         ),
-        ("missing-app-ref", CLIENT, json!({"spec": {"appRef": null}}), &["spec.appRef", "Required value"]),
+        ("missing-app-ref", CLIENT, json!({"spec": {"appRef": null}}), &["set exactly one of appRef"]),
+        (
+            "app-ref-and-application",
+            APPLICATION,
+            json!({"spec": {"appRef": {"name": "a"}}}),
+            &["set exactly one of appRef"],
+        ),
+        (
+            "backend-with-app-ref",
+            CLIENT,
+            json!({"spec": {"backend": "apps"}}),
+            &["spec.backend", "with appRef the OAuthApp"],
+        ),
+        (
+            "grant-types-missing",
+            CLIENT,
+            json!({"spec": {"grantTypes": null}}),
+            &["spec.grantTypes", "required with appRef"],
+        ),
+        (
+            "wacht-field-on-application",
+            APPLICATION,
+            json!({"spec": {"grantTypes": ["authorization_code"]}}),
+            &["settings of Wacht-style clients (appRef)"],
+        ),
+        (
+            "application-type",
+            APPLICATION,
+            json!({"spec": {"application": {"type": "server"}}}),
+            &["spec.application.type", "Unsupported value"],
+        ),
+        (
+            "application-scope",
+            APPLICATION,
+            json!({"spec": {"application": {"allowedScopes": ["admin"]}}}),
+            &["spec.application.allowedScopes[0]", "Unsupported value"],
+        ),
+        (
+            "application-no-redirect",
+            APPLICATION,
+            json!({"spec": {"redirectUris": null}}),
+            &["spec.redirectUris", "at least one URI"],
+        ),
+        (
+            "registered-secret-template",
+            REGISTERED,
+            json!({"spec": {"secretTemplate": {"name": "x"}}}),
+            &["secretTemplate and clientName do not apply"],
+        ),
+        (
+            "registered-token-url-http",
+            REGISTERED,
+            json!({"spec": {"registered": {"tokenUrl": "http://github.com/token"}}}),
+            &["spec.registered.tokenUrl", "absolute https URL"],
+        ),
+        (
+            "registered-provider-pattern",
+            REGISTERED,
+            json!({"spec": {"registered": {"provider": "Git Hub"}}}),
+            &["spec.registered.provider", "should match"],
+        ),
+        (
+            "registered-no-secret",
+            REGISTERED,
+            json!({"spec": {"registered": {"credentialsSecret": null}}}),
+            &["spec.registered.credentialsSecret", "Required value"],
+        ),
         ("slug-pattern", APP, json!({"spec": {"slug": "MCP_Auth"}}), &["spec.slug", "should match"]),
         ("slug-too-long", APP, json!({"spec": {"slug": "a".repeat(64)}}), &["spec.slug", "Too long"]),
         ("fqdn-not-a-host", APP, json!({"spec": {"fqdn": "https://auth.example.com"}}), &["spec.fqdn", "should match"]),
@@ -321,6 +392,36 @@ fn invalid_updates() -> Vec<(&'static str, &'static str, Value, &'static [&'stat
     removed_mapping[0]["mapping"] = Value::Null;
     vec![
         ("slug-change", APP, json!({"spec": {"slug": "other"}}), &["spec.slug", "slug is immutable"]),
+        (
+            "application-type-change",
+            APPLICATION,
+            json!({"spec": {"application": {"type": "native"}}}),
+            &["spec.application", "set on creation only"],
+        ),
+        (
+            "application-owner-change",
+            APPLICATION,
+            json!({"spec": {"application": {"ownerOrgId": "org_2"}}}),
+            &["spec.application", "set on creation only"],
+        ),
+        (
+            "client-backend-change",
+            APPLICATION,
+            json!({"spec": {"backend": "other"}}),
+            &["spec.backend", "backend is immutable"],
+        ),
+        (
+            "registered-provider-change",
+            REGISTERED,
+            json!({"spec": {"registered": {"provider": "gitlab"}}}),
+            &["spec.registered.provider", "set on creation only"],
+        ),
+        (
+            "mode-change",
+            APPLICATION,
+            json!({"spec": {"application": null, "backend": null, "clientName": null, "appRef": {"name": "a"}, "grantTypes": ["authorization_code"]}}),
+            &["cannot change between appRef, application and registered"],
+        ),
         (
             "fqdn-change",
             APP,

@@ -90,7 +90,7 @@ impl Operator {
   default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
   apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
-  apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+  apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{wrong}'}}
   mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   mcp-wrong-key: {{type: mcp-oauth-clients, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
 ",
