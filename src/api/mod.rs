@@ -93,7 +93,10 @@ mod tests {
                      "redirectUris": ["https://app.example.com/cb"]}
         });
         for (k, v) in spec.as_object().expect("object") {
-            doc["spec"][k] = v.clone();
+            match v {
+                serde_json::Value::Null => drop(doc["spec"].as_object_mut().expect("spec").remove(k)),
+                _ => doc["spec"][k] = v.clone(),
+            }
         }
         serde_json::from_value(doc).expect("client")
     }
