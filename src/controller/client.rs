@@ -44,8 +44,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let managed = format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
-    let owned =
-        watcher(secrets.clone(), watcher::Config::default().labels(&managed)).modify(super::slim).touched_objects();
+    // Changes of the credentials Secrets by anyone but the operator (its own writes are known).
+    let own = ctx.clone();
+    let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
+        .modify(super::slim)
+        .touched_objects()
+        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own.is_own_write(s))));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
@@ -60,9 +64,12 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(super::user_changes, Default::default());
     // An app requeues its clients when its spec changes or it first lands in the backend.
+    let (app_store, app_writer) = reflector::store();
+    let _ = ctx.apps.set(app_store);
     let app_changes = watcher(apps, wc)
         .default_backoff()
         .modify(super::slim)
+        .reflect(app_writer)
         .applied_objects()
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
@@ -154,7 +161,7 @@ fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc
 /// One pass: bring the backend and the Secret to the spec, then write the status.
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
-    let result = sync(api, obj, ctx, &mut status).await;
+    let result = sync(obj, ctx, &mut status).await;
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled(&key_of(obj)))
 }
@@ -171,9 +178,21 @@ async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
         return appless_target(obj, ctx);
     };
     let own_ns = obj.namespace().unwrap_or_default();
-    let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
     let app_name = &app_name;
-    let Some(app) = apps.get_opt(app_name).await.map_err(Error::kube("read the OAuthApp"))? else {
+    let cached = ctx
+        .apps
+        .get()
+        .and_then(|store| store.get(&ObjectRef::new(app_name).within(&app_ns)))
+        .and_then(|guard| guard.0.as_ref().ok().cloned());
+    // Not seen yet (just created, or the watch is starting): ask the API server.
+    let app = match cached {
+        Some(app) => Some(app),
+        None => {
+            let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
+            apps.get_opt(app_name).await.map_err(Error::kube("read the OAuthApp"))?
+        }
+    };
+    let Some(app) = app else {
         return Err(Error::Waiting(Waiting {
             reason: reason::APP_NOT_FOUND,
             message: format!("OAuthApp {app_ns}/{app_name} does not exist"),
@@ -221,16 +240,11 @@ fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
-async fn sync(
-    api: &Api<OAuthClient>,
-    obj: &OAuthClient,
-    ctx: &Context,
-    status: &mut OAuthClientStatus,
-) -> Result<String, Error> {
+async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
     if obj.spec.registered.is_some() {
-        return registered::sync(api, obj, ctx, &t, status).await;
+        return registered::sync(obj, ctx, &t, status).await;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let found = secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?;
@@ -238,15 +252,10 @@ async fn sync(
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
         Found::Missing => None,
     };
-    // The Secret is written before the status, so it is the first place to look after a crash.
-    let mut known_id = secret_backend_id.or(status.backend_id.clone());
-    if known_id.is_none() {
-        // The cached copy may predate our own status write: read the latest before creating,
-        // or a missing Secret would make a second client.
-        let latest = api.get_status(&obj.name_any()).await.map_err(Error::kube("read the OAuthClient"))?;
-        known_id = latest.status.and_then(|s| s.backend_id);
-        status.backend_id.clone_from(&known_id);
-    }
+    // The Secret is written before the status, so it is the first place to look after a crash;
+    // credentials whose Secret write failed are the last (the status may not show them yet).
+    let undelivered = || ctx.lock_undelivered().get(&key_of(obj)).map(|c| c.backend_id.clone());
+    let known_id = secret_backend_id.or(status.backend_id.clone()).or_else(undelivered);
     let current = match &known_id {
         Some(id) => find(ctx, &t, id).await?,
         None => None,
@@ -379,7 +388,11 @@ async fn deliver(
     creds: secret::Credentials,
 ) -> Result<(), Error> {
     match secret::write(secrets, obj, &creds).await {
-        Ok(()) => Ok(()),
+        Ok(version) => {
+            let key = format!("{}/{}", obj.namespace().unwrap_or_default(), desired::secret_name(obj));
+            ctx.wrote(key, version);
+            Ok(())
+        }
         Err(e) => {
             ctx.lock_undelivered().insert(key_of(obj), creds);
             Err(Error::kube("write the Secret")(e))
@@ -457,6 +470,7 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {
         delete_secret(&secrets, &desired::secret_name(obj)).await?;
+        ctx.wrote(format!("{}/{}", obj.namespace().unwrap_or_default(), desired::secret_name(obj)), None);
     }
     Ok(Action::await_change())
 }

@@ -55,6 +55,11 @@ pub struct Context {
     /// Credentials the backend showed whose Secret write failed, per object: written on the
     /// next pass instead of rotating again.
     undelivered: Mutex<HashMap<String, secret::Credentials>>,
+    /// The `resourceVersion` of each credentials Secret as the operator last wrote it, so that
+    /// the watch event of its own write does not trigger another pass.
+    written: Mutex<HashMap<String, String>>,
+    /// The OAuthApps as the client controller's watch sees them (set when it starts).
+    apps: std::sync::OnceLock<kube::runtime::reflector::Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
 }
 
 impl Context {
@@ -68,6 +73,8 @@ impl Context {
             lists: ClientLists::new(resync),
             failures: Mutex::default(),
             undelivered: Mutex::default(),
+            written: Mutex::default(),
+            apps: std::sync::OnceLock::new(),
         }
     }
 
@@ -118,6 +125,21 @@ impl Context {
         let failures = self.lock_failures();
         let entry = failures.get(key).filter(|b| b.trigger == trigger)?;
         entry.not_before.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Records the version of a Secret the operator just wrote (`namespace/name`).
+    fn wrote(&self, key: String, version: Option<String>) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => written.insert(key, v),
+            None => written.remove(&key),
+        };
+    }
+
+    /// Whether a Secret is as the operator last wrote it.
+    fn is_own_write<K: Resource>(&self, obj: &K) -> bool {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.get(&key_of(obj)).is_some_and(|v| obj.meta().resource_version.as_ref() == Some(v))
     }
 
     fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {

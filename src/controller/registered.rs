@@ -32,7 +32,6 @@ struct Upstream {
 /// Brings the backend's registered client to the spec and the credentials Secret. Returns the
 /// Ready message.
 pub(super) async fn sync(
-    api: &Api<OAuthClient>,
     obj: &OAuthClient,
     ctx: &Context,
     t: &Target,
@@ -47,11 +46,6 @@ pub(super) async fn sync(
         }
         None => unreachable!("registered mode has registered settings"),
     };
-    if status.backend_id.is_none() {
-        // The cached copy may predate our own status write.
-        let latest = api.get_status(&obj.name_any()).await.map_err(Error::kube("read the OAuthClient"))?;
-        status.backend_id = latest.status.and_then(|s| s.backend_id);
-    }
     let mut current = match &status.backend_id {
         Some(id) => find(ctx, t, id).await?,
         None => None,

@@ -66,12 +66,13 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient) -> Result<Found, ku
     })
 }
 
-/// Writes the credentials Secret of `owner`, owned by it, by server-side apply.
-pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials) -> Result<(), kube::Error> {
+/// Writes the credentials Secret of `owner`, owned by it, by server-side apply. Returns the
+/// written `resourceVersion`.
+pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials) -> Result<Option<String>, kube::Error> {
     let name = desired::secret_name(owner);
     let secret = build(owner, creds);
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
-    Ok(())
+    let written = api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
+    Ok(written.metadata.resource_version)
 }
 
 /// The Secret for `owner`; pure. (k8s-openapi serializes `apiVersion` and `kind`, which
