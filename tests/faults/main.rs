@@ -127,12 +127,36 @@ async fn request_rotation(client: &Client, clients: &[OAuthClient], value: &str)
     .await;
 }
 
-/// Kills the operator at random moments `kills` times, restarting it each time.
-async fn kill_repeatedly(client: &Client, operator: &mut Operator, args: &[String], kills: usize) {
+/// Kills the operator `kills` times, each at a random moment after the restarted process has
+/// settled at least one more resource (`done`): a crash loop that makes no progress at all is
+/// another scenario. A resource whose rotate call and Secret write straddle a kill must rotate
+/// again; without progress between kills the same first batch would be hit every time.
+async fn kill_repeatedly(
+    client: &Client,
+    operator: &mut Operator,
+    args: &[String],
+    kills: usize,
+    ns: &str,
+    done: impl Fn(&OAuthClient) -> bool,
+) {
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let settled = || async {
+        let list = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        (list.iter().filter(|c| is_ready(c) && done(c)).count(), list.len())
+    };
     for _ in 0..kills {
+        let (before, _) = settled().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (now, total) = settled().await;
+            if now > before || now == total {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress after a restart:\n{}", operator.log_tail());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // The moment of the kill is the point of the test, not a wait for a condition.
-        let delay = 150 + (rand_u64() % 600);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        tokio::time::sleep(Duration::from_millis(rand_u64() % 600)).await;
         operator.kill();
         *operator = start(client, args).await;
     }
@@ -151,7 +175,7 @@ async fn kills_while_creating(client: Client) {
     let mut operator = start(&client, &args).await;
     let started = Instant::now();
     apply_many(&client, ns, shard, 100, json!({"pruneUnmanagedClients": true})).await;
-    kill_repeatedly(&client, &mut operator, &args, 12).await;
+    kill_repeatedly(&client, &mut operator, &args, 12, ns, |_| true).await;
     let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
     let clients = all_ready(&client, ns, Duration::from_secs(180), |_| true).await;
     // Orphans of a kill between a create and its Secret are pruned once past the grace period.
@@ -180,9 +204,9 @@ async fn kills_while_rotating(client: Client) {
     apply_many(&client, ns, shard, 50, json!({"pruneUnmanagedClients": true})).await;
     let before = all_ready(&client, ns, Duration::from_secs(120), |_| true).await;
     request_rotation(&client, &before, "storm-1").await;
-    kill_repeatedly(&client, &mut operator, &args, 6).await;
     let handled =
         |c: &OAuthClient| c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("storm-1");
+    kill_repeatedly(&client, &mut operator, &args, 6, ns, handled).await;
     let after = all_ready(&client, ns, Duration::from_secs(120), handled).await;
     assert_one_working_client_each(&client, ns, &after).await;
     let emu = &Env::get().emu;
