@@ -7,13 +7,12 @@ use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, PartialObjectMeta},
+    api::{DeleteParams, PartialObjectMeta, Patch, PatchParams},
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         controller::Action,
         events::EventType,
-        finalizer::{Event as Finalizer, finalizer},
         reflector::{self, ObjectRef},
         watcher::{self, watcher},
     },
@@ -45,24 +44,26 @@ pub async fn run(
 ) {
     let managed = format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
     // Changes of the credentials Secrets by anyone but the operator (its own writes are known).
-    let own = ctx.clone();
+    let own_secrets = ctx.clone();
     let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
         .modify(super::slim)
         .touched_objects()
-        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own.is_own_write(s))));
+        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.is_own_write(s))));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
     let credentials =
         watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
     let (store, writer) = reflector::store();
-    // Our own status writes change nothing a pass needs: only what a user changes triggers one.
+    // Our own writes change nothing a pass needs: only what a user changes triggers one.
+    let own = ctx.clone();
     let changes = watcher(clients, wc.clone())
         .default_backoff()
         .modify(super::slim)
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(super::user_changes, Default::default());
+        .predicate_filter(super::user_changes, Default::default())
+        .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.is_own_write(c))));
     // An app requeues its clients when its spec changes or it first lands in the backend.
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store);
@@ -73,7 +74,7 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
-    let credentials_store = store.clone();
+    let readers = ctx.clone();
     Controller::for_stream(changes, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .owns_stream(owned)
@@ -87,18 +88,8 @@ pub async fn run(
                 .collect::<Vec<_>>()
         })
         .watches_stream(credentials, move |secret| {
-            let (name, namespace) = (secret.name_any(), secret.namespace());
-            credentials_store
-                .state()
-                .into_iter()
-                .filter(|guard| {
-                    guard.0.as_ref().is_ok_and(|c| {
-                        c.namespace() == namespace
-                            && c.spec.registered.as_ref().is_some_and(|r| r.credentials_secret.name == name)
-                    })
-                })
-                .map(|guard| ObjectRef::from_obj(&*guard))
-                .collect::<Vec<_>>()
+            let namespace = secret.namespace().unwrap_or_default();
+            readers.readers_of(&secret).into_iter().map(move |name| ObjectRef::new(&name).within(&namespace))
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -122,30 +113,49 @@ async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>)
 
 async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
-        Ok(obj) => Arc::new(obj.clone()),
+        Ok(obj) => obj,
         Err(invalid) => return report_undecodable::<OAuthClient>(&ctx, invalid).await,
     };
-    if let Some(wait) = held_off(&ctx, &*obj) {
+    if let Some(wait) = held_off(&ctx, obj) {
         return Ok(wait);
     }
     let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            Finalizer::Apply(obj) => apply(&api, &obj, &ctx).await,
-            Finalizer::Cleanup(obj) => cleanup(&api, &obj, &ctx).await,
+    let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if obj.metadata.deletion_timestamp.is_some() {
+        if !ours {
+            return Ok(Action::await_change());
         }
-    })
-    .await;
-    use kube::runtime::finalizer::Error as FinalizerError;
-    match result {
-        Ok(action) => Ok(action),
-        Err(FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e)) => Err(e),
-        // Deleted meanwhile: a pass on a stale copy found nothing left to release.
-        Err(FinalizerError::RemoveFinalizer(kube::Error::Api(s))) if s.code == 404 => Ok(Action::await_change()),
-        Err(FinalizerError::AddFinalizer(e) | FinalizerError::RemoveFinalizer(e)) => {
-            Err(Error::Kube { op: "update finalizer", source: e })
-        }
-        Err(other) => Err(Error::Waiting(Waiting { reason: reason::KUBERNETES_ERROR, message: other.to_string() })),
+        let action = cleanup(&api, obj, &ctx).await?;
+        let rest: Vec<&String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+        return set_finalizers(&api, obj, &rest).await.map(|_| action);
+    }
+    if ours {
+        return apply(&api, obj, &ctx, false).await;
+    }
+    // Added, then the first pass goes on at once: the watch event of this write is ours.
+    let mut all: Vec<&String> = obj.finalizers().iter().collect();
+    let finalizer = FINALIZER.to_string();
+    all.push(&finalizer);
+    let Some(version) = set_finalizers(&api, obj, &all).await? else {
+        return Ok(Action::await_change());
+    };
+    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Some(version));
+    apply(&api, obj, &ctx, true).await
+}
+
+/// Sets the finalizers if the object is still at the version this pass read (a newer one
+/// brings its own pass): its new `resourceVersion`, or `None` after such a conflict or when
+/// the object is gone.
+async fn set_finalizers(
+    api: &Api<OAuthClient>,
+    obj: &OAuthClient,
+    finalizers: &[&String],
+) -> Result<Option<String>, Error> {
+    let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": obj.resource_version()}});
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(updated) => Ok(updated.resource_version()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(None),
+        Err(e) => Err(Error::kube("update finalizer")(e)),
     }
 }
 
@@ -158,10 +168,11 @@ fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc
     error_action(err, &ctx, obj)
 }
 
-/// One pass: bring the backend and the Secret to the spec, then write the status.
-async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
+/// One pass: bring the backend and the Secret to the spec, then write the status. `first`:
+/// the finalizer was only just added, so nothing of this object can exist yet.
+async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context, first: bool) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
-    let result = sync(obj, ctx, &mut status).await;
+    let result = sync(obj, ctx, &mut status, first).await;
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled(&key_of(obj)))
 }
@@ -240,14 +251,19 @@ fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
-async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
+async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, first: bool) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
     if obj.spec.registered.is_some() {
         return registered::sync(obj, ctx, &t, status).await;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let found = secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?;
+    // A first pass of an object without a backend id cannot have written its Secret.
+    let found = if first && status.backend_id.is_none() {
+        Found::Missing
+    } else {
+        secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?
+    };
     let secret_backend_id = match &found {
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
         Found::Missing => None,
@@ -273,7 +289,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             let recreated = gone_or_inactive.is_some();
             let (client, creds) =
                 t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
-            ctx.lists.put(&t.name, &t.app, client.clone());
+            ctx.lists.put(&t.name, &t.app, client.clone()).await;
             // Recorded before the Secret write: a failure below still lands in the status, so
             // the next pass finds this client instead of creating another.
             status.backend_id = Some(client.id.clone());
@@ -336,7 +352,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if !desired::client_matches(&wanted, &current.settings) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
-        ctx.lists.put(&t.name, &t.app, updated);
+        ctx.lists.put(&t.name, &t.app, updated).await;
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
 
@@ -389,8 +405,7 @@ async fn deliver(
 ) -> Result<(), Error> {
     match secret::write(secrets, obj, &creds).await {
         Ok(version) => {
-            let key = format!("{}/{}", obj.namespace().unwrap_or_default(), desired::secret_name(obj));
-            ctx.wrote(key, version);
+            ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), version);
             Ok(())
         }
         Err(e) => {
@@ -422,7 +437,7 @@ async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<(), Error> {
         Ok(()) | Err(backend::Error::NotFound { .. }) => {
             if let Some(mut client) = find(ctx, t, id).await? {
                 client.active = false;
-                ctx.lists.put(&t.name, &t.app, client);
+                ctx.lists.put(&t.name, &t.app, client).await;
             }
             Ok(())
         }
@@ -467,10 +482,12 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
             return Err(e);
         }
     }
+    ctx.reads_secret(obj, false);
+    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {
         delete_secret(&secrets, &desired::secret_name(obj)).await?;
-        ctx.wrote(format!("{}/{}", obj.namespace().unwrap_or_default(), desired::secret_name(obj)), None);
+        ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), None);
     }
     Ok(Action::await_change())
 }

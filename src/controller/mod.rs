@@ -40,6 +40,9 @@ use crate::{
 /// The field manager of every write.
 pub const MANAGER: &str = "oauth-operator";
 
+/// The share by which a resync period is lengthened at random, so passes spread out.
+const RESYNC_JITTER: f64 = 0.1;
+
 /// Shared by all reconciles.
 pub struct Context {
     pub client: kube::Client,
@@ -55,9 +58,12 @@ pub struct Context {
     /// Credentials the backend showed whose Secret write failed, per object: written on the
     /// next pass instead of rotating again.
     undelivered: Mutex<HashMap<String, secret::Credentials>>,
-    /// The `resourceVersion` of each credentials Secret as the operator last wrote it, so that
-    /// the watch event of its own write does not trigger another pass.
+    /// The `resourceVersion` of each object (`Kind/namespace/name`) as the operator last wrote
+    /// it: its credentials Secrets, and OAuthClients it added the finalizer to.
     written: Mutex<HashMap<String, String>>,
+    /// The registered OAuthClients that read each user Secret (`namespace/name`), as their
+    /// passes last saw them: an event of that Secret requeues just these.
+    readers: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
     /// The OAuthApps as the client controller's watch sees them (set when it starts).
     apps: std::sync::OnceLock<kube::runtime::reflector::Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
 }
@@ -70,10 +76,12 @@ impl Context {
             resync,
             unmanaged_grace,
             reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
-            lists: ClientLists::new(resync),
+            // The longest jittered resync period: a list serves one whole round of passes.
+            lists: ClientLists::new(resync.mul_f64(1.0 + RESYNC_JITTER)),
             failures: Mutex::default(),
             undelivered: Mutex::default(),
             written: Mutex::default(),
+            readers: Mutex::default(),
             apps: std::sync::OnceLock::new(),
         }
     }
@@ -98,7 +106,7 @@ impl Context {
     /// The requeue after a success: the resync period, jittered by up to 10%.
     fn settled(&self, key: &str) -> Action {
         self.lock_failures().remove(key);
-        Action::requeue(jitter(self.resync, 0.1))
+        Action::requeue(jitter(self.resync, RESYNC_JITTER))
     }
 
     /// The wait after a failure: exponential per object from 1 s to 5 min, jittered, or
@@ -127,8 +135,10 @@ impl Context {
         entry.not_before.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
-    /// Records the version of a Secret the operator just wrote (`namespace/name`).
-    fn wrote(&self, key: String, version: Option<String>) {
+    /// Records the `resourceVersion` an object of kind `K` has after the operator's own write
+    /// (or forgets it, with `None`), so that the watch event of that write triggers no pass.
+    fn wrote<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str, version: Option<String>) {
+        let key = format!("{}/{namespace}/{name}", K::kind(&()));
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         match version {
             Some(v) => written.insert(key, v),
@@ -136,10 +146,33 @@ impl Context {
         };
     }
 
-    /// Whether a Secret is as the operator last wrote it.
-    fn is_own_write<K: Resource>(&self, obj: &K) -> bool {
+    /// Whether an object is as the operator last wrote it.
+    fn is_own_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.get(&key_of(obj)).is_some_and(|v| obj.meta().resource_version.as_ref() == Some(v))
+        written.get(&key).is_some_and(|v| obj.meta().resource_version.as_ref() == Some(v))
+    }
+
+    /// Records (`reads`) or forgets which user Secret a registered client reads.
+    fn reads_secret(&self, client: &crate::api::OAuthClient, reads: bool) {
+        let Some(registered) = &client.spec.registered else { return };
+        let key = format!("{}/{}", client.namespace().unwrap_or_default(), registered.credentials_secret.name);
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        let names = readers.entry(key.clone()).or_default();
+        if reads {
+            names.insert(client.name_any());
+        } else {
+            names.remove(&client.name_any());
+            if names.is_empty() {
+                readers.remove(&key);
+            }
+        }
+    }
+
+    /// The registered clients that read this Secret.
+    fn readers_of<K: Resource>(&self, secret: &K) -> Vec<String> {
+        let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers.get(&key_of(secret)).map(|names| names.iter().cloned().collect()).unwrap_or_default()
     }
 
     fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {

@@ -37,6 +37,7 @@ pub(super) async fn sync(
     t: &Target,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
+    ctx.reads_secret(obj, true);
     let upstream = read_credentials(ctx, obj).await?;
     let mut wanted = desired::client_settings(obj);
     let provider = match wanted.registered.as_mut() {
@@ -57,7 +58,7 @@ pub(super) async fn sync(
         Some(c) => c,
         None => match t.backend.register_client(&t.app, &wanted, &upstream.secret).await {
             Ok(client) => {
-                ctx.lists.put(&t.name, &t.app, client.clone());
+                ctx.lists.put(&t.name, &t.app, client.clone()).await;
                 record(status, &client, &upstream);
                 let note = format!("registered the {provider} client {} with the backend", client.client_id);
                 ctx.event(obj, EventType::Normal, "Registered", note).await;
@@ -88,7 +89,7 @@ pub(super) async fn sync(
     if !desired::client_matches(&wanted, &current.settings) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
-        ctx.lists.put(&t.name, &t.app, updated);
+        ctx.lists.put(&t.name, &t.app, updated).await;
         status.client_id = Some(upstream.client_id.clone());
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }

@@ -4,13 +4,15 @@
 //! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50]
 //!     [--latency-count 500] [--rotations 200] [--resync 30]
 //!
-//! - throughput: N OAuthClients applied at once until all are Ready, against a "limit" run: a
-//!   minimal program in this process that makes exactly the Kubernetes writes and backend calls
-//!   one resource needs (finalizer patch, backend create, Secret apply, event, status patch) at
-//!   the same concurrency (16), with no client-side QPS limit in either.
+//! - throughput: N OAuthClients applied at once until all are Ready (seen by a watch), against
+//!   a "limit" run: a minimal program in this process that applies the same resources and makes
+//!   exactly the Kubernetes writes and backend calls one resource needs (finalizer patch,
+//!   backend create, Secret apply, event, status patch) at the same concurrency (16), with no
+//!   client-side QPS limit in either; with the CPU seconds each process spent.
 //! - latency: resources created at a steady rate, create → Secret with credentials, p50/p99.
 //! - rotation: annotation set → new secret in the Secret, p50/p99.
-//! - steady state: two resync periods over everything settled: writes and backend reads.
+//! - steady state: an operator restarted with `--resync` (30 s), two periods over everything
+//!   settled: writes and backend reads. The other scenarios run at the default resync.
 //! - memory: a fresh operator process syncing every resource: peak RSS and CPU seconds.
 
 #[path = "../support/mod.rs"]
@@ -103,19 +105,26 @@ async fn main() {
     let client = cp.client().await;
     let emu = Emulator::start(&[support::operator::API_KEY]);
     emu.set_faults(json!({"latency_ms": 5})).await;
-    let resync = format!("{}s", a.resync);
-    let op_args = ["--selector", "e2e=bench", "--resync", &resync, "--concurrency", "16", "--log-format", "json"];
+    // The default resync (10 minutes) but for the steady-state scenario, which would otherwise
+    // take twenty minutes.
+    let op_args = ["--selector", "e2e=bench", "--concurrency", "16", "--log-format", "json"];
     let mut operator = Operator::start(&cp, &client, &emu, &op_args).await;
     let mut table = Table(Vec::new());
     let mut total = 0usize;
 
     for &n in &a.sizes {
         let ns = format!("b-{n}");
+        let cpu = cpu_seconds();
         let operated = throughput_operator(&client, &ns, n).await;
+        let operator_cpu = cpu_since(&cpu);
         total += n;
+        let cpu = cpu_seconds();
         let limit = throughput_limit(&client, &emu, &format!("l-{n}"), n).await;
+        let limit_cpu = cpu_since(&cpu);
         table.row(format!("all Ready, {n} clients applied at once: operator"), format!("{operated:.1?}"));
         table.row(format!("all Ready, {n} clients: limit run"), format!("{limit:.1?}"));
+        table.row(format!("CPU seconds at {n}, operator run"), operator_cpu);
+        table.row(format!("CPU seconds at {n}, limit run"), limit_cpu);
         table.row(
             format!("ratio operator/limit at {n}"),
             format!("{:.2}", operated.as_secs_f64() / limit.as_secs_f64()),
@@ -132,11 +141,17 @@ async fn main() {
     table.row(format!("rotation, annotation → new secret ({} rotations): p50", a.rotations), format!("{r50:.0?}"));
     table.row("rotation: p99", format!("{r99:.0?}"));
 
+    operator.kill();
+    let resync = format!("{}s", a.resync);
+    let steady_args = [&op_args[..], &["--resync", &resync]].concat();
+    operator = Operator::start(&cp, &client, &emu, &steady_args).await;
     let (writes, backend_writes, lists_per_app) = steady(&cp, &client, &emu, a.resync).await;
     table.row(format!("steady state, {total} clients, two resyncs: Kubernetes writes"), writes.to_string());
     table.row("steady state: backend writes", backend_writes.to_string());
     table.row("steady state: client lists per app per resync", format!("{lists_per_app:.2}"));
 
+    operator.kill();
+    operator = Operator::start(&cp, &client, &emu, &op_args).await;
     if a.rss > total {
         let ns = "b-rss";
         throughput_operator(&client, ns, a.rss - total).await;
@@ -171,20 +186,65 @@ async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
     while api.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_none() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     stream::iter(0..n)
         .for_each_concurrent(32, |i| async move {
             apply_in_shard::<OAuthClient>(client, ns, client_doc(&format!("c{i}"), "app", json!({})), SHARD).await;
         })
         .await;
-    let clients: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    loop {
-        let list = clients.list(&ListParams::default()).await.expect("list");
-        if list.items.len() == n && list.items.iter().all(ready) {
-            return started.elapsed();
+    all_ready.await.expect("watch").duration_since(started)
+}
+
+/// When all `n` OAuthClients of `ns` are Ready, by a watch (both runs have one, so the API
+/// server serves the same watchers in each).
+async fn all_ready(client: Client, ns: String, n: usize) -> Instant {
+    let api: Api<OAuthClient> = Api::namespaced(client, &ns);
+    let mut done = std::collections::HashSet::new();
+    let mut events = watcher(api, watcher::Config::default()).default_backoff().applied_objects().boxed();
+    while let Some(event) = events.next().await {
+        let Ok(c) = event else { continue };
+        if ready(&c) {
+            done.insert(c.name_any());
+        } else {
+            done.remove(&c.name_any());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if done.len() == n {
+            return Instant::now();
+        }
     }
+    panic!("the watch of {ns} ended");
+}
+
+/// CPU seconds so far of the processes of a run: this one and its children (etcd,
+/// kube-apiserver, emulator, operator), by name.
+fn cpu_seconds() -> HashMap<String, f64> {
+    let me = std::process::id().to_string();
+    let mut cpu = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, tail)) = stat.rsplit_once(')') else { continue };
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let (pid, ppid) = (entry.file_name().to_string_lossy().to_string(), fields.get(1).copied().unwrap_or_default());
+        if pid != me && ppid != me {
+            continue;
+        }
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let label = if pid == me { "bench" } else { name.trim_start_matches("oauth-") };
+        *cpu.entry(label.to_string()).or_default() += (ticks(11) + ticks(12)) / 100.0;
+    }
+    cpu
+}
+
+/// CPU seconds per process since `before`, as one cell.
+fn cpu_since(before: &HashMap<String, f64>) -> String {
+    let mut parts: Vec<(String, f64)> =
+        cpu_seconds().into_iter().map(|(k, v)| (k.clone(), v - before.get(&k).copied().unwrap_or(0.0))).collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = parts.iter().map(|p| p.1).sum();
+    let each: Vec<String> = parts.iter().filter(|p| p.1 >= 0.05).map(|(k, v)| format!("{k} {v:.1}")).collect();
+    format!("{total:.1} ({})", each.join(", "))
 }
 
 /// The limit run: `n` OAuthClients outside the operator's shard, and per resource exactly the
@@ -196,6 +256,7 @@ async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -
     let new_app = oauth_operator::backend::NewApp { slug: ns.into(), name: ns.into(), ..Default::default() };
     backend.create_app(None, &new_app).await.expect("app");
     let backend = Arc::new(backend);
+    let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -213,8 +274,8 @@ async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -
                 (api.clone(), secrets.clone(), events.clone(), backend.clone(), app.clone(), limit.clone(), settings.clone());
             async move {
                 let name = format!("c{i}");
-                let doc: OAuthClient = serde_json::from_value(client_doc(&name, "app", json!({}))).expect("doc");
-                api.create(&PostParams::default(), &doc).await.expect("create");
+                // Created as in the operator run, labelled for a shard no operator serves.
+                apply_in_shard::<OAuthClient>(client, api.namespace().expect("ns"), client_doc(&name, "app", json!({})), "limit").await;
                 let _slot = limit.acquire().await.expect("semaphore");
                 let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
@@ -240,7 +301,7 @@ async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -
             }
         })
         .await;
-    started.elapsed()
+    all_ready.await.expect("watch").duration_since(started)
 }
 
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
