@@ -7,6 +7,8 @@
 mod app;
 mod client;
 
+use std::sync::OnceLock;
+
 use kube::{CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -62,8 +64,23 @@ pub trait Validate {
     fn validate(&self) -> Result<(), InvalidSpec>;
 }
 
-fn cel_result(result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(), InvalidSpec> {
-    result.map_err(|errors| {
+/// Checks `obj` against the CEL rules of its CRD, compiled once per kind into `compiled`:
+/// generating the schema and compiling its rules costs far more than evaluating them.
+fn check_cel<K: CustomResourceExt + Serialize>(
+    obj: &K,
+    compiled: &'static OnceLock<kube::core::cel::CompiledSchema>,
+) -> Result<(), InvalidSpec> {
+    let compiled = compiled.get_or_init(|| {
+        let crd = K::crd();
+        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+        let schema = serde_json::to_value(schema.expect("a derived CRD has a schema")).expect("a schema serializes");
+        kube::core::cel::compile_schema(&schema)
+    });
+    thread_local! {
+        static VALIDATOR: kube::core::cel::Validator = kube::core::cel::Validator::new();
+    }
+    let object = serde_json::to_value(obj).map_err(|e| InvalidSpec(format!("cannot serialize the object: {e}")))?;
+    VALIDATOR.with(|v| v.validate_compiled(compiled, &object, None)).map_err(|errors| {
         let text: Vec<String> = errors.as_slice().iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect();
         InvalidSpec(text.join("; "))
     })
@@ -71,13 +88,15 @@ fn cel_result(result: Result<(), kube::core::cel::ValidationErrors>) -> Result<(
 
 impl Validate for OAuthClient {
     fn validate(&self) -> Result<(), InvalidSpec> {
-        cel_result(self.validate_cel())
+        static COMPILED: OnceLock<kube::core::cel::CompiledSchema> = OnceLock::new();
+        check_cel(self, &COMPILED)
     }
 }
 
 impl Validate for OAuthApp {
     fn validate(&self) -> Result<(), InvalidSpec> {
-        cel_result(self.validate_cel())
+        static COMPILED: OnceLock<kube::core::cel::CompiledSchema> = OnceLock::new();
+        check_cel(self, &COMPILED)
     }
 }
 

@@ -88,6 +88,8 @@ impl Table {
 #[tokio::main]
 async fn main() {
     let a = args();
+    // The operator's default log level, as in production.
+    support::operator::LOG_LEVEL.set("info").expect("log level");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",

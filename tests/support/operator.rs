@@ -37,6 +37,10 @@ pub struct Operator {
     binary: String,
 }
 
+/// `RUST_LOG` of the operators started from then on: `debug` unless set (the tests read the
+/// debug log, for one thing to prove it holds no secret); the benchmark measures `info`.
+pub static LOG_LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
 impl Operator {
     /// Installs `deploy/namespace.yaml` and `deploy/rbac.yaml`, then starts the operator with a
     /// token of its ServiceAccount and waits until it is ready. Backends: `default` (the
@@ -110,7 +114,7 @@ impl Operator {
             .args(args)
             .env("KUBECONFIG", &kubeconfig)
             .env("POD_NAME", name.as_str())
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", LOG_LEVEL.get().copied().unwrap_or("debug"))
             .env("OAUTH_OPERATOR_LOG_FORMAT", "json")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("log"))
