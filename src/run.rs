@@ -45,7 +45,9 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         });
     }
 
-    let mut wc = watcher::Config::default().any_semantic();
+    // Lists in pages from a consistent read: a list from the watch cache (`resourceVersion=0`)
+    // comes in one piece, and holding all of it at once costs more memory than everything else.
+    let mut wc = watcher::Config::default();
     if let Some(selector) = &args.selector {
         wc = wc.labels(selector);
     }

@@ -41,7 +41,7 @@ impl ApplicationsBackend {
     fn application<'a>(&self, settings: &'a ClientSettings) -> Result<&'a ApplicationSettings> {
         settings
             .application
-            .as_ref()
+            .as_deref()
             .ok_or(Error::Invalid { status: 0, message: "an OAuth Applications backend needs spec.application".into() })
     }
 }
@@ -147,12 +147,12 @@ impl From<Wire> for Client {
             client_id: w.client_id,
             settings: ClientSettings {
                 redirect_uris: w.redirect_urls,
-                application: Some(ApplicationSettings {
+                application: Some(Box::new(ApplicationSettings {
                     name: w.name,
                     kind: w.kind,
                     owner_org_id: w.owner_org_id,
                     allowed_scopes: w.allowed_scopes,
-                }),
+                })),
                 ..Default::default()
             },
             active: !w.disabled,

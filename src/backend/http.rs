@@ -74,17 +74,22 @@ impl Http {
     }
 }
 
-/// Reads a JSON answer; a `data` wrapper around it is accepted.
+/// Reads a JSON answer; a `data` wrapper around it is accepted. Parsed straight into `T` (a
+/// list of thousands of clients as a `Value` tree first would take several times the memory).
 pub async fn parse<T: DeserializeOwned>(response: Response) -> Result<T> {
-    let value: Value = response
-        .json()
+    let bytes = response
+        .bytes()
         .await
         .map_err(|e| Error::Transient { message: format!("unreadable response: {}", describe(&e)) })?;
-    let value = match value {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("data") => map.remove("data").unwrap_or_default(),
-        other => other,
-    };
-    serde_json::from_value(value).map_err(|e| Error::Transient { message: format!("unexpected response shape: {e}") })
+    let shape = |e: serde_json::Error| Error::Transient { message: format!("unexpected response shape: {e}") };
+    // The top level's members as raw text, to see whether `data` is the only one.
+    let members = serde_json::from_slice::<
+        std::collections::HashMap<std::borrow::Cow<str>, &serde_json::value::RawValue>,
+    >(&bytes);
+    match members {
+        Ok(map) if map.len() == 1 && map.contains_key("data") => serde_json::from_str(map["data"].get()).map_err(shape),
+        _ => serde_json::from_slice(&bytes).map_err(shape),
+    }
 }
 
 /// The error of a non-2xx answer, with the message of whichever error body the API uses:

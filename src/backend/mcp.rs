@@ -55,7 +55,7 @@ impl McpBackend {
     fn registered<'a>(&self, settings: &'a ClientSettings) -> Result<&'a RegisteredSettings> {
         settings
             .registered
-            .as_ref()
+            .as_deref()
             .ok_or(Error::Invalid { status: 0, message: "an MCP OAuth clients backend needs spec.registered".into() })
     }
 }
@@ -208,7 +208,7 @@ impl From<Wire> for Client {
             created_at: w.created_at.and_then(|t| t.parse().ok()),
             settings: ClientSettings {
                 redirect_uris: w.redirect_uris,
-                registered: Some(RegisteredSettings {
+                registered: Some(Box::new(RegisteredSettings {
                     provider: w.provider,
                     provider_name: w.provider_name,
                     client_id: w.client_id,
@@ -218,7 +218,7 @@ impl From<Wire> for Client {
                     metadata: w.metadata.unwrap_or_default(),
                     server_ids: w.server_ids,
                     status: w.status,
-                }),
+                })),
                 ..Default::default()
             },
         }

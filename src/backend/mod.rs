@@ -145,11 +145,11 @@ pub struct ClientSettings {
     /// What the OAuth Applications API keeps of a client (its only settings there besides
     /// the redirect URIs).
     #[serde(skip)]
-    pub application: Option<ApplicationSettings>,
+    pub application: Option<Box<ApplicationSettings>>,
     /// What the MCP OAuth clients API keeps of a registered client (all its settings there
     /// besides the redirect URIs), without the secret.
     #[serde(skip)]
-    pub registered: Option<RegisteredSettings>,
+    pub registered: Option<Box<RegisteredSettings>>,
 }
 
 /// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on

@@ -170,7 +170,7 @@ impl Backend for WachtBackend {
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>> {
         let list: ClientList = self.call("list_clients", Method::GET, self.app_url(app, &["clients"]), None).await?;
-        Ok(list.clients.into_iter().map(|c| c.split().0).collect())
+        Ok(list.clients)
     }
 
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
@@ -341,7 +341,29 @@ impl From<WireScope> for Scope {
 
 #[derive(Deserialize)]
 struct ClientList {
-    clients: Vec<WireClient>,
+    #[serde(deserialize_with = "clients")]
+    clients: Vec<Client>,
+}
+
+/// The clients of a list, each converted as it is read: a list holds thousands, and a second
+/// vector of their wire form would double the peak.
+fn clients<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Vec<Client>, D::Error> {
+    struct Clients;
+    impl<'de> serde::de::Visitor<'de> for Clients {
+        type Value = Vec<Client>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of clients")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Client>, A::Error> {
+            let mut clients = Vec::new();
+            while let Some(wire) = seq.next_element::<WireClient>()? {
+                clients.push(wire.split().0);
+            }
+            clients.shrink_to_fit();
+            Ok(clients)
+        }
+    }
+    deserializer.deserialize_seq(Clients)
 }
 
 #[derive(Deserialize)]

@@ -2,13 +2,13 @@
 //! the count of clients no OAuthClient owns. The backend cannot delete apps, so deleting an
 //! OAuthApp leaves the backend app as it is (no finalizer).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, PartialObjectMeta},
+    api::{ListParams, ObjectList, PartialObjectMeta},
     core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
@@ -237,9 +237,8 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
     Ok(Some(Logo { bytes, content_type: source.content_type.clone(), filename: r.key.clone() }))
 }
 
-/// Active backend clients of the app that no OAuthClient records as its own.
 /// Active backend clients of the app that no OAuthClient records as its own, in its status or
-/// (written first) in its credentials Secret.
+/// (written first) in its credentials Secret. Every OAuthClient counts, whatever the shard.
 async fn unmanaged_clients(
     obj: &OAuthApp,
     ctx: &Context,
@@ -247,20 +246,43 @@ async fn unmanaged_clients(
     backend: &dyn Backend,
     key: &AppKey,
 ) -> Result<Vec<crate::backend::Client>, Error> {
-    let clients: Api<DeserializeGuard<OAuthClient>> = Api::all(ctx.client.clone());
-    let mut owned: Vec<String> = clients
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list OAuthClients"))?
-        .into_iter()
-        .filter_map(|guard| guard.0.ok())
-        .filter(|c| c.app_ref() == Some((obj.namespace().unwrap_or_default(), obj.name_any())))
-        .filter_map(|c| c.status.and_then(|s| s.backend_id))
-        .collect();
-    let secrets: Api<PartialObjectMeta<Secret>> = Api::all(ctx.client.clone());
-    let managed = ListParams::default().labels(&format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1));
-    let metas = secrets.list_metadata(&managed).await.map_err(Error::kube("list credentials Secrets"))?;
-    owned.extend(metas.into_iter().filter_map(|m| m.annotations().get(secret::BACKEND_ID).cloned()));
+    let mut owned = HashSet::new();
+    let clients: &Api<DeserializeGuard<OAuthClient>> = &Api::all(ctx.client.clone());
+    let app = Some((obj.namespace().unwrap_or_default(), obj.name_any()));
+    paged(
+        |lp| async move { clients.list(&lp).await },
+        |guard| {
+            let backend_id = guard.0.ok().filter(|c| c.app_ref() == app).and_then(|c| c.status?.backend_id);
+            owned.extend(backend_id);
+        },
+    )
+    .await
+    .map_err(Error::kube("list OAuthClients"))?;
+    let secrets: &Api<PartialObjectMeta<Secret>> = &Api::all(ctx.client.clone());
+    let managed = &format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
+    paged(
+        |lp| async move { secrets.list_metadata(&lp.labels(managed)).await },
+        |meta| owned.extend(meta.annotations().get(secret::BACKEND_ID).cloned()),
+    )
+    .await
+    .map_err(Error::kube("list credentials Secrets"))?;
     let list = ctx.lists.get(name, backend, key, false).await.map_err(Error::backend("list clients"))?;
     Ok(list.iter().filter(|c| c.active && !owned.contains(&c.id)).cloned().collect())
+}
+
+/// Every object of a list, a page of 500 at a time: a list of thousands is never held whole.
+async fn paged<T: Clone, F: Future<Output = kube::Result<ObjectList<T>>>>(
+    fetch: impl Fn(ListParams) -> F,
+    mut each: impl FnMut(T),
+) -> kube::Result<()> {
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = fetch(params.clone()).await?;
+        let next = page.metadata.continue_.clone().filter(|t| !t.is_empty());
+        page.items.into_iter().for_each(&mut each);
+        match next {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(()),
+        }
+    }
 }

@@ -78,19 +78,19 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
     if let Some(app) = &spec.application {
         return ClientSettings {
             redirect_uris: spec.redirect_uris.clone(),
-            application: Some(ApplicationSettings {
+            application: Some(Box::new(ApplicationSettings {
                 name: spec.client_name.clone().unwrap_or_else(|| client.metadata.name.clone().unwrap_or_default()),
                 kind: wire(&app.kind),
                 owner_org_id: app.owner_org_id.clone().unwrap_or_default(),
                 allowed_scopes: app.allowed_scopes.iter().map(wire).collect(),
-            }),
+            })),
             ..Default::default()
         };
     }
     if let Some(r) = &spec.registered {
         return ClientSettings {
             redirect_uris: spec.redirect_uris.clone(),
-            registered: Some(RegisteredSettings {
+            registered: Some(Box::new(RegisteredSettings {
                 provider: r.provider.clone(),
                 provider_name: r.provider_name.clone(),
                 client_id: String::new(),
@@ -100,7 +100,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
                 metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
                 server_ids: r.server_ids.clone(),
                 status: if spec.active { "active" } else { "inactive" }.into(),
-            }),
+            })),
             ..Default::default()
         };
     }

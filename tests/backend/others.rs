@@ -16,12 +16,12 @@ const KEY: &str = "other-key";
 fn application(name: &str, owner: &str) -> ClientSettings {
     ClientSettings {
         redirect_uris: vec![REDIRECT.into()],
-        application: Some(ApplicationSettings {
+        application: Some(Box::new(ApplicationSettings {
             name: name.into(),
             kind: "web".into(),
             owner_org_id: owner.into(),
             allowed_scopes: vec!["workspace:read".into()],
-        }),
+        })),
         ..Default::default()
     }
 }
@@ -83,7 +83,7 @@ async fn applications_refuse_bad_input_and_keys() {
 fn registered(provider: &str) -> ClientSettings {
     ClientSettings {
         redirect_uris: vec![REDIRECT.into()],
-        registered: Some(RegisteredSettings {
+        registered: Some(Box::new(RegisteredSettings {
             provider: provider.into(),
             provider_name: "GitHub".into(),
             client_id: "gh-id".into(),
@@ -93,7 +93,7 @@ fn registered(provider: &str) -> ClientSettings {
             metadata: json!({"token_auth_method": "client_secret_post"}).as_object().cloned().unwrap_or_default(),
             server_ids: vec!["srv_1".into()],
             status: "active".into(),
-        }),
+        })),
         ..Default::default()
     }
 }

@@ -159,11 +159,12 @@ async fn main() {
         throughput_operator(&client, ns, a.rss - total).await;
     }
     operator.kill();
-    let (peak_mib, cpu, sync) = memory(&cp, &client, &emu, &op_args, a.rss.max(total)).await;
+    let (peak_mib, rss_mib, cpu, sync) = memory(&cp, &client, &emu, &op_args, a.rss.max(total)).await;
     table.row(
         format!("fresh operator syncing {} clients + Secrets: peak RSS", a.rss.max(total)),
         format!("{peak_mib:.1} MiB"),
     );
+    table.row("RSS once synced", format!("{rss_mib:.1} MiB"));
     table.row("initial sync: CPU seconds", format!("{cpu:.1}"));
     table.row("initial sync: wall time", format!("{sync:.1?}"));
 
@@ -430,14 +431,29 @@ async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64)
     let after = emu.counters().await;
     let apps: Api<OAuthApp> = Api::all(client.clone());
     let app_count = apps.list(&ListParams::default().labels("e2e=bench")).await.expect("apps").items.len() as f64;
-    let k8s = cp.writes_by(USER).iter().filter(|w| !w.contains(" leases ")).count() - writes_before;
+    let writes_now: Vec<String> = cp.writes_by(USER).into_iter().filter(|w| !w.contains(" leases ")).collect();
+    let k8s = writes_now.len() - writes_before;
+    // What they were, when there were any.
+    let mut kinds: HashMap<String, usize> = HashMap::new();
+    for w in &writes_now[writes_before..] {
+        *kinds.entry(w.split('/').next().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    if let Some(sample) = writes_now.get(writes_before) {
+        println!("bench: steady-state writes by kind {kinds:?}, the first: {sample}");
+    }
     let lists = value(&after, "GET /oauth/apps/{slug}/clients") - lists_before;
     (k8s, writes(&after) - backend_before, lists as f64 / app_count / 2.0)
 }
 
 /// A fresh operator syncing everything: peak RSS, CPU seconds and wall time until every
 /// resource had its first pass.
-async fn memory(cp: &ControlPlane, client: &Client, emu: &Emulator, args: &[&str], n: usize) -> (f64, f64, Duration) {
+async fn memory(
+    cp: &ControlPlane,
+    client: &Client,
+    emu: &Emulator,
+    args: &[&str],
+    n: usize,
+) -> (f64, f64, f64, Duration) {
     let started = Instant::now();
     let operator = Operator::start(cp, client, emu, args).await;
     let metrics = format!("http://{}/metrics", operator.http);
@@ -455,13 +471,16 @@ async fn memory(cp: &ControlPlane, client: &Client, emu: &Emulator, args: &[&str
     }
     let sync = started.elapsed();
     let status = std::fs::read_to_string(format!("/proc/{}/status", operator.pid())).expect("status");
-    let peak_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmHWM");
+    let kib = |field: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("a memory field")
+    };
+    let (peak_kib, now_kib) = (kib("VmHWM:"), kib("VmRSS:"));
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", operator.pid())).expect("stat");
     let fields: Vec<&str> = stat.rsplit(')').next().expect("stat").split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    (peak_kib / 1024.0, ticks / 100.0, sync)
+    (peak_kib / 1024.0, now_kib / 1024.0, ticks / 100.0, sync)
 }

@@ -243,7 +243,7 @@ async fn registered_adopts_and_orphans(client: Client) {
     let ns = namespace(&client, "e2e-mcp-adopt").await;
     // A client for the provider exists already (made by hand, or before a crash).
     let settings = ClientSettings {
-        registered: Some(RegisteredSettings {
+        registered: Some(Box::new(RegisteredSettings {
             provider: "gitlab-e2e".into(),
             provider_name: "GitLab".into(),
             client_id: "gl-client".into(),
@@ -251,7 +251,7 @@ async fn registered_adopts_and_orphans(client: Client) {
             token_url: "https://gitlab.com/oauth/token".into(),
             status: "active".into(),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let existing = mcp()
