@@ -39,10 +39,7 @@ impl ApplicationsBackend {
     }
 
     fn application<'a>(&self, settings: &'a ClientSettings) -> Result<&'a ApplicationSettings> {
-        settings
-            .application
-            .as_deref()
-            .ok_or(Error::Invalid { status: 0, message: "an OAuth Applications backend needs spec.application".into() })
+        super::required(&settings.application, "an OAuth Applications backend", "application")
     }
 }
 

@@ -53,10 +53,7 @@ impl McpBackend {
     }
 
     fn registered<'a>(&self, settings: &'a ClientSettings) -> Result<&'a RegisteredSettings> {
-        settings
-            .registered
-            .as_deref()
-            .ok_or(Error::Invalid { status: 0, message: "an MCP OAuth clients backend needs spec.registered".into() })
+        super::required(&settings.registered, "an MCP OAuth clients backend", "registered")
     }
 }
 

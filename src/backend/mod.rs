@@ -152,6 +152,11 @@ pub struct ClientSettings {
     pub registered: Option<Box<RegisteredSettings>>,
 }
 
+/// A mode block of the settings that a backend cannot do without (`spec.<field>`).
+pub(crate) fn required<'a, T>(block: &'a Option<Box<T>>, backend: &str, field: &str) -> Result<&'a T> {
+    block.as_deref().ok_or_else(|| Error::Invalid { status: 0, message: format!("{backend} needs spec.{field}") })
+}
+
 /// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on
 /// create only.
 #[derive(Clone, Debug, Default, PartialEq)]

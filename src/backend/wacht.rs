@@ -49,16 +49,6 @@ impl WachtBackend {
         self.url(app.deployment.as_deref(), &segments)
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &'static str,
-        method: Method,
-        url: Url,
-        body: Option<&Value>,
-    ) -> Result<T> {
-        self.http.call(op, method, url, body).await
-    }
-
     async fn call_app(
         &self,
         op: &'static str,
@@ -67,7 +57,7 @@ impl WachtBackend {
         rest: &[&str],
         body: Option<&Value>,
     ) -> Result<App> {
-        let wire: WireApp = self.call(op, method, self.app_url(app, rest), body).await?;
+        let wire: WireApp = self.http.call(op, method, self.app_url(app, rest), body).await?;
         Ok(wire.into())
     }
 }
@@ -86,7 +76,7 @@ impl Backend for WachtBackend {
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
-        let list: AppList = self.call("list_apps", Method::GET, self.url(deployment, &[]), None).await?;
+        let list: AppList = self.http.call("list_apps", Method::GET, self.url(deployment, &[]), None).await?;
         Ok(list.apps.into_iter().map(App::from).collect())
     }
 
@@ -142,7 +132,7 @@ impl Backend for WachtBackend {
     }
 
     async fn verify_domain(&self, app: &AppKey) -> Result<DomainStatus> {
-        self.call("verify_domain", Method::POST, self.app_url(app, &["verify-domain"]), None).await
+        self.http.call("verify_domain", Method::POST, self.app_url(app, &["verify-domain"]), None).await
     }
 
     async fn update_scope(&self, app: &AppKey, scope: &str, display_name: &str, description: &str) -> Result<App> {
@@ -169,14 +159,15 @@ impl Backend for WachtBackend {
     }
 
     async fn list_clients(&self, app: &AppKey) -> Result<Vec<Client>> {
-        let list: ClientList = self.call("list_clients", Method::GET, self.app_url(app, &["clients"]), None).await?;
+        let list: ClientList =
+            self.http.call("list_clients", Method::GET, self.app_url(app, &["clients"]), None).await?;
         Ok(list.clients)
     }
 
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let body = create_body(settings);
         let wire: WireClient =
-            self.call("create_client", Method::POST, self.app_url(app, &["clients"]), Some(&body)).await?;
+            self.http.call("create_client", Method::POST, self.app_url(app, &["clients"]), Some(&body)).await?;
         let (client, secret) = wire.split();
         let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
@@ -185,7 +176,7 @@ impl Backend for WachtBackend {
     async fn update_client(&self, app: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
         let body = update_body(settings);
         let wire: WireClient =
-            self.call("update_client", Method::PATCH, self.app_url(app, &["clients", id]), Some(&body)).await?;
+            self.http.call("update_client", Method::PATCH, self.app_url(app, &["clients", id]), Some(&body)).await?;
         Ok(wire.split().0)
     }
 
@@ -196,6 +187,7 @@ impl Backend for WachtBackend {
 
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
         let rotated: Rotated = self
+            .http
             .call("rotate_secret", Method::POST, self.app_url(app, &["clients", id, "rotate-secret"]), None)
             .await?;
         Ok(SecretString::new(rotated.client_secret))
@@ -203,7 +195,7 @@ impl Backend for WachtBackend {
 
     async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>> {
         let list: GrantList =
-            self.call("list_grants", Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
+            self.http.call("list_grants", Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
         Ok(list.grants.into_iter().map(Grant::from).collect())
     }
 

@@ -67,16 +67,28 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
+    use tokio::sync::Semaphore;
 
     use super::*;
     use crate::backend::{Capabilities, ClientSettings, Credentials, SecretString};
 
-    /// Counts lists; each takes 50 ms so that callers overlap.
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
+    /// Counts lists; each waits for the test to let it finish.
+    struct Gated {
+        lists: AtomicUsize,
+        gate: Semaphore,
+    }
+
+    impl Gated {
+        /// Yields until `n` lists have begun.
+        async fn begun(&self, n: usize) {
+            while self.lists.load(Ordering::SeqCst) < n {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
 
     #[async_trait]
-    impl Backend for Counting {
+    impl Backend for Gated {
         fn capabilities(&self) -> Capabilities {
             Capabilities {
                 apps: true,
@@ -88,8 +100,8 @@ mod tests {
             }
         }
         async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            self.gate.acquire().await.expect("gate").forget();
             Ok(Vec::new())
         }
         async fn create_client(&self, _: &AppKey, _: &ClientSettings) -> Result<(Client, Credentials)> {
@@ -108,26 +120,40 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_passes_share_one_list_until_it_is_stale() {
-        let (lists, backend, app) = (ClientLists::new(Duration::from_secs(60)), Counting::default(), AppKey::none());
-        let gets = (0..16).map(|_| lists.get("b", &backend, &app, false));
-        assert!(futures::future::join_all(gets).await.iter().all(|r| r.is_ok()));
-        assert_eq!(backend.0.load(Ordering::SeqCst), 1, "16 concurrent passes, one list");
-
-        // A fresh list is one begun after the asking: of three asks 5 ms apart, the first two
-        // list (the second asked while the first was under way) and the third takes the second.
-        let ask = |delay: u64| {
-            let lists = &lists;
-            let (backend, app) = (&backend, &app);
-            async move {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                lists.get("b", backend, app, true).await.is_ok()
-            }
+        let lists = Arc::new(ClientLists::new(Duration::from_secs(60)));
+        let backend = Arc::new(Gated { lists: AtomicUsize::new(0), gate: Semaphore::new(0) });
+        let get = |fresh: bool| {
+            let (lists, backend) = (lists.clone(), backend.clone());
+            tokio::spawn(async move { lists.get("b", &*backend, &AppKey::none(), fresh).await.is_ok() })
         };
-        assert_eq!(tokio::join!(ask(0), ask(5), ask(10)), (true, true, true));
-        assert_eq!(backend.0.load(Ordering::SeqCst), 3);
+        let count = || backend.lists.load(Ordering::SeqCst);
+
+        let passes: Vec<_> = (0..16).map(|_| get(false)).collect();
+        backend.begun(1).await;
+        backend.gate.add_permits(1);
+        for pass in passes {
+            assert!(pass.await.expect("pass"));
+        }
+        assert_eq!(count(), 1, "16 concurrent passes, one list");
+
+        // A fresh list is one begun after the asking. `first` lists; `second` and `third` ask
+        // while it is under way, so `second` lists again and `third` takes that list.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let first = get(true);
+        backend.begun(2).await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let (second, third) = (get(true), get(true));
+        tokio::task::yield_now().await;
+        tokio::time::advance(Duration::from_millis(1)).await;
+        backend.gate.add_permits(2);
+        for ask in [first, second, third] {
+            assert!(ask.await.expect("ask"));
+        }
+        assert_eq!(count(), 3);
 
         tokio::time::advance(Duration::from_secs(61)).await;
-        lists.get("b", &backend, &app, false).await.expect("list");
-        assert_eq!(backend.0.load(Ordering::SeqCst), 4, "listed again once stale");
+        backend.gate.add_permits(1);
+        lists.get("b", &*backend, &AppKey::none(), false).await.expect("list");
+        assert_eq!(count(), 4, "listed again once stale");
     }
 }

@@ -41,7 +41,7 @@ use support::{
     ControlPlane,
     emulator::Emulator,
     operator::{Operator, USER},
-    resources::{app_doc, apply_in_shard, client_doc, namespace},
+    resources::{app_doc, apply_in_shard, client_doc, namespace, until},
 };
 use tokio::sync::Semaphore;
 
@@ -181,14 +181,18 @@ fn ready(c: &OAuthClient) -> bool {
     })
 }
 
-/// Applies an app and `n` clients, returns the time until all are Ready.
-async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
+/// Makes namespace `ns` with the OAuthApp `app`, and waits until it is in the backend.
+async fn app_in_backend(client: &Client, ns: &str) {
     namespace(client, ns).await;
     apply_in_shard::<OAuthApp>(client, ns, app_doc("app", ns, json!({})), SHARD).await;
     let api: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
-    while api.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_none() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let in_backend = async || api.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_some();
+    until(&format!("app of {ns} in the backend"), in_backend).await;
+}
+
+/// Applies an app and `n` clients, returns the time until all are Ready.
+async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
+    app_in_backend(client, ns).await;
     let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     stream::iter(0..n)
@@ -315,12 +319,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 /// Creates `n` clients at `rate` per second; the time from each create to its Secret.
 async fn latency(client: &Client, ns: &str, n: usize, rate: u64) -> (Duration, Duration) {
-    namespace(client, ns).await;
-    apply_in_shard::<OAuthApp>(client, ns, app_doc("app", ns, json!({})), SHARD).await;
-    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
-    while apps.get("app").await.ok().and_then(|a| a.status).and_then(|s| s.app_id).is_none() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app_in_backend(client, ns).await;
     let seen = watch_secrets(client, ns);
     let created = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
     let interval = Duration::from_micros(1_000_000 / rate);
@@ -374,10 +373,7 @@ fn watch_secrets(client: &Client, ns: &str) -> Arc<tokio::sync::Mutex<HashMap<St
 /// `count` rotations at 20 a second; the time from each annotation to its new secret.
 async fn rotations(client: &Client, ns: &str, count: usize) -> (Duration, Duration) {
     let seen = watch_secrets(client, ns);
-    // Let the watch list what exists first.
-    while seen.lock().await.len() < count {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the watch listing the Secrets", async || seen.lock().await.len() >= count).await;
     let baseline = seen.lock().await.clone();
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let mut asked = HashMap::new();

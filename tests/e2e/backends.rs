@@ -82,15 +82,11 @@ async fn writes_under(prefix: &str) -> u64 {
     Env::get().emu.calls_matching(|m| m != "GET", prefix).await
 }
 
-/// Waits until `reads` (a GET count) has grown by `n`: that many passes read the backend.
+/// Waits until `method path` has been called `n` more times: that many passes read the backend.
 async fn passes(n: u64, method: &str, path: &str) {
     let emu = &Env::get().emu;
     let start = emu.calls(method, path).await;
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while emu.calls(method, path).await < start + n {
-        assert!(std::time::Instant::now() < deadline, "{method} {path} not called {n} more times");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until(&format!("{method} {path} called {n} more times"), async || emu.calls(method, path).await >= start + n).await;
 }
 
 async fn application_lifecycle(client: Client) {

@@ -402,9 +402,9 @@ async fn leader_handover(client: Client) {
         ["--leader-elect", "--lease-name", "handover-test", "--lease-duration", "3s", "--selector", "e2e=nobody"];
     let logged = |op: &Operator, text: &str| std::fs::read_to_string(&op.log).unwrap_or_default().contains(text);
     let mut first = Operator::start(&env.cp, &client, &env.emu, &args).await;
-    until("the first operator leading", || logged(&first, "controllers running")).await;
+    until("the first operator leading", async || logged(&first, "controllers running")).await;
     let second = Operator::start(&env.cp, &client, &env.emu, &args).await;
-    until("the second operator waiting", || logged(&second, "waiting to lead")).await;
+    until("the second operator waiting", async || logged(&second, "waiting to lead")).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "oauth-operator-system");
     let holder = || async { leases.get("handover-test").await.expect("lease").spec.and_then(|s| s.holder_identity) };
     assert_eq!(holder().await.as_deref(), Some(first.name.as_str()));
@@ -413,7 +413,7 @@ async fn leader_handover(client: Client) {
 
     first.kill();
     let killed = Instant::now();
-    until("the takeover", || logged(&second, "controllers running")).await;
+    until("the takeover", async || logged(&second, "controllers running")).await;
     let took = killed.elapsed();
     assert_eq!(holder().await.as_deref(), Some(second.name.as_str()));
     assert!(took < Duration::from_secs(9), "handover took {took:?} with a 3 s Lease");

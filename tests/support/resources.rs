@@ -169,9 +169,9 @@ pub async fn app_and_client(client: &Client, ns: &str, client_spec: Value) -> OA
 }
 
 /// Waits until `done`, within [`TIMEOUT`].
-pub async fn until(what: &str, done: impl Fn() -> bool) {
+pub async fn until(what: &str, done: impl AsyncFn() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
-    while !done() {
+    while !done().await {
         assert!(Instant::now() < deadline, "{what} did not happen within {TIMEOUT:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
