@@ -49,6 +49,7 @@ pub async fn run(
         .predicate_filter(super::user_changes, Default::default());
     Controller::for_stream(changes, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(super::EachWatchBacksOff)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

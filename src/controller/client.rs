@@ -46,6 +46,7 @@ pub async fn run(
     // Changes of the credentials Secrets by anyone but the operator (its own writes are known).
     let own_secrets = ctx.clone();
     let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
+        .default_backoff()
         .modify(super::slim)
         .touched_objects()
         .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.is_own_write(s))));
@@ -77,6 +78,7 @@ pub async fn run(
     let readers = ctx.clone();
     Controller::for_stream(changes, store)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(super::EachWatchBacksOff)
         .owns_stream(owned)
         .watches_stream(app_changes, move |app| {
             let (name, namespace) = (app.name_any(), app.namespace().unwrap_or_default());

@@ -453,6 +453,23 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
+/// The controllers' backoff for their merged trigger stream: none. Each watch backs off on its
+/// own, so one failing watch (a permission missing, say) does not hold up the events of the
+/// others, as kube-runtime's backoff of the merged stream would.
+struct EachWatchBacksOff;
+
+impl Iterator for EachWatchBacksOff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for EachWatchBacksOff {
+    fn reset(&mut self) {}
+}
+
 /// A watch event triggers a pass only when a user changed something a pass acts on: the spec,
 /// the annotations (rotation), the finalizers, a deletion. Status writes, ours included, do not.
 fn user_changes<K: Resource>(obj: &K) -> Option<u64> {
