@@ -87,13 +87,13 @@ pub struct OAuthClientSpec {
     /// Makes this client an application of the OAuth Applications API: the backend issues
     /// the secret, which lands in the Secret as for Wacht-style clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application: Option<ApplicationSpec>,
+    pub application: Option<Box<ApplicationSpec>>,
 
     /// Makes this client a registered client of the MCP OAuth clients API: an upstream
     /// provider's client whose id and secret the user keeps in a Secret. The operator pushes
     /// them to the backend (write-only) and pushes again whenever that Secret changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registered: Option<RegisteredSpec>,
+    pub registered: Option<Box<RegisteredSpec>>,
 
     /// How the client authenticates at the token endpoint. `none` is for public clients and
     /// issues no secret; `private_key_jwt` needs one of `jwksUri`, `jwks` or `publicKeyPem`.
@@ -211,7 +211,7 @@ pub struct OAuthClientSpec {
 
     /// Where and how the credentials are written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_template: Option<SecretTemplate>,
+    pub secret_template: Option<Box<SecretTemplate>>,
 
     /// What happens in the backend when the OAuthClient is deleted: `Delete` deactivates the
     /// client, `Orphan` leaves it as it is.

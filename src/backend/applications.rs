@@ -142,7 +142,7 @@ impl From<Wire> for Client {
         Client {
             id: w.client_id.clone(),
             client_id: w.client_id,
-            settings: ClientSettings {
+            settings: Box::new(ClientSettings {
                 redirect_uris: w.redirect_urls,
                 application: Some(Box::new(ApplicationSettings {
                     name: w.name,
@@ -151,7 +151,7 @@ impl From<Wire> for Client {
                     allowed_scopes: w.allowed_scopes,
                 })),
                 ..Default::default()
-            },
+            }),
             active: !w.disabled,
             created_at: w.created_at.and_then(|t| t.parse().ok()),
         }

@@ -3,9 +3,17 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use reqwest::{Method, RequestBuilder, Response, Url};
-use serde::{Deserialize, de::DeserializeOwned};
+use serde::{
+    Deserialize,
+    de::{
+        DeserializeOwned, DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+        value::{MapAccessDeserializer, SeqAccessDeserializer},
+    },
+};
 use serde_json::Value;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{Error, RateLimiter, Result, SecretString};
 
@@ -59,7 +67,7 @@ impl Http {
     }
 
     /// Sends a request with an optional JSON body and reads a JSON answer.
-    pub async fn call<T: DeserializeOwned>(
+    pub async fn call<T: DeserializeOwned + Send + 'static>(
         &self,
         op: &'static str,
         method: Method,
@@ -74,21 +82,80 @@ impl Http {
     }
 }
 
-/// Reads a JSON answer; a `data` wrapper around it is accepted. Parsed straight into `T` (a
-/// list of thousands of clients as a `Value` tree first would take several times the memory).
-pub async fn parse<T: DeserializeOwned>(response: Response) -> Result<T> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| Error::Transient { message: format!("unreadable response: {}", describe(&e)) })?;
-    let shape = |e: serde_json::Error| Error::Transient { message: format!("unexpected response shape: {e}") };
-    // The top level's members as raw text, to see whether `data` is the only one.
-    let members = serde_json::from_slice::<
-        std::collections::HashMap<std::borrow::Cow<str>, &serde_json::value::RawValue>,
-    >(&bytes);
-    match members {
-        Ok(map) if map.len() == 1 && map.contains_key("data") => serde_json::from_str(map["data"].get()).map_err(shape),
-        _ => serde_json::from_slice(&bytes).map_err(shape),
+/// Answers longer than this are parsed as they arrive rather than read whole first.
+const STREAM_ABOVE: u64 = 64 * 1024;
+
+/// Reads a JSON answer; a `data` wrapper around it is accepted. A long answer (a list of
+/// thousands of clients) is parsed as it arrives, straight into `T`: neither its text nor a
+/// `Value` tree is ever held whole.
+pub async fn parse<T: DeserializeOwned + Send + 'static>(response: Response) -> Result<T> {
+    let unreadable = |e: &dyn std::fmt::Display| Error::Transient { message: format!("unreadable response: {e}") };
+    let read = |result: serde_json::Result<Enveloped<T>>| match result {
+        Ok(Enveloped(value)) => Ok(value),
+        Err(e) if e.is_io() => Err(unreadable(&e)),
+        Err(e) => Err(Error::Transient { message: format!("unexpected response shape: {e}") }),
+    };
+    if response.content_length().is_some_and(|n| n <= STREAM_ABOVE) {
+        let bytes = response.bytes().await.map_err(|e| unreadable(&describe(&e)))?;
+        return read(serde_json::from_slice(&bytes));
+    }
+    let body = response.bytes_stream().map_err(|e| std::io::Error::other(describe(&e)));
+    let reader = SyncIoBridge::new(StreamReader::new(body));
+    let parsed = tokio::task::spawn_blocking(move || serde_json::from_reader(std::io::BufReader::new(reader)));
+    read(parsed.await.map_err(|e| unreadable(&e))?)
+}
+
+/// A JSON answer, unwrapped from `{"data": ...}` when it comes in one.
+struct Enveloped<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Enveloped<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(EnvelopeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<T> {
+    type Value = Enveloped<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON answer")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        let first: Option<String> = map.next_key()?;
+        if first.as_deref() == Some("data") {
+            let value = map.next_value()?;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(Enveloped(value));
+        }
+        T::deserialize(MapAccessDeserializer::new(Prepended { first, rest: map })).map(Enveloped)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Self::Value, A::Error> {
+        T::deserialize(SeqAccessDeserializer::new(seq)).map(Enveloped)
+    }
+}
+
+/// A map whose first key has been read already.
+struct Prepended<A> {
+    first: Option<String>,
+    rest: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepended<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> std::result::Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(key) => seed.deserialize(key.into_deserializer()).map(Some),
+            None => self.rest.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> std::result::Result<V::Value, A::Error> {
+        self.rest.next_value_seed(seed)
     }
 }
 
@@ -182,5 +249,53 @@ mod tests {
         assert_eq!(read(r#"{"error":"b"}"#), "b");
         assert_eq!(read(r#"{"error":{"code":"not_found","message":"c"}}"#), "c");
         assert_eq!(read(r#"{"code":5,"message":"d","details":[]}"#), "d");
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Items {
+        items: Vec<u32>,
+    }
+
+    fn response(chunks: Vec<String>, length: bool) -> Response {
+        let total: usize = chunks.iter().map(String::len).sum();
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        let mut builder = http::Response::builder();
+        if length {
+            builder = builder.header(reqwest::header::CONTENT_LENGTH, total);
+        }
+        builder.body(reqwest::Body::wrap_stream(stream)).expect("response").into()
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_with_or_without_a_data_wrapper() {
+        for (text, want) in [
+            (r#"{"items":[1,2]}"#, vec![1, 2]),
+            (r#"{"data":{"items":[3]}}"#, vec![3]),
+            (r#"{"data":{"items":[4]},"meta":{}}"#, vec![4]),
+            (r#"{"other":1,"items":[5]}"#, vec![5]),
+        ] {
+            let items: Items = parse(response(vec![text.into()], true)).await.expect(text);
+            assert_eq!(items.items, want, "{text}");
+        }
+        let list: Vec<u32> = parse(response(vec!["[7,8]".into()], true)).await.expect("array");
+        assert_eq!(list, [7, 8]);
+        let err = parse::<Items>(response(vec![r#"{"items":"no"}"#.into()], true)).await.expect_err("shape");
+        assert!(err.to_string().contains("unexpected response shape"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_is_parsed_as_it_arrives() {
+        let numbers: Vec<u32> = (0..40_000).collect();
+        let text = format!(r#"{{"data":{{"items":{}}}}}"#, serde_json::to_string(&numbers).expect("json"));
+        assert!(text.len() as u64 > STREAM_ABOVE);
+        let chunks: Vec<String> = text.as_bytes().chunks(1000).map(|c| String::from_utf8_lossy(c).into()).collect();
+        let items: Items = parse(response(chunks.clone(), false)).await.expect("streamed");
+        assert_eq!(items.items, numbers);
+        let cut = chunks[..chunks.len() / 2].to_vec();
+        let err = parse::<Items>(response(cut, false)).await.expect_err("cut short");
+        assert!(
+            err.to_string().contains("unexpected response shape") || err.to_string().contains("unreadable"),
+            "{err}"
+        );
     }
 }

@@ -203,7 +203,7 @@ impl From<Wire> for Client {
             client_id: w.client_id.clone(),
             active: w.status == "active",
             created_at: w.created_at.and_then(|t| t.parse().ok()),
-            settings: ClientSettings {
+            settings: Box::new(ClientSettings {
                 redirect_uris: w.redirect_uris,
                 registered: Some(Box::new(RegisteredSettings {
                     provider: w.provider,
@@ -217,7 +217,7 @@ impl From<Wire> for Client {
                     status: w.status,
                 })),
                 ..Default::default()
-            },
+            }),
         }
     }
 }

@@ -192,7 +192,7 @@ pub struct Client {
     pub id: String,
     /// The public OAuth client id.
     pub client_id: String,
-    pub settings: ClientSettings,
+    pub settings: Box<ClientSettings>,
     pub active: bool,
     /// When the backend created it, if it says.
     pub created_at: Option<k8s_openapi::jiff::Timestamp>,

@@ -375,7 +375,7 @@ impl WireClient {
         let client = Client {
             id: self.id,
             client_id: self.client_id,
-            settings: self.settings,
+            settings: Box::new(self.settings),
             active: self.is_active,
             created_at: self.created_at.and_then(|t| t.parse().ok()),
         };

@@ -105,7 +105,7 @@ async fn mcp_clients_register_list_update_push_delete() {
     let none = AppKey::none();
     let created =
         backend.register_client(&none, &registered("github"), &SecretString::new("s-one")).await.expect("create");
-    assert_eq!(created.settings, registered("github"), "the answer shows what was stored");
+    assert_eq!(*created.settings, registered("github"), "the answer shows what was stored");
     assert!(emu.mcp_secret_matches(&created.id, "s-one").await);
     let conflict = backend.register_client(&none, &registered("github"), &SecretString::new("s")).await;
     assert_eq!(category(conflict), ErrorCategory::Conflict, "one client per provider");
