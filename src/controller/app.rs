@@ -11,7 +11,7 @@ use kube::{
     api::{ListParams, ObjectList, PartialObjectMeta},
     core::DeserializeGuard,
     runtime::{
-        Controller, WatchStreamExt,
+        WatchStreamExt,
         controller::Action,
         events::EventType,
         reflector,
@@ -47,9 +47,7 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(super::user_changes, Default::default());
-    Controller::for_stream(changes, store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .trigger_backoff(super::EachWatchBacksOff)
+    super::controller(changes, store, concurrency)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

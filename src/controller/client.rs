@@ -10,7 +10,7 @@ use kube::{
     api::{DeleteParams, PartialObjectMeta, Patch, PatchParams},
     core::DeserializeGuard,
     runtime::{
-        Controller, WatchStreamExt,
+        WatchStreamExt,
         controller::Action,
         events::EventType,
         reflector::{self, ObjectRef},
@@ -76,9 +76,7 @@ pub async fn run(
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
     let readers = ctx.clone();
-    Controller::for_stream(changes, store)
-        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .trigger_backoff(super::EachWatchBacksOff)
+    super::controller(changes, store, concurrency)
         .owns_stream(owned)
         .watches_stream(app_changes, move |app| {
             let (name, namespace) = (app.name_any(), app.namespace().unwrap_or_default());

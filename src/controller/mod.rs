@@ -21,8 +21,11 @@ use kube::{
     api::{ApiResource, DynamicObject, Patch, PatchParams},
     core::error_boundary::InvalidObject,
     runtime::{
+        Controller,
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
+        reflector::Store,
+        watcher,
     },
 };
 use serde::Serialize;
@@ -453,12 +456,26 @@ fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
-/// The controllers' backoff for their merged trigger stream: none. Each watch backs off on its
-/// own, so one failing watch (a permission missing, say) does not hold up the events of the
-/// others, as kube-runtime's backoff of the merged stream would.
-struct EachWatchBacksOff;
+/// A controller of `K` fed by `changes`, with what both share: `concurrency` passes at a time,
+/// and no backoff of the merged trigger stream. Each watch backs off on its own instead, so one
+/// failing watch (a permission missing, say) does not hold up the events of the others, as
+/// kube-runtime's backoff of the merged stream would.
+fn controller<K>(
+    changes: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    store: Store<K>,
+    concurrency: u16,
+) -> Controller<K>
+where
+    K: Clone + Resource<DynamicType = ()> + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    Controller::for_stream(changes, store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(NoMergedBackoff)
+}
 
-impl Iterator for EachWatchBacksOff {
+struct NoMergedBackoff;
+
+impl Iterator for NoMergedBackoff {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
@@ -466,7 +483,7 @@ impl Iterator for EachWatchBacksOff {
     }
 }
 
-impl kube::runtime::utils::Backoff for EachWatchBacksOff {
+impl kube::runtime::utils::Backoff for NoMergedBackoff {
     fn reset(&mut self) {}
 }
 
