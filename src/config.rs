@@ -21,6 +21,15 @@
 //!     customerId: cust_123           # optional: the API key's session scope without them
 //!     projectId: proj_123
 //!     apiKeyFile: /etc/oauth-operator/keys/mcp
+//!   team-b:                          # a backend for one team (docs/multi-tenancy.md)
+//!     type: wacht
+//!     baseUrl: https://api.wacht.dev
+//!     deploymentId: dep_team_b
+//!     pinned: true                   # resources cannot choose another deploymentId
+//!     allowedNamespaces:             # default: every namespace
+//!       names: [team-b]
+//!       matchLabels: {oauth-operator.dev/tenant: team-b}
+//!     apiKeyFile: /etc/oauth-operator/keys/team-b
 //! ```
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -119,6 +128,44 @@ struct BackendEntry {
     /// `mcp-oauth-clients`: the customer and project the clients live in.
     customer_id: Option<String>,
     project_id: Option<String>,
+    /// Which namespaces may use this backend; every namespace when not given.
+    allowed_namespaces: Option<AllowedNamespaces>,
+    /// Resources may not choose their own `deploymentId` or `ownerOrgId`: only the configured
+    /// one (or none, when none is configured).
+    #[serde(default)]
+    pinned: bool,
+}
+
+/// Namespaces that may use a backend: those named, and those whose labels match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowedNamespaces {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+}
+
+/// Who may use a backend, and which backend-side scope they may choose.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// `None`: every namespace.
+    pub namespaces: Option<AllowedNamespaces>,
+    /// `Some(configured)`: a spec's `deploymentId` / `ownerOrgId` must be unset or equal to it.
+    pub pinned_deployment: Option<Option<String>>,
+    pub pinned_owner_org: Option<Option<String>>,
+}
+
+/// A configured backend and the rules of its use.
+#[derive(Clone)]
+pub struct Configured {
+    pub backend: Arc<dyn Backend>,
+    pub access: Access,
+    /// `wacht`: the deployment of apps that name none (part of what identifies an app).
+    pub deployment_id: Option<String>,
+    /// Signs what the operator records where namespace users can edit it (a Secret's
+    /// annotations). Derived from the API key, which only the operator holds.
+    pub record_key: ring::hmac::Key,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -138,7 +185,7 @@ fn default_timeout() -> u64 {
 }
 
 /// The configured backends by name.
-pub type Backends = BTreeMap<String, Arc<dyn Backend>>;
+pub type Backends = BTreeMap<String, Configured>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -181,6 +228,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             (None, Some(var)) => std::env::var(var).map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?,
             _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
         };
+        let record_key = record_key(&api_key);
         let base_url =
             reqwest::Url::parse(&e.base_url).map_err(|err| fail(format!("baseUrl {:?}: {err}", e.base_url)))?;
         let http = HttpConfig {
@@ -190,18 +238,31 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             requests_per_second: e.requests_per_second,
         };
         let built = match e.kind {
-            BackendKind::Wacht => WachtBackend::new(http, e.deployment_id).map(|b| Arc::new(b) as Arc<dyn Backend>),
+            BackendKind::Wacht => WachtBackend::new(http, e.deployment_id.clone()).map(|b| Arc::new(b) as Arc<dyn Backend>),
             BackendKind::OauthApplications => {
-                ApplicationsBackend::new(http, e.owner_org_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
+                ApplicationsBackend::new(http, e.owner_org_id.clone()).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }
             BackendKind::McpOauthClients => {
                 McpBackend::new(http, e.customer_id, e.project_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }
         };
         let backend = built.map_err(|err| fail(err.to_string()))?;
-        backends.insert(name, backend);
+        let access = Access {
+            namespaces: e.allowed_namespaces,
+            pinned_deployment: e.pinned.then(|| e.deployment_id.clone()),
+            pinned_owner_org: e.pinned.then(|| e.owner_org_id.clone()),
+        };
+        backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, record_key });
     }
     Ok(backends)
+}
+
+/// The HMAC key of a backend's records: a digest of its API key under a label of its own, so
+/// the key itself is never used for anything but the backend.
+fn record_key(api_key: &str) -> ring::hmac::Key {
+    let mut input = b"oauth-operator.dev/record\0".to_vec();
+    input.extend_from_slice(api_key.as_bytes());
+    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ring::digest::digest(&ring::digest::SHA256, &input).as_ref())
 }
 
 #[cfg(test)]
@@ -235,5 +296,19 @@ mod tests {
         let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: http://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
         let err = parse_backends(misplaced).err().expect("refused").to_string();
         assert!(err.contains("deploymentId does not apply"), "{err}");
+    }
+
+    #[test]
+    fn access_rules() {
+        let text = "backends:\n  open:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n  team:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n    deploymentId: dep_t\n    pinned: true\n    allowedNamespaces: {names: [team-b], matchLabels: {tenant: b}}\n";
+        let backends = parse_backends(text).expect("valid file");
+        assert_eq!(backends["open"].access, Access::default(), "every namespace, nothing pinned");
+        let team = &backends["team"].access;
+        assert_eq!(team.pinned_deployment, Some(Some("dep_t".into())));
+        let allowed = team.namespaces.as_ref().expect("restricted");
+        assert_eq!(allowed.names, ["team-b"]);
+        assert_eq!(allowed.match_labels["tenant"], "b");
+        let typo = "backends:\n  b:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n    allowedNamespaces: {name: [a]}\n";
+        assert!(parse_backends(typo).is_err(), "unknown fields are refused");
     }
 }

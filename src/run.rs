@@ -28,7 +28,8 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(serve_health(http, ready.clone()));
 
     let ns = args.namespace.as_deref();
-    let (clients, apps, secrets) = (scoped(&client, ns), scoped(&client, ns), scoped(&client, ns));
+    let (clients, apps, secrets) =
+        (controller::scoped(&client, ns), controller::scoped(&client, ns), controller::scoped(&client, ns));
     wait_for_crds(&clients, &apps).await;
     // Ready means able to work; a standby replica is ready too, or rollouts would stall.
     ready.store(true, Ordering::Relaxed);
@@ -55,7 +56,7 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let ctx = Arc::new(Context::new(client, backends, args.resync, args.unmanaged_grace));
+    let ctx = Arc::new(Context::new(client, backends, args.namespace.clone(), args.resync, args.unmanaged_grace));
     let app_controller =
         controller::run_apps(ctx.clone(), apps.clone(), wc.clone(), args.concurrency, until_stopped(stopped.clone()));
     let client_controller =
@@ -68,17 +69,6 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     });
     tokio::join!(app_controller, client_controller);
     Ok(())
-}
-
-/// An API over one namespace, or all of them.
-fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Waits until both resources are served (the CRDs are installed and Established).

@@ -581,4 +581,23 @@ pub struct OAuthClientStatus {
     /// to the backend (the values themselves are never recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_version: Option<String>,
+
+    /// Where the backend client lives, recorded once the operator reaches it: the deletion
+    /// policy uses it, so deleting the client still deactivates it after its OAuthApp is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ref: Option<BackendRef>,
+}
+
+/// The backend, and for Wacht-style clients the app, that hold a backend client.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    /// Name of the backend in the operator's configuration.
+    pub name: String,
+    /// Deployment of the app (Wacht-style clients); unset: the backend's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<String>,
+    /// Slug of the app (Wacht-style clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_slug: Option<String>,
 }

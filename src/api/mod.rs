@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
-    AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, ClientAuthMethod, CredentialsSecretRef,
+    AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, BackendRef, ApplicationType, ClientAuthMethod, CredentialsSecretRef,
     DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus,
     RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
 };

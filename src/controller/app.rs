@@ -22,7 +22,7 @@ use kube::{
 use super::{
     Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_action, held_off, key_of, report_undecodable, secret,
+    desired, error_action, held_off, key_of, report_undecodable, secret, tenancy,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -41,6 +41,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, writer) = reflector::store();
+    let _ = ctx.apps.set(store.clone());
     let changes = watcher(apps, wc)
         .default_backoff()
         .modify(super::slim)
@@ -93,7 +94,12 @@ fn error_policy(guard: Arc<DeserializeGuard<OAuthApp>>, err: &Error, ctx: Arc<Co
 async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Result<bool, Error> {
     obj.validate()?;
     let spec = &obj.spec;
-    let (backend_name, backend) = ctx.backend(spec.backend.as_deref())?;
+    let ns = obj.namespace().unwrap_or_default();
+    let (backend_name, configured) = tenancy::backend(ctx, spec.backend.as_deref(), &ns).await?;
+    let pinned = &configured.access.pinned_deployment;
+    tenancy::check_pinned(&backend_name, pinned, "spec.deploymentId", spec.deployment_id.as_deref())?;
+    tenancy::claim_app(ctx, obj).await?;
+    let (backend, record_key) = (configured.backend, configured.record_key);
     let key = AppKey { deployment: spec.deployment_id.clone(), slug: spec.slug.clone() };
     let existing = backend.list_apps(spec.deployment_id.as_deref()).await.map_err(Error::backend("list apps"))?;
     let mut app = match existing.into_iter().find(|a| a.slug == spec.slug) {
@@ -141,7 +147,7 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
         }
     };
 
-    let mut unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key).await?;
+    let mut unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key, &record_key).await?;
     if spec.prune_unmanaged_clients {
         let now = k8s_openapi::jiff::Timestamp::now();
         let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
@@ -237,16 +243,18 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
 }
 
 /// Active backend clients of the app that no OAuthClient records as its own, in its status or
-/// (written first) in its credentials Secret. Every OAuthClient counts, whatever the shard.
+/// (written first) in its credentials Secret, signed for that client. Every OAuthClient counts,
+/// whatever the shard; within the one namespace the operator watches, if it watches one.
 async fn unmanaged_clients(
     obj: &OAuthApp,
     ctx: &Context,
     name: &str,
     backend: &dyn Backend,
     key: &AppKey,
+    record_key: &ring::hmac::Key,
 ) -> Result<Vec<crate::backend::Client>, Error> {
     let mut owned = HashSet::new();
-    let clients: &Api<DeserializeGuard<OAuthClient>> = &Api::all(ctx.client.clone());
+    let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
     let app = Some((obj.namespace().unwrap_or_default(), obj.name_any()));
     paged(
         |lp| async move { clients.list(&lp).await },
@@ -257,11 +265,24 @@ async fn unmanaged_clients(
     )
     .await
     .map_err(Error::kube("list OAuthClients"))?;
-    let secrets: &Api<PartialObjectMeta<Secret>> = &Api::all(ctx.client.clone());
+    let secrets: &Api<PartialObjectMeta<Secret>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
     let managed = &format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
     paged(
         |lp| async move { secrets.list_metadata(&lp.labels(managed)).await },
-        |meta| owned.extend(meta.annotations().get(secret::BACKEND_ID).cloned()),
+        |meta| {
+            let annotations = meta.annotations();
+            let (Some(id), Some(signature)) =
+                (annotations.get(secret::BACKEND_ID), annotations.get(secret::BACKEND_ID_SIGNATURE))
+            else {
+                return;
+            };
+            let signed_by_controller = meta.owner_references().iter().any(|r| {
+                r.controller == Some(true) && secret::verify(record_key, &r.uid, id, signature)
+            });
+            if signed_by_controller {
+                owned.insert(id.clone());
+            }
+        },
     )
     .await
     .map_err(Error::kube("list credentials Secrets"))?;

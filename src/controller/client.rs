@@ -7,7 +7,7 @@ use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, PartialObjectMeta, Patch, PatchParams},
+    api::{PartialObjectMeta, Patch, PatchParams},
     core::DeserializeGuard,
     runtime::{
         WatchStreamExt,
@@ -23,11 +23,12 @@ use super::{
     conditions::{self, reason},
     desired, error_action, held_off, key_of, registered, report_undecodable,
     secret::{self, Found},
-    write_status,
+    tenancy, write_status,
 };
 use crate::{
     api::{
-        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate,
+        BackendRef, DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus,
+        ROTATE_ANNOTATION, Validate,
     },
     backend::{self, AppKey, Backend, Client},
 };
@@ -56,6 +57,7 @@ pub async fn run(
     let credentials =
         watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
     let (store, writer) = reflector::store();
+    let _ = ctx.clients.set(store.clone());
     // Our own writes change nothing a pass needs: only what a user changes triggers one.
     let own = ctx.clone();
     let changes = watcher(clients, wc.clone())
@@ -76,8 +78,22 @@ pub async fn run(
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
     let readers = ctx.clone();
+    let waiting = ctx.clone();
     super::controller(changes, store, concurrency)
-        .owns_stream(owned)
+        // A credentials Secret requeues its controller, and the clients its name stands in the way of.
+        .watches_stream(owned, move |secret| {
+            let namespace = secret.namespace().unwrap_or_default();
+            let controller = secret
+                .owner_references()
+                .iter()
+                .filter(|r| r.controller == Some(true) && r.kind == "OAuthClient")
+                .map(|r| r.name.clone())
+                .collect::<Vec<_>>();
+            controller
+                .into_iter()
+                .chain(waiting.readers_of(&secret))
+                .map(move |name| ObjectRef::new(&name).within(&namespace))
+        })
         .watches_stream(app_changes, move |app| {
             let (name, namespace) = (app.name_any(), app.namespace().unwrap_or_default());
             mapper_store
@@ -130,7 +146,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
         return set_finalizers(&api, obj, &rest).await.map(|_| action);
     }
     if ours {
-        return apply(&api, obj, &ctx, false).await;
+        return apply(&api, obj, &ctx).await;
     }
     // Added, then the first pass goes on at once: the watch event of this write is ours.
     let mut all: Vec<&String> = obj.finalizers().iter().collect();
@@ -140,7 +156,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
         return Ok(Action::await_change());
     };
     ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Some(version));
-    apply(&api, obj, &ctx, true).await
+    apply(&api, obj, &ctx).await
 }
 
 /// Sets the finalizers if the object is still at the version this pass read (a newer one
@@ -168,11 +184,10 @@ fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc
     error_action(err, &ctx, obj)
 }
 
-/// One pass: bring the backend and the Secret to the spec, then write the status. `first`:
-/// the finalizer was only just added, so nothing of this object can exist yet.
-async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context, first: bool) -> Result<Action, Error> {
+/// One pass: bring the backend and the Secret to the spec, then write the status.
+async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
-    let result = sync(obj, ctx, &mut status, first).await;
+    let result = sync(obj, ctx, &mut status).await;
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled(&key_of(obj)))
 }
@@ -182,11 +197,32 @@ pub(super) struct Target {
     pub name: String,
     pub backend: Arc<dyn Backend>,
     pub app: AppKey,
+    /// Signs the records of this backend's clients in their Secrets.
+    pub key: ring::hmac::Key,
+}
+
+impl Target {
+    fn new(name: String, configured: crate::config::Configured, app: AppKey) -> Target {
+        Target { name, backend: configured.backend, app, key: configured.record_key }
+    }
+
+    /// What the status records of it.
+    fn record(&self) -> BackendRef {
+        let slug = (!self.app.slug.is_empty()).then(|| self.app.slug.clone());
+        BackendRef { name: self.name.clone(), deployment_id: self.app.deployment.clone(), app_slug: slug }
+    }
+
+    /// The target a status recorded (it was allowed when recorded; the app may be gone).
+    fn recorded(ctx: &Context, r: &BackendRef) -> Result<Target, Error> {
+        let (name, configured) = ctx.configured(Some(&r.name))?;
+        let app = AppKey { deployment: r.deployment_id.clone(), slug: r.app_slug.clone().unwrap_or_default() };
+        Ok(Target::new(name, configured, app))
+    }
 }
 
 async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
     let Some((app_ns, app_name)) = obj.app_ref() else {
-        return appless_target(obj, ctx);
+        return appless_target(obj, ctx).await;
     };
     let own_ns = obj.namespace().unwrap_or_default();
     let app_name = &app_name;
@@ -227,15 +263,22 @@ async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
             message: format!("OAuthApp {app_ns}/{app_name} is not in the backend yet"),
         }));
     }
-    let (name, backend) = ctx.backend(app.spec.backend.as_deref())?;
+    // The app's namespace names the backend; checked again here, as the configuration may
+    // have changed since the app was reconciled.
+    let (name, configured) = tenancy::backend(ctx, app.spec.backend.as_deref(), &app_ns).await?;
+    let pinned = &configured.access.pinned_deployment;
+    tenancy::check_pinned(&name, pinned, "the OAuthApp's spec.deploymentId", app.spec.deployment_id.as_deref())?;
     let key = AppKey { deployment: app.spec.deployment_id.clone(), slug: app.spec.slug.clone() };
-    Ok(Target { name, backend, app: key })
+    Ok(Target::new(name, configured, key))
 }
 
 /// The backend of an `application` or `registered` client, if it is of the kind the spec needs.
-fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
-    let (name, backend) = ctx.backend(obj.spec.backend.as_deref())?;
-    let caps = backend.capabilities();
+async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let (name, configured) = tenancy::backend(ctx, obj.spec.backend.as_deref(), &ns).await?;
+    let owner_org = obj.spec.application.as_ref().and_then(|a| a.owner_org_id.as_deref());
+    tenancy::check_pinned(&name, &configured.access.pinned_owner_org, "spec.application.ownerOrgId", owner_org)?;
+    let caps = configured.backend.capabilities();
     let (fits, needs) = if obj.spec.registered.is_some() {
         (!caps.issued_secrets, "an MCP OAuth clients backend (type mcp-oauth-clients)")
     } else {
@@ -246,27 +289,32 @@ fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
             "spec.backend: backend {name:?} is not {needs}, which this client's spec needs"
         ))));
     }
-    Ok(Target { name, backend, app: AppKey::none() })
+    Ok(Target::new(name, configured, AppKey::none()))
 }
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
 /// (so that a later failure still records what exists). Returns the Ready message.
-async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, first: bool) -> Result<String, Error> {
+async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
+    status.backend_ref = Some(t.record());
     if obj.spec.registered.is_some() {
         return registered::sync(obj, ctx, &t, status).await;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    // A first pass of an object without a backend id cannot have written its Secret.
-    let found = if first && status.backend_id.is_none() {
-        Found::Missing
-    } else {
-        secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))?
-    };
+    // Checked before any backend call: a Secret in the way is never written.
+    let inspected = secret::inspect(&secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
+    let name = desired::secret_name(obj);
+    if let Found::Foreign { holder } = &inspected.found {
+        ctx.waits_on_secret(obj, Some(&name));
+        return Err(secret_conflict(&name, holder));
+    }
+    ctx.waits_on_secret(obj, None);
+    let (found, mut existing) = (inspected.found, inspected.uid);
+    // Only a record signed for this resource counts (see `secret`).
     let secret_backend_id = match &found {
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
-        Found::Missing => None,
+        Found::Missing | Found::Foreign { .. } => None,
     };
     // The Secret is written before the status, so it is the first place to look after a crash;
     // credentials whose Secret write failed are the last (the status may not show them yet).
@@ -300,7 +348,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, 
                 backend_id: client.id.clone(),
                 rotate_request: rotate_request.clone(),
             };
-            deliver(ctx, &secrets, obj, delivery).await?;
+            deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
             status.last_rotated_at = Some(now());
             status.last_handled_rotate_request = rotate_request;
             let (reason, note) = if recreated {
@@ -327,7 +375,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, 
         Some(creds) => {
             let answered = creds.rotate_request.clone();
             let issued = creds.client_secret.is_some();
-            deliver(ctx, &secrets, obj, creds).await?;
+            deliver(ctx, &secrets, obj, &t, creds, &mut existing).await?;
             if issued {
                 status.last_rotated_at = Some(now());
             }
@@ -372,7 +420,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, 
             backend_id: current.id.clone(),
             rotate_request: answered,
         };
-        deliver(ctx, &secrets, obj, delivery).await?;
+        deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
         if secret.is_some() {
             status.last_rotated_at = Some(now());
         }
@@ -391,26 +439,48 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus, 
     }
     // spec.secretTemplate.name changed: the credentials now live in the new Secret only.
     if let Some(old) = previous_secret.filter(|old| Some(old) != status.secret_name.as_ref()) {
-        delete_secret(&secrets, &old).await?;
+        delete_secret(&secrets, &old, obj).await?;
     }
     Ok("backend client and Secret match the spec".into())
 }
 
-/// Writes the credentials Secret; when that fails, keeps the credentials for the next pass.
+fn secret_conflict(name: &str, holder: &str) -> Error {
+    Error::Conflict {
+        reason: reason::SECRET_CONFLICT,
+        message: format!(
+            "Secret {name} exists and this OAuthClient does not control it (its controller: {holder}); \
+             the operator never overwrites it: choose another spec.secretTemplate.name or remove that Secret"
+        ),
+    }
+}
+
+/// Writes the credentials Secret (`existing`: the UID of this client's Secret, updated once
+/// written); when that fails, keeps the credentials for the next pass.
 async fn deliver(
     ctx: &Context,
     secrets: &Api<Secret>,
     obj: &OAuthClient,
+    t: &Target,
     creds: secret::Credentials,
+    existing: &mut Option<String>,
 ) -> Result<(), Error> {
-    match secret::write(secrets, obj, &creds).await {
-        Ok(version) => {
-            ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), version);
+    let name = desired::secret_name(obj);
+    match secret::write(secrets, obj, &creds, &t.key, existing.as_deref()).await {
+        Ok((uid, version)) => {
+            *existing = uid;
+            ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &name, version);
             Ok(())
         }
         Err(e) => {
             ctx.lock_undelivered().insert(key_of(obj), creds);
-            Err(Error::kube("write the Secret")(e))
+            match e {
+                // Created by someone else since this pass looked.
+                kube::Error::Api(s) if s.code == 409 && existing.is_none() => {
+                    ctx.waits_on_secret(obj, Some(&name));
+                    Err(secret_conflict(&name, "created by someone else meanwhile"))
+                }
+                e => Err(Error::kube("write the Secret")(e)),
+            }
         }
     }
 }
@@ -448,57 +518,66 @@ async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<(), Error> {
 /// The finalizer: runs the deletion policy, removes the Secret, then lets go.
 async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    if obj.spec.deletion_policy == DeletionPolicy::Delete {
-        let result = async {
-            let id = match secret::inspect(&secrets, obj).await.map_err(Error::kube("read the Secret"))? {
-                Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
-                Found::Missing => None,
-            }
-            .or_else(|| obj.status.as_ref().and_then(|s| s.backend_id.clone()));
-            match (id, target(obj, ctx).await) {
-                (Some(id), Ok(t)) => deactivate(ctx, &t, &id).await,
-                // Without its app the client cannot be reached; nothing was created without one.
-                (_, Err(Error::Waiting(w))) if w.reason == reason::APP_NOT_FOUND => Ok(()),
-                (_, Err(e)) => Err(e),
-                (None, Ok(_)) => Ok(()),
-            }
-        }
-        .await;
-        if let Err(e) = result {
-            let mut status = obj.status.clone().unwrap_or_default();
-            let message = format!(
-                "deletion waits for the backend ({}); set spec.deletionPolicy: Orphan to finish without it",
-                e.message()
-            );
-            status.conditions = conditions::set(
-                &status.conditions,
-                conditions::READY,
-                false,
-                reason::DELETING,
-                message,
-                obj.metadata.generation,
-            );
-            write_status(api, obj, obj.status.as_ref(), &status).await?;
-            return Err(e);
-        }
+    if obj.spec.deletion_policy == DeletionPolicy::Delete
+        && let Err(e) = run_deletion_policy(obj, ctx, &secrets).await
+    {
+        let mut status = obj.status.clone().unwrap_or_default();
+        let message = format!(
+            "deletion waits for the backend ({}); set spec.deletionPolicy: Orphan to finish without it",
+            e.message()
+        );
+        status.conditions = conditions::set(
+            &status.conditions,
+            conditions::READY,
+            false,
+            reason::DELETING,
+            message,
+            obj.metadata.generation,
+        );
+        write_status(api, obj, obj.status.as_ref(), &status).await?;
+        return Err(e);
     }
-    ctx.reads_secret(obj, false);
+    ctx.waits_on_secret(obj, None);
+    ctx.lock_undelivered().remove(&key_of(obj));
     ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {
-        delete_secret(&secrets, &desired::secret_name(obj)).await?;
+        delete_secret(&secrets, &desired::secret_name(obj), obj).await?;
         ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), None);
     }
     Ok(Action::await_change())
 }
 
-/// Deletes a credentials Secret; one already gone is fine.
-async fn delete_secret(secrets: &Api<Secret>, name: &str) -> Result<(), Error> {
-    match secrets.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(Error::kube("delete the Secret")(e)),
+/// Deactivates the backend client, found where the status recorded it: the app may be gone
+/// already (a namespace being deleted) or no longer let this namespace in.
+async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret>) -> Result<(), Error> {
+    let status = obj.status.clone().unwrap_or_default();
+    let t = match &status.backend_ref {
+        Some(recorded) => Target::recorded(ctx, recorded)?,
+        // Recorded by older releases only once reached: without a record or an app, nothing
+        // was created.
+        None => match target(obj, ctx).await {
+            Ok(t) => t,
+            Err(Error::Waiting(w)) if w.reason == reason::APP_NOT_FOUND => return Ok(()),
+            Err(e) => return Err(e),
+        },
+    };
+    let from_secret = match obj.spec.registered {
+        Some(_) => None,
+        None => match secret::inspect(secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?.found {
+            Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
+            Found::Missing | Found::Foreign { .. } => None,
+        },
+    };
+    match from_secret.or(status.backend_id) {
+        Some(id) => deactivate(ctx, &t, &id).await,
+        None => Ok(()),
     }
+}
+
+/// Deletes a credentials Secret if this client controls it; one already gone is fine.
+async fn delete_secret(secrets: &Api<Secret>, name: &str, obj: &OAuthClient) -> Result<(), Error> {
+    secret::delete(secrets, name, obj.meta().uid.as_deref()).await.map_err(Error::kube("delete the Secret"))
 }
 
 pub(super) fn now() -> String {

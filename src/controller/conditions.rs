@@ -33,6 +33,13 @@ pub mod reason {
     pub const INACTIVE: &str = "Inactive";
     pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsSecretNotReady";
     pub const REVOKED: &str = "Revoked";
+    /// The credentials Secret's name is taken by a Secret this OAuthClient does not control.
+    pub const SECRET_CONFLICT: &str = "SecretConflict";
+    /// Another resource manages the backend object this one names.
+    pub const ALREADY_CLAIMED: &str = "AlreadyClaimed";
+    /// The operator's configuration does not let this namespace use the backend (or the value
+    /// the spec chose).
+    pub const BACKEND_NOT_ALLOWED: &str = "BackendNotAllowed";
 }
 
 /// `conditions` with `type_` set to the given state. The transition time moves only when the

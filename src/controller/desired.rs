@@ -97,7 +97,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
                 authorization_url: r.authorization_url.clone(),
                 token_url: r.token_url.clone(),
                 scopes: r.scopes.clone(),
-                metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+                metadata: registered_metadata(client),
                 server_ids: r.server_ids.clone(),
                 status: if spec.active { "active" } else { "inactive" }.into(),
             })),
@@ -105,6 +105,16 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
         };
     }
     wacht_settings(spec)
+}
+
+/// A registered client's metadata: the spec's, and the UID of the resource that owns it, so
+/// that no other resource adopts it.
+fn registered_metadata(client: &OAuthClient) -> serde_json::Map<String, serde_json::Value> {
+    let spec = client.spec.registered.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
+    let mut metadata: serde_json::Map<_, _> = spec.into_iter().map(|(k, v)| (k, v.into())).collect();
+    let uid = client.metadata.uid.clone().unwrap_or_default();
+    metadata.insert(super::tenancy::OWNER_METADATA.into(), uid.into());
+    metadata
 }
 
 fn wacht_settings(spec: &OAuthClientSpec) -> ClientSettings {

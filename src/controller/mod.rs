@@ -8,10 +8,11 @@ pub mod desired;
 mod lists;
 mod registered;
 pub mod secret;
+mod tenancy;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -36,8 +37,8 @@ use lists::ClientLists;
 
 use crate::{
     api::{InvalidSpec, OAuthAppStatus, OAuthClientStatus},
-    backend::{self, Backend, ErrorCategory},
-    config::Backends,
+    backend::{self, ErrorCategory},
+    config::{Backends, Configured},
 };
 
 /// The field manager of every write.
@@ -50,6 +51,9 @@ const RESYNC_JITTER: f64 = 0.1;
 pub struct Context {
     pub client: kube::Client,
     pub backends: Backends,
+    /// The one namespace the operator watches (`--namespace`), if it watches one: it then
+    /// lists nothing cluster-wide.
+    pub namespace: Option<String>,
     /// How often a settled resource is compared with the backend again.
     pub resync: Duration,
     /// How old an unmanaged backend client must be before an app that asks for it prunes it.
@@ -64,18 +68,34 @@ pub struct Context {
     /// The `resourceVersion` of each object (`Kind/namespace/name`) as the operator last wrote
     /// it: its credentials Secrets, and OAuthClients it added the finalizer to.
     written: Mutex<HashMap<String, String>>,
-    /// The registered OAuthClients that read each user Secret (`namespace/name`), as their
-    /// passes last saw them: an event of that Secret requeues just these.
-    readers: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
+    /// The Secrets other than their own that OAuthClients wait on (a registered client's
+    /// credentials, a Secret in the way of its template): an event of one requeues just these.
+    readers: Mutex<Readers>,
     /// The OAuthApps as the client controller's watch sees them (set when it starts).
-    apps: std::sync::OnceLock<kube::runtime::reflector::Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
+    apps: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
+    /// The OAuthClients as their controller's watch sees them (set when it starts).
+    clients: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthClient>>>,
+}
+
+/// Which OAuthClients (by name) wait on each Secret (`namespace/name`), and the other way round.
+#[derive(Default)]
+struct Readers {
+    by_secret: HashMap<String, std::collections::BTreeSet<String>>,
+    by_client: HashMap<String, String>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, backends: Backends, resync: Duration, unmanaged_grace: Duration) -> Self {
+    pub fn new(
+        client: kube::Client,
+        backends: Backends,
+        namespace: Option<String>,
+        resync: Duration,
+        unmanaged_grace: Duration,
+    ) -> Self {
         Self {
             client,
             backends,
+            namespace,
             resync,
             unmanaged_grace,
             reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
@@ -86,10 +106,12 @@ impl Context {
             written: Mutex::default(),
             readers: Mutex::default(),
             apps: std::sync::OnceLock::new(),
+            clients: std::sync::OnceLock::new(),
         }
     }
 
-    fn backend(&self, name: Option<&str>) -> Result<(String, Arc<dyn Backend>), Error> {
+    /// The backend `name` (`default` when not given) as configured, whoever asks.
+    fn configured(&self, name: Option<&str>) -> Result<(String, Configured), Error> {
         let name = name.unwrap_or("default");
         self.backends
             .get(name)
@@ -156,26 +178,34 @@ impl Context {
         written.get(&key).is_some_and(|v| obj.meta().resource_version.as_ref() == Some(v))
     }
 
-    /// Records (`reads`) or forgets which user Secret a registered client reads.
-    fn reads_secret(&self, client: &crate::api::OAuthClient, reads: bool) {
-        let Some(registered) = &client.spec.registered else { return };
-        let key = format!("{}/{}", client.namespace().unwrap_or_default(), registered.credentials_secret.name);
+    /// Records the one Secret of its namespace (other than its own) that `client` waits on, or
+    /// with `None` that it waits on none.
+    fn waits_on_secret(&self, client: &crate::api::OAuthClient, secret: Option<&str>) {
+        let ns = client.namespace().unwrap_or_default();
+        let key = secret.map(|name| format!("{ns}/{name}"));
         let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        let names = readers.entry(key.clone()).or_default();
-        if reads {
-            names.insert(client.name_any());
-        } else {
+        let client_key = key_of(client);
+        if readers.by_client.get(&client_key) == key.as_ref() {
+            return;
+        }
+        if let Some(old) = readers.by_client.remove(&client_key)
+            && let Some(names) = readers.by_secret.get_mut(&old)
+        {
             names.remove(&client.name_any());
             if names.is_empty() {
-                readers.remove(&key);
+                readers.by_secret.remove(&old);
             }
+        }
+        if let Some(key) = key {
+            readers.by_secret.entry(key.clone()).or_default().insert(client.name_any());
+            readers.by_client.insert(client_key, key);
         }
     }
 
-    /// The registered clients that read this Secret.
+    /// The clients that wait on this Secret.
     fn readers_of<K: Resource>(&self, secret: &K) -> Vec<String> {
         let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-        readers.get(&key_of(secret)).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+        readers.by_secret.get(&key_of(secret)).map(|names| names.iter().cloned().collect()).unwrap_or_default()
     }
 
     fn lock_undelivered(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {
@@ -222,6 +252,10 @@ pub enum Error {
     /// The backend holds something the spec cannot change; retrying cannot help.
     #[error("{message}")]
     Refused { reason: &'static str, message: String },
+    /// Something this resource names belongs to another (a Secret, a backend app or client):
+    /// nothing is written until it is let go, which is checked again at each resync.
+    #[error("{message}")]
+    Conflict { reason: &'static str, message: String },
     #[error("backend {op}: {source}")]
     Backend { op: &'static str, source: backend::Error },
     #[error("kubernetes {op}: {source}")]
@@ -257,7 +291,7 @@ impl Error {
             Error::InvalidSpec(_) => INVALID_SPEC,
             Error::UnknownBackend(_) => BACKEND_NOT_CONFIGURED,
             Error::Waiting(w) => w.reason,
-            Error::Refused { reason, .. } => reason,
+            Error::Refused { reason, .. } | Error::Conflict { reason, .. } => reason,
             Error::Backend { source, .. } => match source.category() {
                 ErrorCategory::Unauthorized => BACKEND_UNAUTHORIZED,
                 ErrorCategory::Invalid
@@ -294,7 +328,7 @@ impl Error {
     /// as opposed to time passing.
     pub fn stalled(&self) -> bool {
         match self {
-            Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => true,
+            Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } | Error::Conflict { .. } => true,
             Error::Backend { source, .. } => {
                 !matches!(source.category(), ErrorCategory::Transient | ErrorCategory::RateLimited)
             }
@@ -308,6 +342,7 @@ impl Error {
         match self {
             Error::InvalidSpec(_) | Error::UnknownBackend(_) | Error::Refused { .. } => None,
             Error::Waiting(_) => Some(ctx.resync.min(Duration::from_secs(60))),
+            Error::Conflict { .. } => Some(ctx.resync),
             Error::Backend { source: backend::Error::RateLimited { retry_after }, .. } => {
                 Some(ctx.backoff(key, trigger, Some(*retry_after)))
             }
@@ -323,6 +358,7 @@ impl Error {
             Error::UnknownBackend(_) => "unknown_backend",
             Error::Waiting(_) => "waiting",
             Error::Refused { .. } => "refused",
+            Error::Conflict { .. } => "conflict",
             Error::Backend { source, .. } => source.category().label(),
             Error::Kube { .. } => "kubernetes",
         }
@@ -502,6 +538,17 @@ fn hash<T: std::hash::Hash>(value: &T) -> u64 {
 /// The requeue for a pass that arrives while its object is backing off, if it does.
 fn held_off<K: Resource>(ctx: &Context, obj: &K) -> Option<Action> {
     ctx.hold_off(&key_of(obj), &trigger(obj)).map(Action::requeue)
+}
+
+/// An API over one namespace (the one the operator watches, if it watches one), or all.
+pub fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// `namespace/name`, the key of per-object state.

@@ -6,7 +6,9 @@
 //! never recorded. What was pushed is remembered by the Secret's `resourceVersion` in
 //! `status.credentialsSecretVersion`, so any write to the Secret pushes once more. The
 //! provider is unique in the backend's scope, so a client that exists already (a crash after
-//! registering, or a backend entry made by hand) is adopted rather than duplicated.
+//! registering, or a backend entry made by hand) is adopted rather than duplicated; but only by
+//! the first OAuthClient that names the provider, and never when the backend records another
+//! resource as its owner (`tenancy::OWNER_METADATA`).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt, runtime::events::EventType};
@@ -15,7 +17,7 @@ use super::{
     Context, Error, Waiting,
     client::{Target, find, now},
     conditions::reason,
-    desired,
+    desired, tenancy,
 };
 use crate::{
     api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION},
@@ -37,7 +39,8 @@ pub(super) async fn sync(
     t: &Target,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
-    ctx.reads_secret(obj, true);
+    ctx.waits_on_secret(obj, obj.spec.registered.as_ref().map(|r| r.credentials_secret.name.as_str()));
+    tenancy::claim_provider(ctx, obj).await?;
     let upstream = read_credentials(ctx, obj).await?;
     let mut wanted = desired::client_settings(obj);
     let provider = match wanted.registered.as_mut() {
@@ -74,6 +77,9 @@ pub(super) async fn sync(
             Err(e) => return Err(Error::backend("register client")(e)),
         },
     };
+    let owner = current.settings.registered.as_ref().and_then(|r| r.metadata.get(tenancy::OWNER_METADATA));
+    let what = format!("the {provider} client {} of this backend", current.id);
+    tenancy::check_owner(owner.and_then(|o| o.as_str()), obj.metadata.uid.as_deref(), &what)?;
     if current.settings.registered.as_ref().is_some_and(|r| r.status == "revoked") {
         return Err(Error::Refused {
             reason: reason::REVOKED,

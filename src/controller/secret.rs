@@ -1,23 +1,32 @@
-//! The credentials Secret: written by server-side apply only when the backend has just shown a
-//! secret (create, rotate), and checked on every pass.
+//! The credentials Secret: written only when the backend has just shown a secret (create,
+//! rotate), and checked on every pass.
+//!
+//! The operator writes and deletes only a Secret it controls for this very OAuthClient
+//! (controller owner reference with its UID): one that does not exist yet is created (an
+//! existing one of the same name is a conflict, never overwritten), later writes and deletes
+//! are conditional on the Secret's UID, so a Secret replaced in between is left alone.
 //!
 //! Annotations record what the operator needs after a crash: the backend id of the client (so
-//! it is adopted, not created twice), the rotate request the secret answers (so a rotation is
-//! not repeated), and a checksum of the data (so an edited or emptied Secret is noticed).
+//! it is adopted, not created twice), signed for this owner with a key only the operator holds
+//! (a namespace user can edit the annotations, and must not steer the operator to another
+//! client); the rotate request the secret answers (so a rotation is not repeated); and a
+//! checksum of the data (so an edited or emptied Secret is noticed).
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::{ByteString, api::core::v1::Secret};
+use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta as Meta};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ObjectMeta, Patch, PatchParams},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
 };
-use ring::digest;
+use ring::{digest, hmac};
 
 use super::{MANAGER, desired};
 use crate::{api::OAuthClient, backend::SecretString};
 
 pub const BACKEND_ID: &str = "oauth-operator.dev/backend-id";
+/// HMAC of the owner's UID and [`BACKEND_ID`]: without a valid one the backend id is ignored.
+pub const BACKEND_ID_SIGNATURE: &str = "oauth-operator.dev/backend-id-signature";
 pub const ROTATE_REQUEST: &str = "oauth-operator.dev/rotate-request";
 const CHECKSUM: &str = "oauth-operator.dev/checksum";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "oauth-operator");
@@ -26,7 +35,7 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "oauth-ope
 #[derive(Debug, PartialEq, Eq)]
 pub enum Found {
     Missing,
-    /// The data is what the operator wrote.
+    /// The data is what the operator wrote. `backend_id`: the signed record, if valid.
     Intact {
         backend_id: Option<String>,
         rotate_request: Option<String>,
@@ -35,6 +44,17 @@ pub enum Found {
     Damaged {
         backend_id: Option<String>,
     },
+    /// A Secret of that name that this OAuthClient does not control: never written.
+    Foreign {
+        holder: String,
+    },
+}
+
+/// The Secret as a pass read it: what it holds, and its UID when it is this owner's.
+#[derive(Debug)]
+pub struct Inspected {
+    pub found: Found,
+    pub uid: Option<String>,
 }
 
 /// What to write. Kept in memory until a write succeeds: the backend shows a secret once.
@@ -46,38 +66,92 @@ pub struct Credentials {
     pub rotate_request: Option<String>,
 }
 
-/// Reads the Secret of `owner` and tells whether it still holds what the operator wrote.
-pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient) -> Result<Found, kube::Error> {
+/// Reads the Secret of `owner` and tells whether it is its own and still holds what the
+/// operator wrote. `key` verifies the backend id it records.
+pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) -> Result<Inspected, kube::Error> {
     let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else {
-        return Ok(Found::Missing);
+        return Ok(Inspected { found: Found::Missing, uid: None });
+    };
+    let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
+        return Ok(Inspected { found: Found::Foreign { holder: controller_of(&secret.metadata) }, uid: None });
     };
     let annotations = secret.annotations();
-    let backend_id = annotations.get(BACKEND_ID).cloned();
+    let backend_id = annotations
+        .get(BACKEND_ID)
+        .filter(|id| annotations.get(BACKEND_ID_SIGNATURE).is_some_and(|sig| verify(key, uid, id, sig)))
+        .cloned();
     let keys = desired::secret_keys(owner);
     let data = secret.data.clone().unwrap_or_default();
     let value = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned());
     let client_id = value(&keys.client_id).unwrap_or_default();
     let client_secret = value(&keys.client_secret);
     let intact = annotations.get(CHECKSUM).is_some_and(|sum| *sum == checksum(&client_id, client_secret.as_deref()));
-    Ok(if intact {
+    let found = if intact {
         Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned() }
     } else {
         Found::Damaged { backend_id }
-    })
+    };
+    Ok(Inspected { found, uid: secret.metadata.uid })
 }
 
-/// Writes the credentials Secret of `owner`, owned by it, by server-side apply. Returns the
-/// written `resourceVersion`.
-pub async fn write(api: &Api<Secret>, owner: &OAuthClient, creds: &Credentials) -> Result<Option<String>, kube::Error> {
-    let name = desired::secret_name(owner);
-    let secret = build(owner, creds);
-    let written = api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
-    Ok(written.metadata.resource_version)
+/// Whether `uid` is the controller of the object.
+pub fn controls(meta: &Meta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// Who controls an object, in words.
+fn controller_of(meta: &Meta) -> String {
+    match meta.owner_references.iter().flatten().find(|r| r.controller == Some(true)) {
+        Some(r) => format!("{} {}", r.kind, r.name),
+        None => "no OAuthClient".into(),
+    }
+}
+
+/// Writes the credentials Secret of `owner`: creates it when `existing` (the UID of its own
+/// Secret, as the pass found it) is `None`, which fails if one appeared meanwhile; else applies
+/// it by server-side apply on the condition that it is still that Secret. Returns the
+/// written UID and `resourceVersion`.
+pub async fn write(
+    api: &Api<Secret>,
+    owner: &OAuthClient,
+    creds: &Credentials,
+    key: &hmac::Key,
+    existing: Option<&str>,
+) -> Result<(Option<String>, Option<String>), kube::Error> {
+    let mut secret = build(owner, creds, key);
+    let written = match existing {
+        None => api.create(&PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &secret).await?,
+        Some(uid) => {
+            secret.metadata.uid = Some(uid.to_string());
+            let name = desired::secret_name(owner);
+            api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?
+        }
+    };
+    Ok((written.metadata.uid, written.metadata.resource_version))
+}
+
+/// Deletes the Secret `name` if `owner_uid` controls it, on the condition that it is still
+/// the Secret this call read. One gone already, or someone else's, is left as it is.
+pub async fn delete(api: &Api<Secret>, name: &str, owner_uid: Option<&str>) -> Result<(), kube::Error> {
+    let Some(secret) = api.get_metadata_opt(name).await? else { return Ok(()) };
+    if !owner_uid.is_some_and(|uid| controls(&secret.metadata, uid)) {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid: secret.metadata.uid.clone(), resource_version: None }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        // Gone meanwhile, or replaced (a precondition failure): not ours to delete.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The Secret for `owner`; pure. (k8s-openapi serializes `apiVersion` and `kind`, which
 /// server-side apply needs.)
-pub fn build(owner: &OAuthClient, creds: &Credentials) -> Secret {
+pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secret {
     let keys = desired::secret_keys(owner);
     let template = owner.spec.secret_template.clone().unwrap_or_default();
     let mut data = BTreeMap::from([(keys.client_id.clone(), ByteString(creds.client_id.as_bytes().to_vec()))]);
@@ -88,6 +162,8 @@ pub fn build(owner: &OAuthClient, creds: &Credentials) -> Secret {
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     let mut annotations = template.annotations;
     annotations.insert(BACKEND_ID.into(), creds.backend_id.clone());
+    let uid = owner.meta().uid.as_deref().unwrap_or_default();
+    annotations.insert(BACKEND_ID_SIGNATURE.into(), sign(key, uid, &creds.backend_id));
     annotations
         .insert(CHECKSUM.into(), checksum(&creds.client_id, creds.client_secret.as_ref().map(SecretString::expose)));
     if let Some(request) = &creds.rotate_request {
@@ -106,6 +182,24 @@ pub fn build(owner: &OAuthClient, creds: &Credentials) -> Secret {
         type_: Some("Opaque".into()),
         ..Default::default()
     }
+}
+
+/// The signature of "the client of owner `uid` is backend object `backend_id`".
+pub fn sign(key: &hmac::Key, uid: &str, backend_id: &str) -> String {
+    hmac::sign(key, &record(uid, backend_id)).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `signature` is [`sign`]'s for these values (compared in constant time).
+pub fn verify(key: &hmac::Key, uid: &str, backend_id: &str, signature: &str) -> bool {
+    let bytes: Option<Vec<u8>> = (0..signature.len())
+        .step_by(2)
+        .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    bytes.is_some_and(|tag| hmac::verify(key, &record(uid, backend_id), &tag).is_ok())
+}
+
+fn record(uid: &str, backend_id: &str) -> Vec<u8> {
+    [uid.as_bytes(), b"\0", backend_id.as_bytes()].concat()
 }
 
 /// A digest of the data, so that an edit is noticed; it reveals nothing of a 256-bit secret.
@@ -143,7 +237,7 @@ mod tests {
             backend_id: "42".into(),
             rotate_request: Some("r1".into()),
         };
-        let secret = build(&owner(), &creds);
+        let secret = build(&owner(), &creds, &key());
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));
         let data = secret.data.as_ref().expect("data");
         assert_eq!(data["id"].0, b"oc_1");
@@ -155,10 +249,42 @@ mod tests {
         assert_eq!(annotations[BACKEND_ID], "42");
         assert_eq!(annotations[ROTATE_REQUEST], "r1");
         assert!(!annotations[CHECKSUM].contains("oc_secret_x"));
+        assert!(verify(&key(), "u-1", "42", &annotations[BACKEND_ID_SIGNATURE]), "the record is signed for its owner");
         let owner_ref = &secret.metadata.owner_references.as_ref().expect("owner")[0];
         assert_eq!((owner_ref.kind.as_str(), owner_ref.controller), ("OAuthClient", Some(true)));
         let json = serde_json::to_value(&secret).expect("json");
         assert_eq!((json["apiVersion"].as_str(), json["kind"].as_str()), (Some("v1"), Some("Secret")));
+    }
+
+    fn key() -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, b"operator key")
+    }
+
+    #[test]
+    fn a_record_verifies_only_for_its_owner_id_and_key() {
+        let signature = sign(&key(), "u-1", "42");
+        assert!(verify(&key(), "u-1", "42", &signature));
+        assert!(!verify(&key(), "u-2", "42", &signature), "another owner");
+        assert!(!verify(&key(), "u-1", "43", &signature), "another backend id");
+        assert!(!verify(&hmac::Key::new(hmac::HMAC_SHA256, b"other"), "u-1", "42", &signature), "another key");
+        for forged in ["", "zz", &signature[..10], "é"] {
+            assert!(!verify(&key(), "u-1", "42", forged), "{forged:?}");
+        }
+    }
+
+    #[test]
+    fn controller_references_decide_ownership() {
+        let secret = build(&owner(), &Credentials {
+            client_id: "c".into(),
+            client_secret: None,
+            backend_id: "1".into(),
+            rotate_request: None,
+        }, &key());
+        assert!(controls(&secret.metadata, "u-1"));
+        assert!(!controls(&secret.metadata, "u-2"));
+        assert!(!controls(&Meta::default(), "u-1"));
+        assert_eq!(controller_of(&secret.metadata), "OAuthClient web");
+        assert_eq!(controller_of(&Meta::default()), "no OAuthClient");
     }
 
     #[test]

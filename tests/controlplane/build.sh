@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd, kubectl) from the Go modules pinned in
+# Builds the test control plane (kube-apiserver, kube-controller-manager, etcd, kubectl) from the Go modules pinned in
 # go.mod/go.sum beside this script, through the module proxy, into a cache under target/.
 # Prints the folder holding the binaries (usable as KUBEBUILDER_ASSETS) on its last line.
 # A second run with the same pins reuses the cache and builds nothing.
@@ -40,6 +40,10 @@ build() { # $1: output name, $2: package, $3: extra ldflags
 
 start=$(date +%s)
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$(ver_flags k8s.io/component-base/version)"
+# The controller manager aggregates the built-in edit/view roles, collects garbage and
+# finishes namespace deletion: the tenant-isolation tests act as users through `edit`.
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager \
+  "$(ver_flags k8s.io/component-base/version)"
 build kubectl k8s.io/kubernetes/cmd/kubectl \
   "$(ver_flags k8s.io/component-base/version) $(ver_flags k8s.io/client-go/pkg/version)"
 build etcd go.etcd.io/etcd/server/v3 ""

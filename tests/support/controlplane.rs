@@ -28,6 +28,9 @@ pub struct ControlPlane {
     dir: TempDir,
     etcd: Child,
     apiserver: std::sync::Mutex<Child>,
+    /// Started on request: it aggregates the built-in roles, collects garbage and finishes
+    /// namespace deletions.
+    controller_manager: std::sync::Mutex<Option<Child>>,
     /// kubeconfig of a `system:masters` user, usable by kubectl too.
     pub kubeconfig: PathBuf,
     /// Folder with kube-apiserver, etcd and kubectl.
@@ -112,8 +115,15 @@ impl ControlPlane {
         )
         .expect("write kubeconfig");
 
-        let cp =
-            ControlPlane { dir, etcd, apiserver: std::sync::Mutex::new(apiserver), kubeconfig, assets, apiserver_args };
+        let cp = ControlPlane {
+            dir,
+            etcd,
+            apiserver: std::sync::Mutex::new(apiserver),
+            controller_manager: std::sync::Mutex::default(),
+            kubeconfig,
+            assets,
+            apiserver_args,
+        };
         cp.wait_ready(deadline).await;
         cp
     }
@@ -140,6 +150,47 @@ impl ControlPlane {
         let started = spawn(Command::new(self.assets.join("kube-apiserver")).args(&self.apiserver_args), &log);
         *self.apiserver.lock().unwrap_or_else(|e| e.into_inner()) = started;
         self.wait_ready(deadline).await;
+    }
+
+    /// Starts kube-controller-manager with the controllers a cluster of users needs: the
+    /// aggregation of the built-in `admin`/`edit`/`view` roles, garbage collection by owner
+    /// references and namespace deletion. Waits until `edit` carries `rule` (an aggregated
+    /// ClusterRole's first rule, as `apiGroups/resource`).
+    pub async fn start_controller_manager(&self, rule: (&str, &str)) {
+        let port = free_port();
+        let child = spawn(
+            Command::new(self.assets.join("kube-controller-manager")).args([
+                &format!("--kubeconfig={}", self.kubeconfig.display()),
+                "--controllers=clusterrole-aggregation-controller,garbage-collector-controller,namespace-controller",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                &format!("--secure-port={port}"),
+                &format!("--cert-dir={}", self.dir.path().join("kcm-certs").display()),
+                "--concurrent-gc-syncs=5",
+            ]),
+            &self.dir.path().join("kube-controller-manager.log"),
+        );
+        *self.controller_manager.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(self.client().await);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let edit = roles.get_opt("edit").await.ok().flatten();
+            let aggregated = edit.and_then(|r| r.rules).is_some_and(|rules| {
+                rules.iter().any(|r| {
+                    r.api_groups.iter().flatten().any(|g| g == rule.0)
+                        && r.resources.iter().flatten().any(|res| res == rule.1)
+                })
+            });
+            if aggregated {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-controller-manager did not aggregate the edit role within {START_TIMEOUT:?}:\n{}",
+                self.log_tail("kube-controller-manager")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// A client with cluster-admin rights.
@@ -275,6 +326,9 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
+        if let Some(mut kcm) = self.controller_manager.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            stop(&mut kcm);
+        }
         stop(self.apiserver.get_mut().unwrap_or_else(|e| e.into_inner()));
         stop(&mut self.etcd);
     }
