@@ -238,7 +238,9 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             requests_per_second: e.requests_per_second,
         };
         let built = match e.kind {
-            BackendKind::Wacht => WachtBackend::new(http, e.deployment_id.clone()).map(|b| Arc::new(b) as Arc<dyn Backend>),
+            BackendKind::Wacht => {
+                WachtBackend::new(http, e.deployment_id.clone()).map(|b| Arc::new(b) as Arc<dyn Backend>)
+            }
             BackendKind::OauthApplications => {
                 ApplicationsBackend::new(http, e.owner_org_id.clone()).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }

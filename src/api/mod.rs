@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
-    AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, BackendRef, ApplicationType, ClientAuthMethod, CredentialsSecretRef,
-    DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus,
-    RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
+    AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
+    CredentialsSecretRef, DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient, OAuthClientSpec,
+    OAuthClientStatus, RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
 };
 
 /// API group of both resources.

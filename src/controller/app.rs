@@ -276,9 +276,10 @@ async fn unmanaged_clients(
             else {
                 return;
             };
-            let signed_by_controller = meta.owner_references().iter().any(|r| {
-                r.controller == Some(true) && secret::verify(record_key, &r.uid, id, signature)
-            });
+            let signed_by_controller = meta
+                .owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && secret::verify(record_key, &r.uid, id, signature));
             if signed_by_controller {
                 owned.insert(id.clone());
             }

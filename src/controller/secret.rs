@@ -274,12 +274,11 @@ mod tests {
 
     #[test]
     fn controller_references_decide_ownership() {
-        let secret = build(&owner(), &Credentials {
-            client_id: "c".into(),
-            client_secret: None,
-            backend_id: "1".into(),
-            rotate_request: None,
-        }, &key());
+        let secret = build(
+            &owner(),
+            &Credentials { client_id: "c".into(), client_secret: None, backend_id: "1".into(), rotate_request: None },
+            &key(),
+        );
         assert!(controls(&secret.metadata, "u-1"));
         assert!(!controls(&secret.metadata, "u-2"));
         assert!(!controls(&Meta::default(), "u-1"));

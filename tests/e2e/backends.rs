@@ -2,9 +2,7 @@
 //! Applications API, secrets issued by the backend) and in `registered` mode (the MCP OAuth
 //! clients API, secrets pushed from a user's Secret).
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::{ByteString, api::core::v1::Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
@@ -34,47 +32,6 @@ fn application_doc(name: &str, spec: Value) -> Value {
         "application": {"type": "web", "allowedScopes": ["workspace:read"]}}});
     crate::support::samples::merge_patch(&mut doc["spec"], &spec);
     doc
-}
-
-fn registered_doc(name: &str, provider: &str, spec: Value) -> Value {
-    let mut doc = json!({"metadata": {"name": name}, "spec": {"backend": "mcp",
-        "registered": {"provider": provider, "providerName": "GitHub",
-            "authorizationUrl": "https://github.com/login/oauth/authorize",
-            "tokenUrl": "https://github.com/login/oauth/access_token",
-            "scopes": ["read:user"], "metadata": {"token_auth_method": "client_secret_post"},
-            "credentialsSecret": {"name": format!("{name}-upstream")}}}});
-    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
-    doc
-}
-
-/// The user's Secret with the upstream credentials; the secret is remembered for the log check.
-async fn upstream_secret(client: &Client, ns: &str, name: &str, client_id: &str, secret: &str) {
-    SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).push(secret.to_string());
-    let data = BTreeMap::from([
-        ("client_id".to_string(), ByteString(client_id.as_bytes().to_vec())),
-        ("client_secret".to_string(), ByteString(secret.as_bytes().to_vec())),
-    ]);
-    let doc = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-        data: Some(data),
-        ..Default::default()
-    };
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    api.patch(name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await.expect("apply Secret");
-}
-
-/// Waits for a Ready=False condition with this reason and returns its message.
-async fn not_ready(client: &Client, ns: &str, name: &str, reason: &str) -> String {
-    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    let obj = wait(&api, name, reason, |o| {
-        o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
-            s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == reason)
-        })
-    })
-    .await
-    .expect("client");
-    let status = obj.status.expect("status");
-    status.conditions.into_iter().find(|c| c.type_ == "Ready").expect("Ready").message
 }
 
 /// Calls whose method writes, under a path prefix.
@@ -164,14 +121,14 @@ async fn application_orphan(client: Client) {
 async fn application_rejected_key(client: Client) {
     let ns = namespace(&client, "e2e-apps-wrong-key").await;
     apply::<OAuthClient>(&client, &ns, application_doc("web", json!({"backend": "apps-wrong-key"}))).await;
-    let message = not_ready(&client, &ns, "web", "BackendCredentialsRejected").await;
+    let message = not_ready::<OAuthClient>(&client, &ns, "web", "BackendCredentialsRejected").await;
     assert!(message.contains("backend credentials"), "{message}");
 }
 
 async fn registered_lifecycle(client: Client) {
     let ns = namespace(&client, "e2e-mcp").await;
     apply::<OAuthClient>(&client, &ns, registered_doc("github", "github-e2e", json!({}))).await;
-    let message = not_ready(&client, &ns, "github", "CredentialsSecretNotReady").await;
+    let message = not_ready::<OAuthClient>(&client, &ns, "github", "CredentialsSecretNotReady").await;
     assert!(message.contains("github-upstream"), "names the Secret it waits for: {message}");
 
     upstream_secret(&client, &ns, "github-upstream", "gh-client-1", "gh-secret-one").await;
@@ -282,6 +239,6 @@ async fn registered_rejected_key(client: Client) {
         registered_doc("github", "github-wrong-key", json!({"backend": "mcp-wrong-key"})),
     )
     .await;
-    let message = not_ready(&client, &ns, "github", "BackendCredentialsRejected").await;
+    let message = not_ready::<OAuthClient>(&client, &ns, "github", "BackendCredentialsRejected").await;
     assert!(message.contains("backend credentials"), "{message}");
 }

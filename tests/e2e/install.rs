@@ -19,6 +19,10 @@ pub fn trials() -> Vec<Trial> {
             helm_matches_kustomize();
             Ok(())
         }),
+        Trial::test("install::namespaced_mode_grants_a_role_only", || {
+            namespaced_mode_grants_a_role_only();
+            Ok(())
+        }),
     ]
 }
 
@@ -42,14 +46,23 @@ fn kubectl(args: &[&str], input: Option<&str>) -> String {
 }
 
 fn render_kustomize() -> String {
-    kubectl(&["kustomize", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy")], None)
+    render_overlay("deploy")
+}
+
+fn render_overlay(dir: &str) -> String {
+    kubectl(&["kustomize", &format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"))], None)
 }
 
 fn render_helm() -> String {
+    render_helm_with(&[])
+}
+
+fn render_helm_with(values: &[&str]) -> String {
     let helm = go_tool("helm", "helm.sh/helm/v3/cmd/helm", "helm");
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/helm/oauth-operator");
     let out = Command::new(helm)
         .args(["template", "oauth-operator", chart, "--namespace", "oauth-operator-system", "--include-crds"])
+        .args(values)
         .output()
         .expect("helm template");
     assert!(out.status.success(), "helm template: {}", String::from_utf8_lossy(&out.stderr));
@@ -92,7 +105,12 @@ fn helm_matches_kustomize() {
         v
     };
     assert_eq!(names(&helm), names(&kustomize), "the same objects");
-    for (kind, name) in [("ClusterRole", "oauth-operator"), ("Role", "oauth-operator-leader")] {
+    for (kind, name) in [
+        ("ClusterRole", "oauth-operator"),
+        ("Role", "oauth-operator-leader"),
+        ("ClusterRole", "oauth-operator-edit"),
+        ("ClusterRole", "oauth-operator-view"),
+    ] {
         assert_eq!(find(&helm, kind, name)["rules"], find(&kustomize, kind, name)["rules"], "{kind} rules");
     }
     // Numbers as floats: kustomize writes the schema's `60.0` as `60`.
@@ -120,6 +138,34 @@ fn helm_matches_kustomize() {
         serde_yaml::from_str::<Value>(&text).expect("config YAML")
     };
     assert_eq!(config(&helm), config(&kustomize), "the same default backends file");
+}
+
+/// `deploy/namespaced/` and the chart with `watchNamespace` give the operator a Role in that
+/// namespace with the ClusterRole's rules (less the Namespace reads a Role cannot grant), and
+/// nothing cluster-wide but the CRDs and the tenant roles.
+fn namespaced_mode_grants_a_role_only() {
+    let env = Env::get();
+    env.block_on(crate::support::resources::namespace(&env.client, "apps"));
+    let (overlay_docs, helm_docs) =
+        (render_overlay("deploy/namespaced"), render_helm_with(&["--set", "watchNamespace=apps"]));
+    server_side_dry_run(&overlay_docs);
+    let (overlay, helm, base) = (parse(&overlay_docs), parse(&helm_docs), parse(&render_kustomize()));
+    let mut cluster_rules = find(&base, "ClusterRole", "oauth-operator")["rules"].clone();
+    cluster_rules.as_array_mut().expect("rules").retain(|r| r["resources"] != serde_json::json!(["namespaces"]));
+    for docs in [&overlay, &helm] {
+        let role = find(docs, "Role", "oauth-operator");
+        assert_eq!(role["metadata"]["namespace"], "apps");
+        assert_eq!(role["rules"], cluster_rules, "the ClusterRole's rules, in one namespace");
+        assert_eq!(find(docs, "RoleBinding", "oauth-operator")["roleRef"]["kind"], "Role");
+        let cluster_scoped: Vec<String> = docs
+            .iter()
+            .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "ClusterRoleBinding")
+            .map(|d| d["metadata"]["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(cluster_scoped, ["oauth-operator-edit", "oauth-operator-view"], "no cluster-wide rights");
+        let args = &find(docs, "Deployment", "oauth-operator")["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(args.as_array().expect("args").iter().any(|a| a == "--namespace=apps"), "{args}");
+    }
 }
 
 fn numbers_as_floats(value: &Value) -> Value {

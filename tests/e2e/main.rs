@@ -11,6 +11,7 @@ mod crd;
 mod install;
 mod quiet;
 mod reconcile;
+mod tenancy;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -18,6 +19,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(reconcile::trials());
     trials.extend(install::trials());
     trials.extend(backends::trials());
+    trials.extend(tenancy::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();

@@ -76,11 +76,25 @@ async fn settled_resources_make_no_writes(client: Client) {
         .expect("list")
         .into_iter()
         .filter(|c| c.status.as_ref().is_some_and(|s| s.client_id.is_some()))
-        .map(|c| (c.namespace().unwrap_or_default(), c.status.and_then(|s| s.secret_name).unwrap_or_default()))
+        .map(|c| {
+            // The Secret each pass reads: a registered client's is the user's credentials Secret.
+            let read = match &c.spec.registered {
+                Some(r) => r.credentials_secret.name.clone(),
+                None => c.status.as_ref().and_then(|s| s.secret_name.clone()).unwrap_or_default(),
+            };
+            (c.namespace().unwrap_or_default(), read)
+        })
         .collect();
     assert!(!ready_clients.is_empty(), "the earlier tests left settled clients");
 
-    let app_count = apps.list(&selector()).await.expect("list").items.len() as u64;
+    // Apps refused before any backend call (another namespace's backend or app) list nothing.
+    let refused = |a: &OAuthApp| {
+        let conditions = a.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && ["BackendNotAllowed", "AlreadyClaimed"].contains(&c.reason.as_str()))
+    };
+    let app_count = apps.list(&selector()).await.expect("list").items.iter().filter(|a| !refused(a)).count() as u64;
     // One pass to let late status changes land (a count, a verified domain), then two quiet ones.
     passes(&env, &ready_clients, app_count, 1).await;
     let (k8s_writes, backend_before) = (env.cp.writes_by(USER), backend_writes().await);

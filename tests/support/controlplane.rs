@@ -157,16 +157,12 @@ impl ControlPlane {
     /// references and namespace deletion. Waits until `edit` carries `rule` (an aggregated
     /// ClusterRole's first rule, as `apiGroups/resource`).
     pub async fn start_controller_manager(&self, rule: (&str, &str)) {
-        let port = free_port();
         let child = spawn(
             Command::new(self.assets.join("kube-controller-manager")).args([
                 &format!("--kubeconfig={}", self.kubeconfig.display()),
                 "--controllers=clusterrole-aggregation-controller,garbage-collector-controller,namespace-controller",
                 "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                &format!("--secure-port={port}"),
-                &format!("--cert-dir={}", self.dir.path().join("kcm-certs").display()),
-                "--concurrent-gc-syncs=5",
+                "--secure-port=0",
             ]),
             &self.dir.path().join("kube-controller-manager.log"),
         );
@@ -239,6 +235,31 @@ impl ControlPlane {
             }
         }
         crds
+    }
+
+    /// A kubeconfig file `<name>.kubeconfig` in the control plane's folder for a bearer token.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.kubeconfig"));
+        fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context: {{cluster: test, user: {name}}}\ncurrent-context: test\n",
+                self.server(),
+                self.ca_file().display()
+            ),
+        )
+        .expect("write kubeconfig");
+        path
+    }
+
+    /// A client authenticated by a bearer token (built in memory: tests run side by side).
+    pub async fn token_client(&self, token: &str) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        config.auth_info = kube::config::AuthInfo { token: Some(token.to_string().into()), ..Default::default() };
+        Client::try_from(config).expect("client")
     }
 
     /// The path of a control-plane binary, such as `kubectl`.

@@ -69,6 +69,8 @@ impl Env {
             let resync = format!("{}s", RESYNC.as_secs());
             let args = ["--resync", &resync, "--selector", &selector, "--leader-elect"];
             let operator = Operator::start(&cp, &client, &emu, &args).await;
+            // After the operator's install (its tenant roles): namespace users act through `edit`.
+            cp.start_controller_manager(("oauth-operator.dev", "oauthclients")).await;
             (cp, client, emu, operator)
         });
         Env { rt, operator, emu, cp, client }

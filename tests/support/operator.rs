@@ -69,21 +69,12 @@ impl Operator {
         static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = if n == 0 { "operator".to_string() } else { format!("operator-{n}") };
-        for file in ["deploy/namespace.yaml", "deploy/rbac.yaml"] {
+        for file in ["deploy/namespace.yaml", "deploy/rbac.yaml", "deploy/tenant-roles.yaml"] {
             apply_manifest(admin, file).await;
         }
         let dir = cp.dir();
-        let token = service_account_token(admin, service_account).await;
-        let kubeconfig = dir.join(format!("{name}.kubeconfig"));
-        fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: operator\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context: {{cluster: test, user: operator}}\ncurrent-context: test\n",
-                cp.server(),
-                cp.ca_file().display()
-            ),
-        )
-        .expect("write operator kubeconfig");
+        let token = service_account_token(admin, NAMESPACE, service_account).await;
+        let kubeconfig = cp.token_kubeconfig(&name, &token);
         fs::write(dir.join("api-key"), API_KEY).expect("write key");
         fs::write(dir.join("wrong-key"), "not-a-key").expect("write key");
         let config = dir.join(format!("{name}.yaml"));
@@ -97,6 +88,9 @@ impl Operator {
   apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{wrong}'}}
   mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   mcp-wrong-key: {{type: mcp-oauth-clients, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+  team-c-only: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, allowedNamespaces: {{names: [team-c]}}}}
+  labelled: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, allowedNamespaces: {{matchLabels: {{oauth-operator.dev/tenant: allowed}}}}}}
+  pinned: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, pinned: true}}
 ",
                 url = emu.url,
                 key = dir.join("api-key").display(),
@@ -207,8 +201,9 @@ pub async fn apply_objects(client: &Client, objects: Vec<DynamicObject>) {
     }
 }
 
-async fn service_account_token(client: &Client, service_account: &str) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+/// A token of a ServiceAccount, from the TokenRequest API.
+pub async fn service_account_token(client: &Client, namespace: &str, service_account: &str) -> String {
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let request: TokenRequest = serde_json::from_value(serde_json::json!({
         "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": {"audiences": [], "expirationSeconds": 86400}

@@ -1,11 +1,18 @@
 //! Helpers for tests that apply OAuthApps and OAuthClients and watch what the operator does.
 
 use std::{
+    collections::BTreeMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::{
+    ByteString,
+    api::{
+        core::v1::{Namespace, Secret, ServiceAccount},
+        rbac::v1::RoleBinding,
+    },
+};
 use kube::{
     Api, Client, Resource,
     api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
@@ -166,6 +173,72 @@ pub async fn app_and_client(client: &Client, ns: &str, client_spec: Value) -> OA
     apply::<OAuthClient>(client, ns, client_doc("web", "app", client_spec)).await;
     app_ready(client, ns, "app").await;
     client_ready(client, ns, "web").await
+}
+
+/// A namespace user: the ServiceAccount `dev` of `ns` (created with the namespace), bound
+/// there to the built-in `edit` role; a client with its token.
+pub async fn namespace_user(admin: &Client, ns: &str) -> Client {
+    namespace(admin, ns).await;
+    let apply = PatchParams::apply("e2e-admin").force();
+    let account: ServiceAccount = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "dev", "namespace": ns}
+    }))
+    .expect("service account");
+    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+        .patch("dev", &apply, &Patch::Apply(&account))
+        .await
+        .expect("apply ServiceAccount");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "dev-edit", "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "dev", "namespace": ns}]
+    }))
+    .expect("role binding");
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .patch("dev-edit", &apply, &Patch::Apply(&binding))
+        .await
+        .expect("apply RoleBinding");
+    let token = super::operator::service_account_token(admin, ns, "dev").await;
+    Env::get().cp.token_client(&token).await
+}
+
+/// Waits for `Ready=False` with this reason on an OAuthApp or OAuthClient; returns its message.
+pub async fn not_ready<K: Resource<DynamicType = ()>>(client: &Client, ns: &str, name: &str, reason: &str) -> String {
+    let ready = |o: Option<&DynamicObject>| {
+        let conditions = o.and_then(|o| o.data["status"]["conditions"].as_array().cloned()).unwrap_or_default();
+        conditions.into_iter().find(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == reason)
+    };
+    let obj = wait(&dynamic::<K>(client, ns), name, reason, |o| ready(o).is_some()).await;
+    ready(obj.as_ref()).and_then(|c| c["message"].as_str().map(String::from)).expect("a message")
+}
+
+/// A registered (MCP) client of `provider` that reads its credentials from `<name>-upstream`.
+pub fn registered_doc(name: &str, provider: &str, spec: Value) -> Value {
+    let mut doc = json!({"metadata": {"name": name}, "spec": {"backend": "mcp",
+        "registered": {"provider": provider, "providerName": "GitHub",
+            "authorizationUrl": "https://github.com/login/oauth/authorize",
+            "tokenUrl": "https://github.com/login/oauth/access_token",
+            "scopes": ["read:user"], "metadata": {"token_auth_method": "client_secret_post"},
+            "credentialsSecret": {"name": format!("{name}-upstream")}}}});
+    crate::support::samples::merge_patch(&mut doc["spec"], &spec);
+    doc
+}
+
+/// The user's Secret with upstream credentials; the secret is remembered for the log check.
+pub async fn upstream_secret(client: &Client, ns: &str, name: &str, client_id: &str, secret: &str) {
+    SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).push(secret.to_string());
+    let data = BTreeMap::from([
+        ("client_id".to_string(), ByteString(client_id.as_bytes().to_vec())),
+        ("client_secret".to_string(), ByteString(secret.as_bytes().to_vec())),
+    ]);
+    let doc = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(data),
+        ..Default::default()
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    api.patch(name, &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await.expect("apply Secret");
 }
 
 /// Waits until `done`, within [`TIMEOUT`].
