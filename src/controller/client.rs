@@ -213,7 +213,7 @@ impl Target {
     }
 
     /// The target a status recorded (it was allowed when recorded; the app may be gone).
-    fn recorded(ctx: &Context, r: &BackendRef) -> Result<Target, Error> {
+    pub(super) fn recorded(ctx: &Context, r: &BackendRef) -> Result<Target, Error> {
         let (name, configured) = ctx.configured(Some(&r.name))?;
         let app = AppKey { deployment: r.deployment_id.clone(), slug: r.app_slug.clone().unwrap_or_default() };
         Ok(Target::new(name, configured, app))
@@ -536,6 +536,9 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
         );
         write_status(api, obj, obj.status.as_ref(), &status).await?;
         return Err(e);
+    }
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan && obj.spec.registered.is_some() {
+        registered::release(obj, ctx).await;
     }
     ctx.waits_on_secret(obj, None);
     ctx.lock_undelivered().remove(&key_of(obj));

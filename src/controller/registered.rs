@@ -119,6 +119,33 @@ pub(super) async fn sync(
     Ok(if obj.spec.active { "registered client matches the spec" } else { "inactive in the backend" }.into())
 }
 
+/// With `deletionPolicy: Orphan` the backend client stays, let go: the owner recorded in its
+/// metadata is removed, so that another OAuthClient may adopt it. A failure is logged and
+/// leaves the record, which an administrator can clear in the backend.
+pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
+    let Some(status) = &obj.status else { return };
+    let (Some(recorded), Some(id), Some(uid)) = (&status.backend_ref, &status.backend_id, &obj.metadata.uid) else {
+        return;
+    };
+    let result = async {
+        let t = Target::recorded(ctx, recorded)?;
+        let Some(mut current) = find(ctx, &t, id).await? else { return Ok(()) };
+        let Some(settings) = current.settings.registered.as_mut() else { return Ok(()) };
+        if settings.metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) != Some(uid.as_str()) {
+            return Ok(());
+        }
+        settings.metadata.remove(tenancy::OWNER_METADATA);
+        let released =
+            t.backend.update_client(&t.app, id, &current.settings).await.map_err(Error::backend("release client"))?;
+        ctx.lists.put(&t.name, &t.app, released).await;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not release the orphaned registered client in the backend");
+    }
+}
+
 fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) {
     status.backend_id = Some(client.id.clone());
     status.client_id = Some(client.client_id.clone());

@@ -183,6 +183,17 @@ async fn claimed_app_or_provider_is_refused(admin: Client) {
     wait(&clients, "t3-gh", "gone", |o| o.is_none()).await;
     let kept = mcp().get_client(&AppKey::none(), &holder).await.expect("get");
     assert!(kept.is_some_and(|c| c.active), "deleting the claimant leaves the holder's client active");
+
+    // The holder lets go (Orphan): the next claimant adopts the same backend client.
+    let orphan = registered_doc("t3-gh", "t3-github", json!({"deletionPolicy": "Orphan"}));
+    apply::<OAuthClient>(&dev_b, B, orphan).await;
+    let holders: Api<OAuthClient> = Api::namespaced(dev_b.clone(), B);
+    holders.delete("t3-gh", &DeleteParams::default()).await.expect("delete");
+    wait(&holders, "t3-gh", "gone", |o| o.is_none()).await;
+    apply::<OAuthClient>(&dev_c, C, registered_doc("t3-gh", "t3-github", json!({}))).await;
+    let adopted = client_ready(&dev_c, C, "t3-gh").await.status.expect("status").backend_id;
+    assert_eq!(adopted.as_deref(), Some(holder.as_str()), "adopted once released");
+    assert!(Env::get().emu.mcp_secret_matches(&holder, "t3-secret-c").await, "team-c's secret now");
 }
 
 async fn deletion_deactivates_without_the_app(admin: Client) {
