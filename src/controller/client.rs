@@ -1,7 +1,7 @@
 //! The OAuthClient reconciler: the backend client, its credentials Secret, rotation by
 //! annotation, and the finalizer that runs the deletion policy.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
@@ -143,7 +143,10 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
         }
         let action = cleanup(&api, obj, &ctx).await?;
         let rest: Vec<&String> = obj.finalizers().iter().filter(|f| *f != FINALIZER).collect();
-        return set_finalizers(&api, obj, &rest).await.map(|_| action);
+        // A conflict may come from the operator's own status write, whose event triggers no
+        // pass: try again soon rather than wait for a change.
+        let released = set_finalizers(&api, obj, &rest).await?;
+        return Ok(if released.is_some() { action } else { Action::requeue(Duration::from_secs(1)) });
     }
     if ours {
         return apply(&api, obj, &ctx).await;

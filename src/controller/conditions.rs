@@ -30,7 +30,6 @@ pub mod reason {
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
     pub const VERIFIED: &str = "Verified";
     pub const PENDING: &str = "Pending";
-    pub const INACTIVE: &str = "Inactive";
     pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsSecretNotReady";
     pub const REVOKED: &str = "Revoked";
     /// The credentials Secret's name is taken by a Secret this OAuthClient does not control.

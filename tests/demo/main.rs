@@ -32,7 +32,7 @@ async fn main() {
         println!("{} is Established", crd.metadata.name.unwrap_or_default());
     }
 
-    step("starting the backend emulator and the operator (ServiceAccount token, deploy/rbac.yaml)");
+    step("starting the backend emulator and the operator (ServiceAccount token, deploy/operator/rbac.yaml)");
     let emu = Emulator::start(&[API_KEY]);
     println!("emulator at {}", emu.url);
     let operator = Operator::start(&cp, &client, &emu, &["--resync", "30s", "--leader-elect"]).await;

@@ -8,6 +8,7 @@ mod support;
 
 mod backends;
 mod crd;
+mod gitops;
 mod install;
 mod quiet;
 mod reconcile;
@@ -20,6 +21,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(install::trials());
     trials.extend(backends::trials());
     trials.extend(tenancy::trials());
+    trials.extend(gitops::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();

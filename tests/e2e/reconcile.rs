@@ -438,29 +438,21 @@ async fn kstatus_reads_live_resources(client: Client) {
     reason(dynamic::<OAuthClient>(&client, ns), "waiting", "Reconciling").await;
     reason(dynamic::<OAuthApp>(&client, ns), "stalled", "Stalled").await;
 
-    let tool = crate::support::tools::go_tool("kstatus", ".", "kstatus");
     for (resource, name, want) in [
         ("oauthclients", "web", "Current"),
         ("oauthapps", "app", "Current"),
         ("oauthclients", "waiting", "InProgress"),
         ("oauthapps", "stalled", "Failed"),
     ] {
-        let kubeconfig = env.cp.kubeconfig.to_str().expect("utf-8");
-        let out = Command::new(&tool)
-            .args([kubeconfig, "oauth-operator.dev", "v1alpha1", resource, ns, name])
-            .output()
-            .expect("run kstatus");
-        assert!(out.status.success(), "kstatus {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let result: Value = serde_json::from_slice(&out.stdout).expect("kstatus JSON");
-        assert_eq!(result["status"], want, "{resource}/{name}: {result}");
+        assert_eq!(crate::support::gitops::kstatus(&env.cp, resource, ns, name), want, "{resource}/{name}");
     }
 }
 
-/// The RBAC of `deploy/rbac.yaml` is what the operator needs: without its Secrets rule, an
+/// The RBAC of `deploy/operator/rbac.yaml` is what the operator needs: without its Secrets rule, an
 /// operator reports the missing permission in the resource's status and keeps running.
 async fn missing_rbac_rule(client: Client) {
     let env = Env::get();
-    let mut objects = crate::support::operator::manifest("deploy/rbac.yaml");
+    let mut objects = crate::support::operator::manifest("deploy/operator/rbac.yaml");
     objects.retain(|o| {
         matches!(
             o.types.as_ref().map(|t| t.kind.as_str()),
@@ -472,7 +464,7 @@ async fn missing_rbac_rule(client: Client) {
         if let Some(rules) = obj.data.get_mut("rules").and_then(Value::as_array_mut) {
             let before = rules.len();
             rules.retain(|r| !r["resources"].as_array().is_some_and(|rs| rs.iter().any(|x| x == "secrets")));
-            assert_eq!(rules.len(), before - 1, "deploy/rbac.yaml has one Secrets rule");
+            assert_eq!(rules.len(), before - 1, "deploy/operator/rbac.yaml has one Secrets rule");
         }
         if let Some(role_ref) = obj.data.get_mut("roleRef") {
             role_ref["name"] = "oauth-operator-reduced".into();

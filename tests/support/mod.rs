@@ -4,6 +4,7 @@
 pub mod controlplane;
 pub mod emulator;
 pub mod env;
+pub mod gitops;
 pub mod operator;
 pub mod resources;
 pub mod samples;

@@ -42,7 +42,7 @@ pub struct Operator {
 pub static LOG_LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 impl Operator {
-    /// Installs `deploy/namespace.yaml` and `deploy/rbac.yaml`, then starts the operator with a
+    /// Installs `deploy/operator/`'s namespace, RBAC and tenant roles, then starts the operator with a
     /// token of its ServiceAccount and waits until it is ready. Backends: `default` (the
     /// emulator, valid key) and `wrong-key` (the emulator, a key it refuses). `args` are added to
     /// `oauth-operator run`.
@@ -69,8 +69,8 @@ impl Operator {
         static LAUNCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = LAUNCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = if n == 0 { "operator".to_string() } else { format!("operator-{n}") };
-        for file in ["deploy/namespace.yaml", "deploy/rbac.yaml", "deploy/tenant-roles.yaml"] {
-            apply_manifest(admin, file).await;
+        for file in ["namespace.yaml", "rbac.yaml", "tenant-roles.yaml"].map(|f| format!("deploy/operator/{f}")) {
+            apply_manifest(admin, &file).await;
         }
         let dir = cp.dir();
         let token = service_account_token(admin, NAMESPACE, service_account).await;

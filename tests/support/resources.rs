@@ -242,7 +242,7 @@ pub async fn upstream_secret(client: &Client, ns: &str, name: &str, client_id: &
 }
 
 /// Waits until `done`, within [`TIMEOUT`].
-pub async fn until(what: &str, done: impl AsyncFn() -> bool) {
+pub async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
     while !done().await {
         assert!(Instant::now() < deadline, "{what} did not happen within {TIMEOUT:?}");

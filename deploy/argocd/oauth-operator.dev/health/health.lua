@@ -1,28 +1,38 @@
--- Argo CD health of OAuthApp and OAuthClient, from status.observedGeneration and Ready.
-local hs = {}
+-- Argo CD health of OAuthApp and OAuthClient, read from the kstatus conditions the operator
+-- writes: Healthy when Ready at the current generation; Degraded only when Stalled (nothing
+-- changes until someone changes something); Progressing otherwise (waiting for an app, a
+-- Secret, the backend), with the message of the condition that says why.
+local function condition(conditions, kind)
+  for _, c in ipairs(conditions) do
+    if c.type == kind then
+      return c
+    end
+  end
+  return nil
+end
+
 local status = obj.status
 if status == nil or status.conditions == nil then
-  hs.status = "Progressing"
-  hs.message = "Waiting for oauth-operator"
-  return hs
+  return {status = "Progressing", message = "Waiting for oauth-operator"}
 end
+local conditions = status.conditions
 local generation = obj.metadata.generation
 if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
-  hs.status = "Progressing"
-  hs.message = "oauth-operator has not reconciled the latest spec yet"
-  return hs
+  return {status = "Progressing", message = "oauth-operator has not reconciled the latest spec yet"}
 end
-for _, condition in ipairs(status.conditions) do
-  if condition.type == "Ready" then
-    if condition.status == "True" then
-      hs.status = "Healthy"
-    else
-      hs.status = "Degraded"
-    end
-    hs.message = condition.message
-    return hs
-  end
+local stalled = condition(conditions, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  return {status = "Degraded", message = stalled.message}
 end
-hs.status = "Progressing"
-hs.message = "No Ready condition yet"
-return hs
+local ready = condition(conditions, "Ready")
+if ready ~= nil and ready.status == "True" then
+  return {status = "Healthy", message = ready.message}
+end
+local reconciling = condition(conditions, "Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  return {status = "Progressing", message = reconciling.message}
+end
+if ready ~= nil then
+  return {status = "Progressing", message = ready.message}
+end
+return {status = "Progressing", message = "Waiting for oauth-operator"}
