@@ -1,5 +1,5 @@
 //! The operator's configuration: flags (or environment) for the process, and a file naming
-//! the backends (DESIGN.md section 5).
+//! the backends (README, Configuration; access rules in `docs/multi-tenancy.md`).
 //!
 //! ```yaml
 //! backends:

@@ -1,4 +1,4 @@
-//! The OAuth Applications REST API (`backend-apis/` 004): one application per OAuthClient.
+//! The OAuth Applications REST API (`docs/backends/applications.md`): one application per OAuthClient.
 //!
 //! - `POST /api/oauth-applications` registers (the answer carries `clientSecret`, once),
 //!   `GET`/`PATCH`/`DELETE /api/oauth-applications/{id}` read, update and soft-disable,
@@ -72,8 +72,7 @@ impl Backend for ApplicationsBackend {
         let app = self.application(settings)?;
         let owner = Some(app.owner_org_id.as_str()).filter(|o| !o.is_empty()).or(self.owner_org_id.as_deref());
         let Some(owner) = owner else {
-            return Err(Error::Invalid {
-                status: 0,
+            return Err(Error::Unsendable {
                 message: "ownerOrgId: set spec.application.ownerOrgId or ownerOrgId in the backend configuration"
                     .into(),
             });

@@ -1,4 +1,4 @@
-//! Backend errors, classified the way DESIGN.md section 3 rule 6 treats them.
+//! Backend errors, classified the way `docs/design.md` (reconcile rule 6) treats them.
 
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub enum Error {
     /// The backend has no such operation.
     #[error("the backend does not support {0}")]
     Unsupported(&'static str),
+    /// The request cannot be made from the spec, found before any call: the spec must change.
+    #[error("cannot make the request: {message}")]
+    Unsendable { message: String },
 }
 
 /// The class of an error, for retry decisions, conditions, events and metrics.
@@ -45,7 +48,7 @@ pub enum ErrorCategory {
 impl Error {
     pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::Invalid { .. } => ErrorCategory::Invalid,
+            Error::Invalid { .. } | Error::Unsendable { .. } => ErrorCategory::Invalid,
             Error::Unauthorized { .. } => ErrorCategory::Unauthorized,
             Error::NotFound { .. } => ErrorCategory::NotFound,
             Error::Conflict { .. } => ErrorCategory::Conflict,

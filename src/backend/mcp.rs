@@ -1,4 +1,4 @@
-//! The MCP OAuth clients API (`backend-apis/` 002): upstream providers' clients whose
+//! The MCP OAuth clients API (`docs/backends/mcp.md`): upstream providers' clients whose
 //! credentials the user holds and the operator registers (write-only).
 //!
 //! - Paths: `/v1/customers/{customer_id}/projects/{project_id}/mcp-oauth-clients[/{id}]`. The

@@ -154,7 +154,7 @@ pub struct ClientSettings {
 
 /// A mode block of the settings that a backend cannot do without (`spec.<field>`).
 pub(crate) fn required<'a, T>(block: &'a Option<Box<T>>, backend: &str, field: &str) -> Result<&'a T> {
-    block.as_deref().ok_or_else(|| Error::Invalid { status: 0, message: format!("{backend} needs spec.{field}") })
+    block.as_deref().ok_or_else(|| Error::Unsendable { message: format!("{backend} needs spec.{field}") })
 }
 
 /// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on

@@ -1,4 +1,4 @@
-//! The Wacht-style deployment API (`backend-apis/` 000, 001, 003 and `wacht-behaviour.md`).
+//! The Wacht-style deployment API (`docs/backends/wacht.md`).
 //!
 //! - Two path layouts: `/deployments/{deployment}/oauth/apps/...` when a deployment is known
 //!   (from the resource or the backend configuration), else `/oauth/apps/...`, where the API key
@@ -101,10 +101,7 @@ impl Backend for WachtBackend {
             let part = multipart::Part::bytes(logo.bytes.clone())
                 .file_name(logo.filename.clone())
                 .mime_str(&logo.content_type)
-                .map_err(|_| Error::Invalid {
-                    status: 0,
-                    message: format!("logo content type {:?}", logo.content_type),
-                })?;
+                .map_err(|_| Error::Unsendable { message: format!("logo content type {:?}", logo.content_type) })?;
             form = form.part("logo", part);
         }
         let request = self.http.client.post(self.url(deployment, &[])).multipart(form);

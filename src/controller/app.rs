@@ -198,7 +198,7 @@ async fn sync_scopes(spec: &OAuthAppSpec, key: &AppKey, backend: &dyn Backend, m
             }
             (Some(set), Some(mapping)) if set != mapping => {
                 return Err(Error::Refused {
-                    reason: reason::MAPPING_IMMUTABLE,
+                    reason: reason::SCOPE_MAPPING_IMMUTABLE,
                     message: format!(
                         "scope {} is mapped to {} in the backend, which cannot change it to {}",
                         wanted.name,
@@ -235,7 +235,7 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
     });
     let Some(bytes) = bytes else {
         return Err(Error::Waiting(super::Waiting {
-            reason: reason::INVALID_SPEC,
+            reason: reason::LOGO_NOT_READY,
             message: format!("spec.logo: ConfigMap {} has no key {}", r.name, r.key),
         }));
     };

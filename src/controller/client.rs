@@ -21,6 +21,7 @@ use kube::{
 use super::{
     Context, Error, Waiting, conclude,
     conditions::{self, reason},
+    credentials::{self, ClientState, Plan, Rotation, SecretState},
     desired, error_action, held_off, key_of, registered, report_undecodable,
     secret::{self, Found},
     tenancy, write_status,
@@ -329,74 +330,53 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     };
     let wanted = desired::client_settings(obj);
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    let pending = rotate_request.clone().filter(|r| status.last_handled_rotate_request.as_ref() != Some(r));
+    let answers = |answered: &Option<String>| pending.is_some() && *answered == pending;
     let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
-    let current = match current {
-        Some(c) if c.active || !obj.spec.active => c,
-        gone_or_inactive => {
-            if !obj.spec.active {
-                return Ok("inactive: no client in the backend".into());
-            }
-            let recreated = gone_or_inactive.is_some();
-            let (client, creds) =
-                t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
-            ctx.lists.put(&t.name, &t.app, client.clone()).await;
-            // Recorded before the Secret write: a failure below still lands in the status, so
-            // the next pass finds this client instead of creating another.
-            status.backend_id = Some(client.id.clone());
-            status.client_id = Some(client.client_id.clone());
-            let delivery = secret::Credentials {
-                client_id: creds.client_id.clone(),
-                client_secret: creds.client_secret.clone(),
-                backend_id: client.id.clone(),
-                rotate_request: rotate_request.clone(),
-            };
-            deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
-            status.last_rotated_at = Some(now());
-            status.last_handled_rotate_request = rotate_request;
-            let (reason, note) = if recreated {
-                (
-                    "Recreated",
-                    format!(
-                        "the backend client was inactive or gone; created {} with new credentials",
-                        client.client_id
-                    ),
-                )
-            } else {
-                ("Created", format!("created backend client {}", client.client_id))
-            };
-            ctx.event(obj, EventType::Normal, reason, note).await;
-            return Ok("credentials written".into());
+    let held = current.as_ref().and_then(|c| {
+        let undelivered = ctx.lock_undelivered();
+        undelivered.get(&key_of(obj)).filter(|h| h.backend_id == c.id).map(|h| answers(&h.rotate_request))
+    });
+    let facts = credentials::Facts {
+        client: match &current {
+            None => ClientState::Missing,
+            Some(c) if c.active => ClientState::Active,
+            Some(_) => ClientState::Inactive,
+        },
+        want_active: obj.spec.active,
+        secret: match &found {
+            Found::Intact { rotate_request, .. } => SecretState::Intact { answers_request: answers(rotate_request) },
+            Found::Damaged { .. } => SecretState::Damaged,
+            Found::Missing | Found::Foreign { .. } => SecretState::Missing,
+        },
+        held,
+        requested: pending.is_some(),
+    };
+    let (current, deliver_held, deactivate_it, rotation) = match (credentials::plan(&facts), current) {
+        (Plan::Keep { deliver_held, deactivate, rotate }, Some(c)) => (c, deliver_held, deactivate, rotate),
+        (Plan::Create { replaces }, _) => {
+            let delivery = Delivery { secrets: &secrets, existing: &mut existing };
+            return create(obj, ctx, &t, &wanted, replaces, delivery, status).await;
         }
+        _ => return Ok("inactive: no client in the backend".into()),
     };
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
 
-    // Credentials shown on an earlier pass whose Secret write failed: deliver them now.
-    let kept = ctx.lock_undelivered().remove(&key_of(obj)).filter(|c| c.backend_id == current.id);
-    let found = match kept {
-        Some(creds) => {
-            let answered = creds.rotate_request.clone();
-            let issued = creds.client_secret.is_some();
-            deliver(ctx, &secrets, obj, &t, creds, &mut existing).await?;
-            if issued {
-                status.last_rotated_at = Some(now());
-            }
-            Found::Intact { backend_id: Some(current.id.clone()), rotate_request: answered }
+    let held = if deliver_held { ctx.lock_undelivered().remove(&key_of(obj)) } else { None };
+    if let Some(creds) = held {
+        let issued = creds.client_secret.is_some();
+        deliver(ctx, &secrets, obj, &t, creds, &mut existing).await?;
+        if issued {
+            status.last_rotated_at = Some(now());
         }
-        None => found,
-    };
-
+    }
     if !obj.spec.active {
-        if current.active {
+        if deactivate_it {
             deactivate(ctx, &t, &current.id).await?;
-            ctx.event(
-                obj,
-                EventType::Normal,
-                "Deactivated",
-                format!("deactivated backend client {}", current.client_id),
-            )
-            .await;
+            let note = format!("deactivated backend client {}", current.client_id);
+            ctx.event(obj, EventType::Normal, "Deactivated", note).await;
         }
         return Ok("inactive in the backend".into());
     }
@@ -406,38 +386,38 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         ctx.lists.put(&t.name, &t.app, updated).await;
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
-
-    let pending_request = rotate_request.as_ref().filter(|r| status.last_handled_rotate_request.as_ref() != Some(*r));
-    let already_answered = matches!(&found, Found::Intact { rotate_request: done, .. } if done.is_some() && done.as_ref() == pending_request);
-    let damaged = !matches!(found, Found::Intact { .. });
-    if (pending_request.is_some() && !already_answered) || damaged {
+    if let Some(rotation) = rotation {
         let secret = if obj.spec.client_auth_method.has_secret() {
             Some(t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?)
         } else {
             None
         };
-        let answered = pending_request.cloned().or_else(|| status.last_handled_rotate_request.clone());
         let delivery = secret::Credentials {
             client_id: current.client_id.clone(),
             client_secret: secret.clone(),
             backend_id: current.id.clone(),
-            rotate_request: answered,
+            rotate_request: pending.clone().or_else(|| status.last_handled_rotate_request.clone()),
         };
         deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
         if secret.is_some() {
             status.last_rotated_at = Some(now());
         }
-        let metric =
-            if damaged { &crate::metrics::metrics().regenerations } else { &crate::metrics::metrics().rotations };
-        metric.inc();
-        let (reason, note) = if damaged {
-            ("SecretRegenerated", "the Secret was missing or edited; rotated the secret and wrote it again")
-        } else {
-            ("Rotated", "rotated the client secret as the rotate annotation asked")
+        let (metric, reason, note) = match rotation {
+            Rotation::Regenerate => (
+                &crate::metrics::metrics().regenerations,
+                "SecretRegenerated",
+                "the Secret was missing or edited; rotated the secret and wrote it again",
+            ),
+            Rotation::Requested => (
+                &crate::metrics::metrics().rotations,
+                "Rotated",
+                "rotated the client secret as the rotate annotation asked",
+            ),
         };
+        metric.inc();
         ctx.event(obj, EventType::Normal, reason, note.into()).await;
     }
-    if pending_request.is_some() {
+    if pending.is_some() {
         status.last_handled_rotate_request = rotate_request;
     }
     // spec.secretTemplate.name changed: the credentials now live in the new Secret only.
@@ -445,6 +425,50 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         delete_secret(&secrets, &old, obj).await?;
     }
     Ok("backend client and Secret match the spec".into())
+}
+
+/// Where a pass writes credentials: the Secrets API and the UID of this client's Secret.
+struct Delivery<'a> {
+    secrets: &'a Api<Secret>,
+    existing: &'a mut Option<String>,
+}
+
+/// Creates the backend client and writes its credentials, which answer the rotate request.
+async fn create(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    wanted: &backend::ClientSettings,
+    replaces: bool,
+    delivery: Delivery<'_>,
+    status: &mut OAuthClientStatus,
+) -> Result<String, Error> {
+    let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    let (client, creds) = t.backend.create_client(&t.app, wanted).await.map_err(Error::backend("create client"))?;
+    ctx.lists.put(&t.name, &t.app, client.clone()).await;
+    // Recorded before the Secret write: a failure below still lands in the status, so the
+    // next pass finds this client instead of creating another.
+    status.backend_id = Some(client.id.clone());
+    status.client_id = Some(client.client_id.clone());
+    let credentials = secret::Credentials {
+        client_id: creds.client_id.clone(),
+        client_secret: creds.client_secret.clone(),
+        backend_id: client.id.clone(),
+        rotate_request: rotate_request.clone(),
+    };
+    deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
+    status.last_rotated_at = Some(now());
+    status.last_handled_rotate_request = rotate_request;
+    let (reason, note) = if replaces {
+        (
+            "Recreated",
+            format!("the backend client was inactive or gone; created {} with new credentials", client.client_id),
+        )
+    } else {
+        ("Created", format!("created backend client {}", client.client_id))
+    };
+    ctx.event(obj, EventType::Normal, reason, note).await;
+    Ok("credentials written".into())
 }
 
 fn secret_conflict(name: &str, holder: &str) -> Error {

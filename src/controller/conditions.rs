@@ -21,16 +21,18 @@ pub mod reason {
     pub const APP_NOT_FOUND: &str = "AppNotFound";
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
     pub const BACKEND_NOT_CONFIGURED: &str = "BackendNotConfigured";
-    pub const BACKEND_UNAUTHORIZED: &str = "BackendCredentialsRejected";
+    pub const BACKEND_CREDENTIALS_REJECTED: &str = "BackendCredentialsRejected";
     pub const BACKEND_REJECTED: &str = "BackendRejected";
     pub const BACKEND_UNAVAILABLE: &str = "BackendUnavailable";
-    pub const RATE_LIMITED: &str = "BackendRateLimited";
-    pub const MAPPING_IMMUTABLE: &str = "ScopeMappingImmutable";
+    pub const BACKEND_RATE_LIMITED: &str = "BackendRateLimited";
+    pub const SCOPE_MAPPING_IMMUTABLE: &str = "ScopeMappingImmutable";
     pub const DELETING: &str = "Deleting";
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
     pub const VERIFIED: &str = "Verified";
     pub const PENDING: &str = "Pending";
-    pub const CREDENTIALS_NOT_FOUND: &str = "CredentialsSecretNotReady";
+    pub const CREDENTIALS_SECRET_NOT_READY: &str = "CredentialsSecretNotReady";
+    /// The ConfigMap key of `spec.logo` is not there yet (it may come in a later sync wave).
+    pub const LOGO_NOT_READY: &str = "LogoNotReady";
     pub const REVOKED: &str = "Revoked";
     /// The credentials Secret's name is taken by a Secret this OAuthClient does not control.
     pub const SECRET_CONFLICT: &str = "SecretConflict";

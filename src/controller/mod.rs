@@ -4,6 +4,7 @@
 mod app;
 mod client;
 pub mod conditions;
+mod credentials;
 pub mod desired;
 mod lists;
 mod registered;
@@ -292,13 +293,14 @@ impl Error {
             Error::UnknownBackend(_) => BACKEND_NOT_CONFIGURED,
             Error::Waiting(w) => w.reason,
             Error::Refused { reason, .. } | Error::Conflict { reason, .. } => reason,
+            Error::Backend { source: backend::Error::Unsendable { .. }, .. } => INVALID_SPEC,
             Error::Backend { source, .. } => match source.category() {
-                ErrorCategory::Unauthorized => BACKEND_UNAUTHORIZED,
+                ErrorCategory::Unauthorized => BACKEND_CREDENTIALS_REJECTED,
                 ErrorCategory::Invalid
                 | ErrorCategory::Conflict
                 | ErrorCategory::Unsupported
                 | ErrorCategory::NotFound => BACKEND_REJECTED,
-                ErrorCategory::RateLimited => RATE_LIMITED,
+                ErrorCategory::RateLimited => BACKEND_RATE_LIMITED,
                 ErrorCategory::Transient => BACKEND_UNAVAILABLE,
             },
             Error::Kube { .. } => KUBERNETES_ERROR,
@@ -558,4 +560,21 @@ fn key_of<K: Resource>(obj: &K) -> String {
         obj.meta().namespace.as_deref().unwrap_or_default(),
         obj.meta().name.as_deref().unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_the_spec_cannot_make_is_an_invalid_spec() {
+        let source = backend::Error::Unsendable { message: "ownerOrgId: set spec.application.ownerOrgId".into() };
+        let err = Error::Backend { op: "create client", source };
+        assert_eq!(err.reason(), conditions::reason::INVALID_SPEC);
+        assert!(err.stalled(), "waits for a change of the spec");
+        assert_eq!(
+            err.message(),
+            "backend create client: cannot make the request: ownerOrgId: set spec.application.ownerOrgId"
+        );
+    }
 }

@@ -166,7 +166,7 @@ async fn read_credentials(ctx: &Context, obj: &OAuthClient) -> Result<Upstream, 
     let ns = obj.namespace().unwrap_or_default();
     let name = &r.credentials_secret.name;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let waiting = |message: String| Error::Waiting(Waiting { reason: reason::CREDENTIALS_NOT_FOUND, message });
+    let waiting = |message: String| Error::Waiting(Waiting { reason: reason::CREDENTIALS_SECRET_NOT_READY, message });
     let Some(secret) = secrets.get_opt(name).await.map_err(Error::kube("read the credentials Secret"))? else {
         return Err(waiting(format!("the credentials Secret {ns}/{name} does not exist yet")));
     };

@@ -1,4 +1,4 @@
-//! The emulator's own answers to raw HTTP, checked against `wacht-behaviour.md`: auth, the
+//! The emulator's own answers to raw HTTP, checked against `docs/backends/wacht.md`: auth, the
 //! error body, status codes of rejected bodies, and the client validation rules.
 
 use reqwest::{StatusCode, header};

@@ -1,4 +1,4 @@
-//! End-to-end tests against a real kube-apiserver and etcd (DESIGN.md section 6).
+//! End-to-end tests against a real kube-apiserver and etcd (`docs/design.md`, test control plane).
 //!
 //! One control plane serves the whole binary: it starts with the first test that needs it
 //! and stops after the last one, whether tests pass or fail.

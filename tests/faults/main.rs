@@ -1,4 +1,4 @@
-//! Crash and fault safety (DESIGN.md section 3, rules 2, 3, 4, 6): operators killed with
+//! Crash and fault safety (`docs/design.md`, reconcile rules 2, 3, 4, 6): operators killed with
 //! SIGKILL mid-work, backend faults and a backend outage, an API server restart, deletions
 //! while the backend is down, and two replicas with leader election. Each test runs alone
 //! (they share the emulator's fault switches) with operators of its own.

@@ -1,4 +1,4 @@
-//! The test control plane of DESIGN.md section 6: a real etcd and a real kube-apiserver on
+//! The test control plane (`docs/design.md`): a real etcd and a real kube-apiserver on
 //! free loopback ports, with certificates made for the run, torn down on drop.
 
 use std::{

@@ -1,4 +1,4 @@
-//! The OAuth Applications REST API (`backend-apis/` 004) under `/api/oauth-applications`:
+//! The OAuth Applications REST API (`docs/backends/applications.md`) under `/api/oauth-applications`:
 //! camelCase JSON, the secret shown on register and rotate only and stored hashed, DELETE as a
 //! soft disable (a disabled application stays readable and can be neither changed nor
 //! rotated). Errors are `{"error": "..."}`.

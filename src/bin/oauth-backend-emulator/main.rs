@@ -1,4 +1,4 @@
-//! oauth-backend-emulator: the management APIs of `backend-apis/` over real HTTP, for tests
+//! oauth-backend-emulator: the management APIs of `docs/backends/` over real HTTP, for tests
 //! and the demo. Not part of the operator image.
 //!
 //! - `/oauth/apps/...` and `/deployments/{id}/oauth/apps/...`: the Wacht-style API

@@ -1,4 +1,4 @@
-//! The MCP OAuth clients API (`backend-apis/` 002) under
+//! The MCP OAuth clients API (`docs/backends/mcp.md`) under
 //! `/v1/customers/{customer_id}/projects/{project_id}/mcp-oauth-clients`: snake_case JSON, the
 //! client secret write-only (stored hashed, never answered), the update semantics of the
 //! document (empty scalars and collections leave values alone unless a `replace_*` flag is

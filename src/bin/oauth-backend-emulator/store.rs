@@ -230,7 +230,7 @@ impl ClientRec {
         Ok(())
     }
 
-    /// The creation rules of `wacht-behaviour.md`, checked on create and after every update.
+    /// The creation rules of `docs/backends/wacht.md`, checked on create and after every update.
     pub fn validate(s: &Value) -> Result<(), String> {
         let text = |k: &str| s[k].as_str();
         let list = |k: &str| -> Vec<&str> {

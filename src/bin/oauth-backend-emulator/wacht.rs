@@ -1,4 +1,4 @@
-//! The Wacht-style deployment API as `wacht-behaviour.md` describes the real backend: both path
+//! The Wacht-style deployment API as `docs/backends/wacht.md` describes the real backend: both path
 //! layouts, multipart app creation, numeric client row ids, newest-first lists, soft
 //! deactivation, secrets stored hashed and shown only on create and rotate, and the
 //! scope-definition reset of a PATCH that omits them.
