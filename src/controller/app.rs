@@ -74,8 +74,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &mut status).await;
-    conclude(&ctx, &api, obj, obj.status.as_ref(), status, result.as_ref().map(|_| "backend app matches the spec"))
-        .await?;
+    conclude(&ctx, &api, obj, obj.status.as_ref(), status, result.as_ref().map(|_| conditions::settled::APP)).await?;
     let recheck = result?;
     let settled = ctx.settled(&key_of(obj));
     Ok(if recheck { Action::requeue(DOMAIN_RECHECK.min(ctx.resync)) } else { settled })

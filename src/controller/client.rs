@@ -20,7 +20,7 @@ use kube::{
 
 use super::{
     Context, Error, Waiting, conclude,
-    conditions::{self, reason},
+    conditions::{self, reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
     desired, error_action, held_off, key_of, registered, report_undecodable,
     secret::{self, Found},
@@ -359,7 +359,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             let delivery = Delivery { secrets: &secrets, existing: &mut existing };
             return create(obj, ctx, &t, &wanted, replaces, delivery, status).await;
         }
-        _ => return Ok("inactive: no client in the backend".into()),
+        _ => return Ok(settled::INACTIVE.into()),
     };
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
@@ -378,7 +378,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             let note = format!("deactivated backend client {}", current.client_id);
             ctx.event(obj, EventType::Normal, "Deactivated", note).await;
         }
-        return Ok("inactive in the backend".into());
+        return Ok(settled::INACTIVE.into());
     }
     if !desired::client_matches(&wanted, &current.settings) {
         let updated =
@@ -424,7 +424,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if let Some(old) = previous_secret.filter(|old| Some(old) != status.secret_name.as_ref()) {
         delete_secret(&secrets, &old, obj).await?;
     }
-    Ok("backend client and Secret match the spec".into())
+    Ok(settled::CLIENT.into())
 }
 
 /// Where a pass writes credentials: the Secrets API and the UID of this client's Secret.
@@ -468,7 +468,7 @@ async fn create(
         ("Created", format!("created backend client {}", client.client_id))
     };
     ctx.event(obj, EventType::Normal, reason, note).await;
-    Ok("credentials written".into())
+    Ok(settled::CLIENT.into())
 }
 
 fn secret_conflict(name: &str, holder: &str) -> Error {

@@ -43,6 +43,16 @@ pub mod reason {
     pub const BACKEND_NOT_ALLOWED: &str = "BackendNotAllowed";
 }
 
+/// The messages of `Ready=True`. They tell the state, never what a pass did (events do): a
+/// pass that finds the same state writes the same status, so it writes nothing, whether this
+/// process saw the resource before or not.
+pub mod settled {
+    pub const APP: &str = "backend app matches the spec";
+    pub const CLIENT: &str = "backend client and Secret match the spec";
+    pub const REGISTERED: &str = "registered client matches the spec";
+    pub const INACTIVE: &str = "inactive in the backend, as the spec asks";
+}
+
 /// `conditions` with `type_` set to the given state. The transition time moves only when the
 /// status changes; an unchanged condition is kept as it was.
 pub fn set(

@@ -16,7 +16,7 @@ use kube::{Api, ResourceExt, runtime::events::EventType};
 use super::{
     Context, Error, Waiting,
     client::{Target, find, now},
-    conditions::reason,
+    conditions::{reason, settled},
     desired, tenancy,
 };
 use crate::{
@@ -65,7 +65,7 @@ pub(super) async fn sync(
                 record(status, &client, &upstream);
                 let note = format!("registered the {provider} client {} with the backend", client.client_id);
                 ctx.event(obj, EventType::Normal, "Registered", note).await;
-                return Ok("credentials registered with the backend".into());
+                return Ok(settled_message(obj).into());
             }
             // Registered meanwhile (by another writer): adopt it below.
             Err(backend::Error::Conflict { .. }) => {
@@ -116,7 +116,11 @@ pub(super) async fn sync(
     if asked {
         status.last_handled_rotate_request = rotate_request;
     }
-    Ok(if obj.spec.active { "registered client matches the spec" } else { "inactive in the backend" }.into())
+    Ok(settled_message(obj).into())
+}
+
+fn settled_message(obj: &OAuthClient) -> &'static str {
+    if obj.spec.active { settled::REGISTERED } else { settled::INACTIVE }
 }
 
 /// With `deletionPolicy: Orphan` the backend client stays, let go: the owner recorded in its

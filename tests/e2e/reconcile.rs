@@ -16,7 +16,7 @@ use oauth_operator::{
     api::{OAuthApp, OAuthClient},
     backend::{AppKey, Backend},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{
     Env,
@@ -42,6 +42,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::leader_hands_over_when_killed", leader_handover),
         trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
         trial("reconcile::a_missing_rbac_rule_fails_cleanly", missing_rbac_rule),
+        trial("reconcile::a_restart_writes_nothing", a_restart_writes_nothing),
     ]
 }
 
@@ -452,28 +453,12 @@ async fn kstatus_reads_live_resources(client: Client) {
 /// operator reports the missing permission in the resource's status and keeps running.
 async fn missing_rbac_rule(client: Client) {
     let env = Env::get();
-    let mut objects = crate::support::operator::manifest("deploy/operator/rbac.yaml");
-    objects.retain(|o| {
-        matches!(
-            o.types.as_ref().map(|t| t.kind.as_str()),
-            Some("ClusterRole" | "ClusterRoleBinding" | "ServiceAccount")
-        )
-    });
-    for obj in &mut objects {
-        obj.metadata.name = Some("oauth-operator-reduced".into());
-        if let Some(rules) = obj.data.get_mut("rules").and_then(Value::as_array_mut) {
-            let before = rules.len();
-            rules.retain(|r| !r["resources"].as_array().is_some_and(|rs| rs.iter().any(|x| x == "secrets")));
-            assert_eq!(rules.len(), before - 1, "deploy/operator/rbac.yaml has one Secrets rule");
-        }
-        if let Some(role_ref) = obj.data.get_mut("roleRef") {
-            role_ref["name"] = "oauth-operator-reduced".into();
-        }
-        if let Some(subjects) = obj.data.get_mut("subjects") {
-            subjects[0]["name"] = "oauth-operator-reduced".into();
-        }
-    }
-    crate::support::operator::apply_objects(&client, objects).await;
+    crate::support::operator::own_service_account(&client, "oauth-operator-reduced", |rules| {
+        let before = rules.len();
+        rules.retain(|r| !r["resources"].as_array().is_some_and(|rs| rs.iter().any(|x| x == "secrets")));
+        assert_eq!(rules.len(), before - 1, "deploy/operator/rbac.yaml has one Secrets rule");
+    })
+    .await;
     let args = ["--selector", "e2e=reduced", "--resync", "4s"];
     let mut reduced = Operator::launch_as(&env.cp, &client, &env.emu, "oauth-operator-reduced", &args).await;
     reduced.wait_ready().await;
@@ -491,4 +476,36 @@ async fn missing_rbac_rule(client: Client) {
     assert!(ready.message.contains("forbidden") && ready.message.contains("secrets"), "{}", ready.message);
     assert!(reduced.is_ready().await, "the operator keeps running");
     reduced.kill();
+}
+
+/// A new process (an upgrade, a failover) passes every settled resource again and writes
+/// nothing: no status, no Secret, no finalizer (the API server's audit log). Both processes
+/// resync rarely, so the first never passes a resource twice.
+async fn a_restart_writes_nothing(client: Client) {
+    let env = Env::get();
+    let account = "oauth-operator-restart";
+    crate::support::operator::own_service_account(&client, account, |_| {}).await;
+    let args = ["--selector", "e2e=restart", "--resync", "10m"];
+    let mut first = Operator::launch_as(&env.cp, &client, &env.emu, account, &args).await;
+    first.wait_ready().await;
+    let ns = namespace(&client, "e2e-restart").await;
+    apply_in_shard::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({})), "restart").await;
+    let names: Vec<String> = (0..10).map(|i| format!("web-{i}")).collect();
+    for name in &names {
+        apply_in_shard::<OAuthClient>(&client, &ns, client_doc(name, "app", json!({})), "restart").await;
+    }
+    for name in &names {
+        client_ready(&client, &ns, name).await;
+    }
+    first.kill();
+
+    let user = format!("system:serviceaccount:{}:{account}", crate::support::operator::NAMESPACE);
+    let reads = |name: &str| env.cp.requests_by(&user, "get", "secrets", &format!("{name}-oauth-client"));
+    let (writes, before) = (env.cp.writes_by(&user).len(), names.iter().map(|n| reads(n)).collect::<Vec<_>>());
+    let mut second = Operator::launch_as(&env.cp, &client, &env.emu, account, &args).await;
+    second.wait_ready().await;
+    until("the new process passed every client", async || names.iter().zip(&before).all(|(n, b)| reads(n) > *b)).await;
+    let new = env.cp.writes_by(&user)[writes..].to_vec();
+    assert!(new.is_empty(), "writes of the new process: {new:?}");
+    second.kill();
 }
