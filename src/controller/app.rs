@@ -22,7 +22,7 @@ use kube::{
 use super::{
     Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_action, held_off, key_of, report_undecodable, secret, tenancy,
+    desired, error_policy, key_of, prelude, secret, tenancy, watch,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -44,13 +44,13 @@ pub async fn run(
     let _ = ctx.apps.set(store.clone());
     let changes = watcher(apps, wc)
         .default_backoff()
-        .modify(super::slim)
+        .modify(watch::slim)
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(super::user_changes, Default::default());
-    super::controller(changes, store, concurrency)
+        .predicate_filter(watch::user_changes, Default::default());
+    watch::controller(changes, store, concurrency)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy::<OAuthApp>, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "oauthapp reconcile failed");
@@ -64,13 +64,10 @@ async fn reconcile(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) ->
 }
 
 async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let obj = match &guard.0 {
+    let obj = match prelude(&guard, &ctx).await {
         Ok(obj) => obj,
-        Err(invalid) => return report_undecodable::<OAuthApp>(&ctx, invalid).await,
+        Err(done) => return done,
     };
-    if let Some(wait) = held_off(&ctx, obj) {
-        return Ok(wait);
-    }
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &mut status).await;
@@ -78,15 +75,6 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
     let recheck = result?;
     let settled = ctx.settled(&key_of(obj));
     Ok(if recheck { Action::requeue(DOMAIN_RECHECK.min(ctx.resync)) } else { settled })
-}
-
-fn error_policy(guard: Arc<DeserializeGuard<OAuthApp>>, err: &Error, ctx: Arc<Context>) -> Action {
-    let Ok(obj) = &guard.0 else {
-        return Action::await_change();
-    };
-    let key = key_of(obj);
-    tracing::info!(object = %key, error = %err, kind = err.label(), "oauthapp not reconciled");
-    error_action(err, &ctx, obj)
 }
 
 /// Brings the backend app to the spec. Returns whether the domain wants an early recheck.

@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource, ResourceExt,
     api::{PartialObjectMeta, Patch, PatchParams},
@@ -19,19 +19,17 @@ use kube::{
 };
 
 use super::{
-    Context, Error, Waiting, conclude,
+    Context, Error, conclude,
     conditions::{self, reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
-    desired, error_action, held_off, key_of, registered, report_undecodable,
+    desired, error_policy, key_of, prelude, registered,
     secret::{self, Found},
-    tenancy, write_status,
+    target::{Target, deactivate, find, now, target},
+    watch, write_status,
 };
 use crate::{
-    api::{
-        BackendRef, DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus,
-        ROTATE_ANNOTATION, Validate,
-    },
-    backend::{self, AppKey, Backend, Client},
+    api::{DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate},
+    backend,
 };
 
 /// Runs the OAuthClient controller until `shutdown` resolves.
@@ -49,7 +47,7 @@ pub async fn run(
     let own_secrets = ctx.clone();
     let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
         .default_backoff()
-        .modify(super::slim)
+        .modify(watch::slim)
         .touched_objects()
         .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.is_own_write(s))));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
@@ -63,24 +61,24 @@ pub async fn run(
     let own = ctx.clone();
     let changes = watcher(clients, wc.clone())
         .default_backoff()
-        .modify(super::slim)
+        .modify(watch::slim)
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(super::user_changes, Default::default())
+        .predicate_filter(watch::user_changes, Default::default())
         .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.is_own_write(c))));
     // An app requeues its clients when its spec changes or it first lands in the backend.
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store);
     let app_changes = watcher(apps, wc)
         .default_backoff()
-        .modify(super::slim)
+        .modify(watch::slim)
         .reflect(app_writer)
         .applied_objects()
         .predicate_filter(app_readiness, Default::default());
     let mapper_store = store.clone();
     let readers = ctx.clone();
     let waiting = ctx.clone();
-    super::controller(changes, store, concurrency)
+    watch::controller(changes, store, concurrency)
         // A credentials Secret requeues its controller, and the clients its name stands in the way of.
         .watches_stream(owned, move |secret| {
             let namespace = secret.namespace().unwrap_or_default();
@@ -109,7 +107,7 @@ pub async fn run(
             readers.readers_of(&secret).into_iter().map(move |name| ObjectRef::new(&name).within(&namespace))
         })
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy::<OAuthClient>, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "oauthclient reconcile failed");
@@ -121,7 +119,7 @@ pub async fn run(
 /// What of an app its clients depend on: its spec, and whether it exists in the backend.
 fn app_readiness(app: &DeserializeGuard<OAuthApp>) -> Option<u64> {
     let ready = app.0.as_ref().ok().and_then(|a| a.status.as_ref()).is_some_and(|s| s.app_id.is_some());
-    Some(super::hash(&(app.meta().generation, ready)))
+    Some(watch::hash(&(app.meta().generation, ready)))
 }
 
 async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -129,13 +127,10 @@ async fn reconcile(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>)
 }
 
 async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let obj = match &guard.0 {
+    let obj = match prelude(&guard, &ctx).await {
         Ok(obj) => obj,
-        Err(invalid) => return report_undecodable::<OAuthClient>(&ctx, invalid).await,
+        Err(done) => return done,
     };
-    if let Some(wait) = held_off(&ctx, obj) {
-        return Ok(wait);
-    }
     let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let ours = obj.finalizers().iter().any(|f| f == FINALIZER);
     if obj.metadata.deletion_timestamp.is_some() {
@@ -179,121 +174,12 @@ async fn set_finalizers(
     }
 }
 
-fn error_policy(guard: Arc<DeserializeGuard<OAuthClient>>, err: &Error, ctx: Arc<Context>) -> Action {
-    let Ok(obj) = &guard.0 else {
-        return Action::await_change();
-    };
-    let key = key_of(obj);
-    tracing::info!(object = %key, error = %err, kind = err.label(), "oauthclient not reconciled");
-    error_action(err, &ctx, obj)
-}
-
 /// One pass: bring the backend and the Secret to the spec, then write the status.
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, ctx, &mut status).await;
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled(&key_of(obj)))
-}
-
-/// Where the backend client lives.
-pub(super) struct Target {
-    pub name: String,
-    pub backend: Arc<dyn Backend>,
-    pub app: AppKey,
-    /// Signs the records of this backend's clients in their Secrets.
-    pub key: ring::hmac::Key,
-}
-
-impl Target {
-    fn new(name: String, configured: crate::config::Configured, app: AppKey) -> Target {
-        Target { name, backend: configured.backend, app, key: configured.record_key }
-    }
-
-    /// What the status records of it.
-    fn record(&self) -> BackendRef {
-        let slug = (!self.app.slug.is_empty()).then(|| self.app.slug.clone());
-        BackendRef { name: self.name.clone(), deployment_id: self.app.deployment.clone(), app_slug: slug }
-    }
-
-    /// The target a status recorded (it was allowed when recorded; the app may be gone).
-    pub(super) fn recorded(ctx: &Context, r: &BackendRef) -> Result<Target, Error> {
-        let (name, configured) = ctx.configured(Some(&r.name))?;
-        let app = AppKey { deployment: r.deployment_id.clone(), slug: r.app_slug.clone().unwrap_or_default() };
-        Ok(Target::new(name, configured, app))
-    }
-}
-
-async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
-    let Some((app_ns, app_name)) = obj.app_ref() else {
-        return appless_target(obj, ctx).await;
-    };
-    let own_ns = obj.namespace().unwrap_or_default();
-    let app_name = &app_name;
-    let cached = ctx
-        .apps
-        .get()
-        .and_then(|store| store.get(&ObjectRef::new(app_name).within(&app_ns)))
-        .and_then(|guard| guard.0.as_ref().ok().cloned());
-    // Not seen yet (just created, or the watch is starting): ask the API server.
-    let app = match cached {
-        Some(app) => Some(app),
-        None => {
-            let apps: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &app_ns);
-            apps.get_opt(app_name).await.map_err(Error::kube("read the OAuthApp"))?
-        }
-    };
-    let Some(app) = app else {
-        return Err(Error::Waiting(Waiting {
-            reason: reason::APP_NOT_FOUND,
-            message: format!("OAuthApp {app_ns}/{app_name} does not exist"),
-        }));
-    };
-    if app_ns != own_ns {
-        let allowed = app.spec.client_namespaces.as_ref().is_some_and(|n| n.all || n.names.contains(&own_ns));
-        if !allowed {
-            return Err(Error::Waiting(Waiting {
-                reason: reason::NAMESPACE_NOT_ALLOWED,
-                message: format!(
-                    "OAuthApp {app_ns}/{app_name} does not allow clients from namespace {own_ns} (spec.clientNamespaces)"
-                ),
-            }));
-        }
-    }
-    let ready = app.status.as_ref().is_some_and(|s| s.app_id.is_some());
-    if !ready {
-        return Err(Error::Waiting(Waiting {
-            reason: reason::APP_NOT_READY,
-            message: format!("OAuthApp {app_ns}/{app_name} is not in the backend yet"),
-        }));
-    }
-    // The app's namespace names the backend; checked again here, as the configuration may
-    // have changed since the app was reconciled.
-    let (name, configured) = tenancy::backend(ctx, app.spec.backend.as_deref(), &app_ns).await?;
-    let pinned = &configured.access.pinned_deployment;
-    tenancy::check_pinned(&name, pinned, "the OAuthApp's spec.deploymentId", app.spec.deployment_id.as_deref())?;
-    let key = AppKey { deployment: app.spec.deployment_id.clone(), slug: app.spec.slug.clone() };
-    Ok(Target::new(name, configured, key))
-}
-
-/// The backend of an `application` or `registered` client, if it is of the kind the spec needs.
-async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let (name, configured) = tenancy::backend(ctx, obj.spec.backend.as_deref(), &ns).await?;
-    let owner_org = obj.spec.application.as_ref().and_then(|a| a.owner_org_id.as_deref());
-    tenancy::check_pinned(&name, &configured.access.pinned_owner_org, "spec.application.ownerOrgId", owner_org)?;
-    let caps = configured.backend.capabilities();
-    let (fits, needs) = if obj.spec.registered.is_some() {
-        (!caps.issued_secrets, "an MCP OAuth clients backend (type mcp-oauth-clients)")
-    } else {
-        (caps.issued_secrets && !caps.apps, "an OAuth Applications backend (type oauth-applications)")
-    };
-    if !fits {
-        return Err(Error::InvalidSpec(InvalidSpec(format!(
-            "spec.backend: backend {name:?} is not {needs}, which this client's spec needs"
-        ))));
-    }
-    Ok(Target::new(name, configured, AppKey::none()))
 }
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
@@ -512,36 +398,6 @@ async fn deliver(
     }
 }
 
-/// The backend client with this id, listing again once if the shared copy lacks it (or
-/// reading it alone where the backend cannot list).
-pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
-    if !t.backend.capabilities().list_clients {
-        return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
-    }
-    for fresh in [false, true] {
-        let list =
-            ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, fresh).await.map_err(Error::backend("list clients"))?;
-        if let Some(client) = list.iter().find(|c| c.id == id) {
-            return Ok(Some(client.clone()));
-        }
-    }
-    Ok(None)
-}
-
-/// Deactivates; a client the backend no longer knows counts as done.
-async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<(), Error> {
-    match t.backend.deactivate_client(&t.app, id).await {
-        Ok(()) | Err(backend::Error::NotFound { .. }) => {
-            if let Some(mut client) = find(ctx, t, id).await? {
-                client.active = false;
-                ctx.lists.put(&t.name, &t.app, client).await;
-            }
-            Ok(())
-        }
-        Err(e) => Err(Error::backend("deactivate client")(e)),
-    }
-}
-
 /// The finalizer: runs the deletion policy, removes the Secret, then lets go.
 async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -608,8 +464,4 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
 /// Deletes a credentials Secret if this client controls it; one already gone is fine.
 async fn delete_secret(secrets: &Api<Secret>, name: &str, obj: &OAuthClient) -> Result<(), Error> {
     secret::delete(secrets, name, obj.meta().uid.as_deref()).await.map_err(Error::kube("delete the Secret"))
-}
-
-pub(super) fn now() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

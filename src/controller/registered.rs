@@ -15,9 +15,10 @@ use kube::{Api, ResourceExt, runtime::events::EventType};
 
 use super::{
     Context, Error, Waiting,
-    client::{Target, find, now},
     conditions::{reason, settled},
-    desired, tenancy,
+    desired,
+    target::{Target, find, now},
+    tenancy,
 };
 use crate::{
     api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION},

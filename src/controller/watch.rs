@@ -1,0 +1,73 @@
+//! Watch wiring both controllers share: what is cached, what triggers a pass, how the
+//! controller is built.
+
+use std::time::Duration;
+
+use kube::{
+    Api, Resource,
+    runtime::{Controller, reflector::Store, watcher},
+};
+
+/// Drops what the operator never reads from cached objects: managed fields and the
+/// last-applied annotation are often larger than the rest.
+pub(super) fn slim<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// A controller of `K` fed by `changes`, with what both share: `concurrency` passes at a time,
+/// and no backoff of the merged trigger stream. Each watch backs off on its own instead, so one
+/// failing watch (a permission missing, say) does not hold up the events of the others, as
+/// kube-runtime's backoff of the merged stream would.
+pub(super) fn controller<K>(
+    changes: impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    store: Store<K>,
+    concurrency: u16,
+) -> Controller<K>
+where
+    K: Clone + Resource<DynamicType = ()> + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    Controller::for_stream(changes, store)
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(NoMergedBackoff)
+}
+
+struct NoMergedBackoff;
+
+impl Iterator for NoMergedBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoMergedBackoff {
+    fn reset(&mut self) {}
+}
+
+/// A watch event triggers a pass only when a user changed something a pass acts on: the spec,
+/// the annotations (rotation), the finalizers, a deletion. Status writes, ours included, do not.
+pub(super) fn user_changes<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    Some(hash(&(meta.generation, &meta.annotations, &meta.finalizers, meta.deletion_timestamp.is_some())))
+}
+
+pub(super) fn hash<T: std::hash::Hash>(value: &T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
+}
+
+/// An API over one namespace (the one the operator watches, if it watches one), or all.
+pub fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
