@@ -18,12 +18,15 @@ use crate::support::{Env, env::trial, resources::*};
 
 pub fn trials() -> Vec<Trial> {
     vec![
-        trial("backends::application_create_update_rotate_delete", application_lifecycle),
-        trial("backends::application_orphan_policy_keeps_it", application_orphan),
-        trial("backends::application_rejected_api_key_is_reported", application_rejected_key),
-        trial("backends::registered_waits_for_its_secret_and_pushes_changes", registered_lifecycle),
-        trial("backends::registered_adopts_the_provider_and_orphans", registered_adopts_and_orphans),
-        trial("backends::registered_rejected_api_key_is_reported", registered_rejected_key),
+        trial("backends::application_create_update_rotate_delete", application_create_update_rotate_delete),
+        trial("backends::application_orphan_policy_keeps_it", application_orphan_policy_keeps_it),
+        trial("backends::application_rejected_api_key_is_reported", application_rejected_api_key_is_reported),
+        trial(
+            "backends::registered_waits_for_its_secret_and_pushes_changes",
+            registered_waits_for_its_secret_and_pushes_changes,
+        ),
+        trial("backends::registered_adopts_the_provider_and_orphans", registered_adopts_the_provider_and_orphans),
+        trial("backends::registered_rejected_api_key_is_reported", registered_rejected_api_key_is_reported),
     ]
 }
 
@@ -46,7 +49,7 @@ async fn passes(n: u64, method: &str, path: &str) {
     until(&format!("{method} {path} called {n} more times"), async || emu.calls(method, path).await >= start + n).await;
 }
 
-async fn application_lifecycle(client: Client) {
+async fn application_create_update_rotate_delete(client: Client) {
     let ns = namespace(&client, "e2e-apps").await;
     apply::<OAuthClient>(&client, &ns, application_doc("web", json!({"clientName": "Web shop"}))).await;
     let web = client_ready(&client, &ns, "web").await;
@@ -106,7 +109,7 @@ async fn application_lifecycle(client: Client) {
     assert!(secrets.get_opt("web-oauth-client").await.expect("get").is_none(), "the Secret is gone");
 }
 
-async fn application_orphan(client: Client) {
+async fn application_orphan_policy_keeps_it(client: Client) {
     let ns = namespace(&client, "e2e-apps-orphan").await;
     apply::<OAuthClient>(&client, &ns, application_doc("web", json!({"deletionPolicy": "Orphan"}))).await;
     let web = client_ready(&client, &ns, "web").await;
@@ -118,14 +121,14 @@ async fn application_orphan(client: Client) {
     assert!(app.active, "still enabled in the backend");
 }
 
-async fn application_rejected_key(client: Client) {
+async fn application_rejected_api_key_is_reported(client: Client) {
     let ns = namespace(&client, "e2e-apps-wrong-key").await;
     apply::<OAuthClient>(&client, &ns, application_doc("web", json!({"backend": "apps-wrong-key"}))).await;
     let message = not_ready::<OAuthClient>(&client, &ns, "web", "BackendCredentialsRejected").await;
     assert!(message.contains("backend credentials"), "{message}");
 }
 
-async fn registered_lifecycle(client: Client) {
+async fn registered_waits_for_its_secret_and_pushes_changes(client: Client) {
     let ns = namespace(&client, "e2e-mcp").await;
     apply::<OAuthClient>(&client, &ns, registered_doc("github", "github-e2e", json!({}))).await;
     let message = not_ready::<OAuthClient>(&client, &ns, "github", "CredentialsSecretNotReady").await;
@@ -192,7 +195,7 @@ async fn registered_lifecycle(client: Client) {
     assert!(secrets.get_opt("github-upstream").await.expect("get").is_some(), "the user's Secret is kept");
 }
 
-async fn registered_adopts_and_orphans(client: Client) {
+async fn registered_adopts_the_provider_and_orphans(client: Client) {
     let ns = namespace(&client, "e2e-mcp-adopt").await;
     // A client for the provider exists already (made by hand, or before a crash).
     let settings = ClientSettings {
@@ -230,7 +233,7 @@ async fn registered_adopts_and_orphans(client: Client) {
     assert!(kept.is_some_and(|c| c.active), "Orphan keeps it in the backend");
 }
 
-async fn registered_rejected_key(client: Client) {
+async fn registered_rejected_api_key_is_reported(client: Client) {
     let ns = namespace(&client, "e2e-mcp-wrong-key").await;
     upstream_secret(&client, &ns, "github-upstream", "id", "wrong-key-secret").await;
     apply::<OAuthClient>(

@@ -26,13 +26,16 @@ const REGISTERED: &str = "oauthclient-registered.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
-        trial("crd::both_crds_are_established_with_columns_and_names", crds_established),
+        trial(
+            "crd::both_crds_are_established_with_columns_and_names",
+            both_crds_are_established_with_columns_and_names,
+        ),
         Trial::test("crd::kubectl_explain_shows_field_docs", || {
             kubectl_explain();
             Ok(())
         }),
-        trial("crd::samples_are_accepted_and_defaulted", samples_accepted),
-        trial("crd::app_accepts_allowed_updates", app_allowed_update),
+        trial("crd::samples_are_accepted_and_defaulted", samples_are_accepted_and_defaulted),
+        trial("crd::app_accepts_allowed_updates", app_accepts_allowed_updates),
     ];
     for (name, file, patch) in valid_cases() {
         trials.push(trial(format!("crd::valid::{name}"), move |c| async move {
@@ -481,7 +484,7 @@ fn assert_rejected(case: &str, result: Result<(), kube::Error>, expected: &[&str
     }
 }
 
-async fn crds_established(client: Client) {
+async fn both_crds_are_established_with_columns_and_names(client: Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     for (name, short, columns) in [
         ("oauthapps.oauth-operator.dev", "oapp", &["Ready", "Slug", "Domain", "Domain Verified", "Age"][..]),
@@ -523,7 +526,7 @@ fn kubectl_explain() {
     }
 }
 
-async fn samples_accepted(client: Client) {
+async fn samples_are_accepted_and_defaulted(client: Client) {
     let apps: Api<OAuthApp> = Api::namespaced(client.clone(), NS);
     let clients: Api<OAuthClient> = Api::namespaced(client.clone(), NS);
     let app = apps
@@ -555,7 +558,7 @@ async fn samples_accepted(client: Client) {
     assert!(defaulted.spec.active);
 }
 
-async fn app_allowed_update(client: Client) {
+async fn app_accepts_allowed_updates(client: Client) {
     let name = "app-update";
     create(&client, APP, &sample_with(APP, name, json!({}))).await.expect("valid sample");
     let mut scopes = sample(APP)["spec"]["scopes"].clone();

@@ -2,7 +2,7 @@
 //! operator writes nothing; the operator's debug log holds no secret; a spec that an older
 //! CRD lets through is refused before any backend call.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::{
     api::core::v1::Secret, apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
@@ -19,13 +19,17 @@ use crate::support::{
     Env,
     env::{OPERATED, RESYNC, trial},
     operator::USER,
+    resources::{until, until_within},
 };
 
 pub fn trials() -> Vec<Trial> {
     vec![
         trial("quiet::settled_resources_make_no_writes", settled_resources_make_no_writes),
-        trial("quiet::spec_an_older_crd_accepts_is_refused_before_the_backend", older_crd),
-        trial("quiet::operator_debug_log_holds_no_secret", log_holds_no_secret),
+        trial(
+            "quiet::spec_an_older_crd_accepts_is_refused_before_the_backend",
+            spec_an_older_crd_accepts_is_refused_before_the_backend,
+        ),
+        trial("quiet::operator_debug_log_holds_no_secret", operator_debug_log_holds_no_secret),
         trial("quiet::metrics_are_exposed", metrics_are_exposed),
     ]
 }
@@ -55,21 +59,15 @@ async fn settled_resources_make_no_writes(client: Client) {
     let apps: Api<OAuthApp> = Api::all(client.clone());
     let clients: Api<OAuthClient> = Api::all(client.clone());
     // Every operated resource reconciled at its generation.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    until_within("resources settled", Duration::from_secs(60), async || {
         let app_list = apps.list(&selector()).await.expect("list apps");
         let client_list = clients.list(&selector()).await.expect("list clients");
-        let settled =
-            app_list.iter().all(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation)
-                && client_list
-                    .iter()
-                    .all(|c| c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation);
-        if settled {
-            break;
-        }
-        assert!(Instant::now() < deadline, "resources did not settle");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        app_list.iter().all(|a| a.status.as_ref().and_then(|s| s.observed_generation) == a.metadata.generation)
+            && client_list
+                .iter()
+                .all(|c| c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation)
+    })
+    .await;
     let ready_clients: Vec<(String, String)> = clients
         .list(&selector())
         .await
@@ -117,20 +115,15 @@ async fn passes(env: &Env, clients: &[(String, String)], app_count: u64, n: u64)
     let secret_reads = |name: &str| env.cp.requests_by(USER, "get", "secrets", name);
     let apps_before = app_lists().await;
     let reads_before: Vec<usize> = clients.iter().map(|(_, name)| secret_reads(name)).collect();
-    let deadline = Instant::now() + RESYNC * (3 * n as u32);
-    loop {
+    until_within(&format!("{n} resync passes"), RESYNC * (3 * n as u32), async || {
         let apps_done = app_lists().await >= apps_before + n * app_count;
-        let clients_done =
-            clients.iter().zip(&reads_before).all(|((_, name), before)| secret_reads(name) >= before + n as usize);
-        if apps_done && clients_done {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{n} resync passes did not happen in time");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        apps_done
+            && clients.iter().zip(&reads_before).all(|((_, name), before)| secret_reads(name) >= before + n as usize)
+    })
+    .await;
 }
 
-async fn log_holds_no_secret(client: Client) {
+async fn operator_debug_log_holds_no_secret(client: Client) {
     let env = Env::get();
     let secrets: Api<Secret> = Api::all(client);
     let managed =
@@ -163,8 +156,7 @@ fn strip_rules(schema: &mut Value) {
     }
 }
 
-async fn older_crd(client: Client) {
-    let env = Env::get();
+async fn spec_an_older_crd_accepts_is_refused_before_the_backend(client: Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = "oauthclients.oauth-operator.dev";
     let mut old = serde_json::to_value(crds.get(name).await.expect("CRD")).expect("json");
@@ -194,20 +186,17 @@ async fn older_crd(client: Client) {
         "metadata": {"name": "insecure", "labels": {OPERATED.0: OPERATED.1}},
         "spec": {"appRef": {"name": "app"}, "grantTypes": ["authorization_code"], "redirectUris": ["http://app.example.com/cb"]}});
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while let Err(e) = api.patch("insecure", &PatchParams::apply("e2e-user").force(), &Patch::Apply(&doc)).await {
-        assert!(Instant::now() < deadline, "the older CRD still refuses the spec: {e}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ready = loop {
+    let apply = PatchParams::apply("e2e-user").force();
+    until("the older CRD takes the spec", async || api.patch("insecure", &apply, &Patch::Apply(&doc)).await.is_ok())
+        .await;
+    let mut ready = None;
+    until("a Ready condition", async || {
         let obj = api.get("insecure").await.expect("get");
-        if let Some(c) = obj.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready")) {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "no condition:\n{}", env.operator.log_tail());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        ready = obj.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+        ready.is_some()
+    })
+    .await;
+    let ready = ready.expect("a condition");
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
     assert!(ready.message.contains("spec.redirectUris"), "the message names the field: {}", ready.message);
     assert_eq!(backend_writes().await, writes, "no backend call for an invalid spec");
@@ -222,18 +211,17 @@ async fn older_crd(client: Client) {
         .patch("undecodable", &PatchParams::apply("e2e-user").force(), &Patch::Apply(&undecodable))
         .await
         .expect("apply");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let mut ready = None;
+    until("a condition on the undecodable object", async || {
         let obj = dynamic.get("undecodable").await.expect("get");
         let conditions = obj.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        if let Some(c) = conditions.iter().find(|c| c["type"] == "Ready") {
-            assert_eq!(c["reason"], "InvalidSpec");
-            assert!(c["message"].as_str().is_some_and(|m| m.contains("client_credentials")), "{c}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no condition on the undecodable object:\n{}", env.operator.log_tail());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        ready = conditions.into_iter().find(|c| c["type"] == "Ready");
+        ready.is_some()
+    })
+    .await;
+    let c = ready.expect("a condition");
+    assert_eq!(c["reason"], "InvalidSpec");
+    assert!(c["message"].as_str().is_some_and(|m| m.contains("client_credentials")), "{c}");
     crate::support::resources::app_and_client(&client, "e2e-after-undecodable", json!({})).await;
     for name in ["insecure", "undecodable"] {
         dynamic.delete(name, &Default::default()).await.expect("delete");

@@ -28,20 +28,29 @@ use crate::support::{
 pub fn trials() -> Vec<Trial> {
     vec![
         trial("reconcile::client_gets_a_working_secret", client_gets_a_working_secret),
-        trial("reconcile::redirect_edit_updates_the_backend_and_keeps_the_secret", redirect_edit),
-        trial("reconcile::backend_drift_is_repaired_on_resync", backend_drift_repaired),
-        trial("reconcile::rotate_annotation_rotates_once", rotate_annotation),
-        trial("reconcile::deleted_secret_is_regenerated", deleted_secret_regenerated),
-        trial("reconcile::delete_policy_deactivates_and_removes_the_secret", delete_policy_delete),
-        trial("reconcile::orphan_policy_keeps_the_backend_client", delete_policy_orphan),
-        trial("reconcile::rejected_api_key_is_reported", rejected_api_key),
-        trial("reconcile::app_domain_scopes_and_unmanaged_clients", app_domain_scopes_unmanaged),
-        trial("reconcile::inactive_client_is_deactivated", inactive_client),
-        trial("reconcile::mapping_set_otherwise_in_the_backend_is_refused", mapping_conflict),
-        trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write),
-        trial("reconcile::leader_hands_over_when_killed", leader_handover),
+        trial(
+            "reconcile::redirect_edit_updates_the_backend_and_keeps_the_secret",
+            redirect_edit_updates_the_backend_and_keeps_the_secret,
+        ),
+        trial("reconcile::backend_drift_is_repaired_on_resync", backend_drift_is_repaired_on_resync),
+        trial("reconcile::rotate_annotation_rotates_once", rotate_annotation_rotates_once),
+        trial("reconcile::deleted_secret_is_regenerated", deleted_secret_is_regenerated),
+        trial(
+            "reconcile::delete_policy_deactivates_and_removes_the_secret",
+            delete_policy_deactivates_and_removes_the_secret,
+        ),
+        trial("reconcile::orphan_policy_keeps_the_backend_client", orphan_policy_keeps_the_backend_client),
+        trial("reconcile::rejected_api_key_is_reported", rejected_api_key_is_reported),
+        trial("reconcile::app_domain_scopes_and_unmanaged_clients", app_domain_scopes_and_unmanaged_clients),
+        trial("reconcile::inactive_client_is_deactivated", inactive_client_is_deactivated),
+        trial(
+            "reconcile::mapping_set_otherwise_in_the_backend_is_refused",
+            mapping_set_otherwise_in_the_backend_is_refused,
+        ),
+        trial("reconcile::failed_secret_write_loses_nothing", failed_secret_write_loses_nothing),
+        trial("reconcile::leader_hands_over_when_killed", leader_hands_over_when_killed),
         trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
-        trial("reconcile::a_missing_rbac_rule_fails_cleanly", missing_rbac_rule),
+        trial("reconcile::a_missing_rbac_rule_fails_cleanly", a_missing_rbac_rule_fails_cleanly),
         trial("reconcile::a_restart_writes_nothing", a_restart_writes_nothing),
     ]
 }
@@ -77,7 +86,7 @@ async fn client_gets_a_working_secret(client: Client) {
     }
 }
 
-async fn redirect_edit(client: Client) {
+async fn redirect_edit_updates_the_backend_and_keeps_the_secret(client: Client) {
     let ns = "e2e-redirect-edit";
     let web = app_and_client(&client, ns, json!({})).await;
     let before = credentials(&client, ns, "web-oauth-client").await;
@@ -103,7 +112,7 @@ async fn redirect_edit(client: Client) {
     assert_eq!(Env::get().emu.token_status(&moved_id, &moved, true, uris[0]).await, 200);
 }
 
-async fn backend_drift_repaired(client: Client) {
+async fn backend_drift_is_repaired_on_resync(client: Client) {
     let ns = "e2e-drift";
     let web = app_and_client(&client, ns, json!({})).await;
     let id = web.status.expect("status").backend_id.expect("backend id");
@@ -111,14 +120,10 @@ async fn backend_drift_repaired(client: Client) {
     let mut drifted = backend_client(ns, &id).await.settings;
     drifted.redirect_uris = vec!["https://evil.example.com/cb".into()];
     backend().update_client(&app, &id, &drifted).await.expect("edit in the backend");
-    let deadline = Instant::now() + TIMEOUT;
-    while backend_client(ns, &id).await.settings.redirect_uris != [REDIRECT] {
-        assert!(Instant::now() < deadline, "drift not repaired within {TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("drift repaired", async || backend_client(ns, &id).await.settings.redirect_uris == [REDIRECT]).await;
 }
 
-async fn rotate_annotation(client: Client) {
+async fn rotate_annotation_rotates_once(client: Client) {
     let ns = "e2e-rotate";
     let web = app_and_client(&client, ns, json!({})).await;
     let (id, old) = credentials(&client, ns, "web-oauth-client").await;
@@ -145,16 +150,12 @@ async fn rotate_annotation(client: Client) {
     let secret_reads = || env.cp.requests_by(USER, "get", "secrets", "web-oauth-client");
     let reads = secret_reads();
     api.patch("web", &PatchParams::default(), &Patch::Merge(annotate("2026-11-24"))).await.expect("annotate");
-    let deadline = Instant::now() + TIMEOUT;
-    while secret_reads() < reads + 2 {
-        assert!(Instant::now() < deadline, "no further pass within {TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("two further passes", async || secret_reads() >= reads + 2).await;
     assert_eq!(rotations().await, before + 1, "the handled value does not rotate again");
     assert_eq!(credentials(&client, ns, "web-oauth-client").await.1, new);
 }
 
-async fn deleted_secret_regenerated(client: Client) {
+async fn deleted_secret_is_regenerated(client: Client) {
     let ns = "e2e-regenerate";
     app_and_client(&client, ns, json!({})).await;
     let (id, old) = credentials(&client, ns, "web-oauth-client").await;
@@ -186,7 +187,7 @@ async fn deleted_secret_regenerated(client: Client) {
     assert_eq!(token_status(&id, &repaired).await, 200);
 }
 
-async fn delete_policy_delete(client: Client) {
+async fn delete_policy_deactivates_and_removes_the_secret(client: Client) {
     let ns = "e2e-delete";
     let web = app_and_client(&client, ns, json!({})).await;
     let id = web.status.expect("status").backend_id.expect("backend id");
@@ -198,7 +199,7 @@ async fn delete_policy_delete(client: Client) {
     assert!(secrets.get_opt("web-oauth-client").await.expect("get").is_none(), "the Secret is gone");
 }
 
-async fn delete_policy_orphan(client: Client) {
+async fn orphan_policy_keeps_the_backend_client(client: Client) {
     let ns = "e2e-orphan";
     let web = app_and_client(&client, ns, json!({"deletionPolicy": "Orphan"})).await;
     let id = web.status.expect("status").backend_id.expect("backend id");
@@ -208,7 +209,7 @@ async fn delete_policy_orphan(client: Client) {
     assert!(backend_client(ns, &id).await.active, "kept active in the backend");
 }
 
-async fn rejected_api_key(client: Client) {
+async fn rejected_api_key_is_reported(client: Client) {
     let ns = namespace(&client, "e2e-wrong-key").await;
     apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({"backend": "wrong-key"}))).await;
     let api: Api<OAuthApp> = Api::namespaced(client.clone(), &ns);
@@ -223,7 +224,7 @@ async fn rejected_api_key(client: Client) {
     assert!(ready.message.contains("backend credentials"), "{}", ready.message);
 }
 
-async fn app_domain_scopes_unmanaged(client: Client) {
+async fn app_domain_scopes_and_unmanaged_clients(client: Client) {
     let ns = namespace(&client, "e2e-app").await;
     let spec = json!({"fqdn": "auth.e2e-app.example.com", "verifyDomain": true,
         "scopes": [{"name": "mcp:invoke", "displayName": "Invoke", "mapping": {"category": "workspace", "workspacePermission": "ws:invoke"}},
@@ -260,16 +261,12 @@ async fn app_domain_scopes_unmanaged(client: Client) {
     .await;
 }
 
-async fn inactive_client(client: Client) {
+async fn inactive_client_is_deactivated(client: Client) {
     let ns = "e2e-inactive";
     let web = app_and_client(&client, ns, json!({})).await;
     let id = web.status.expect("status").backend_id.expect("backend id");
     apply::<OAuthClient>(&client, ns, client_doc("web", "app", json!({"active": false}))).await;
-    let deadline = Instant::now() + TIMEOUT;
-    while backend_client(ns, &id).await.active {
-        assert!(Instant::now() < deadline, "not deactivated within {TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("deactivated", async || !backend_client(ns, &id).await.active).await;
     // Back to active: the backend cannot reactivate, so a new client with new credentials.
     apply::<OAuthClient>(&client, ns, client_doc("web", "app", json!({"active": true}))).await;
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
@@ -283,7 +280,7 @@ async fn inactive_client(client: Client) {
     assert_eq!(token_status(&client_id, &secret).await, 200);
 }
 
-async fn mapping_conflict(client: Client) {
+async fn mapping_set_otherwise_in_the_backend_is_refused(client: Client) {
     let ns = namespace(&client, "e2e-mapping").await;
     // Someone mapped the scope in the backend's dashboard first.
     let scope = |mapping| oauth_operator::backend::Scope {
@@ -317,7 +314,7 @@ async fn mapping_conflict(client: Client) {
 /// A Secret write that fails after the backend issued a secret (here: an admission policy that
 /// denies Secrets in the namespace) loses nothing: once writes work again, the kept credentials
 /// are written, with no second client and no extra rotation.
-async fn failed_secret_write(client: Client) {
+async fn failed_secret_write_loses_nothing(client: Client) {
     let ns = namespace(&client, "e2e-secret-write-fails").await;
     let block = BlockSecrets::install(&client, &ns).await;
     apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({}))).await;
@@ -374,11 +371,8 @@ impl BlockSecrets {
         // Policies take effect asynchronously: wait until a Secret is really refused.
         let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
         let probe: Secret = serde_json::from_value(json!({"metadata": {"name": "probe"}})).expect("secret");
-        let deadline = Instant::now() + TIMEOUT;
-        while secrets.create(&PostParams { dry_run: true, ..Default::default() }, &probe).await.is_ok() {
-            assert!(Instant::now() < deadline, "the admission policy never took effect");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let dry_run = PostParams { dry_run: true, ..Default::default() };
+        until("the admission policy takes effect", async || secrets.create(&dry_run, &probe).await.is_err()).await;
         BlockSecrets { name }
     }
 
@@ -397,7 +391,7 @@ impl BlockSecrets {
 
 /// Two operators on one Lease: the second waits while the first leads, and takes over within
 /// the Lease duration once the first is killed.
-async fn leader_handover(client: Client) {
+async fn leader_hands_over_when_killed(client: Client) {
     let env = Env::get();
     let args =
         ["--leader-elect", "--lease-name", "handover-test", "--lease-duration", "3s", "--selector", "e2e=nobody"];
@@ -451,7 +445,7 @@ async fn kstatus_reads_live_resources(client: Client) {
 
 /// The RBAC of `deploy/operator/rbac.yaml` is what the operator needs: without its Secrets rule, an
 /// operator reports the missing permission in the resource's status and keeps running.
-async fn missing_rbac_rule(client: Client) {
+async fn a_missing_rbac_rule_fails_cleanly(client: Client) {
     let env = Env::get();
     crate::support::operator::own_service_account(&client, "oauth-operator-reduced", |rules| {
         let before = rules.len();

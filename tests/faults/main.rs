@@ -25,7 +25,7 @@ use support::{
     Env,
     env::trial,
     operator::Operator,
-    resources::{REDIRECT, app_doc, apply_in_shard, backend, client_doc, credentials, namespace, until},
+    resources::{REDIRECT, app_doc, apply_in_shard, backend, client_doc, credentials, namespace, until, until_within},
 };
 
 fn main() -> std::process::ExitCode {
@@ -34,12 +34,15 @@ fn main() -> std::process::ExitCode {
         support::Env::get();
     }
     let trials = vec![
-        trial("faults::kills_while_creating_lose_nothing_and_duplicate_nothing", kills_while_creating),
-        trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating),
-        trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_outage),
-        trial("faults::api_server_restart_is_survived", api_server_restart),
-        trial("faults::deletion_waits_for_the_backend", deletion_while_backend_down),
-        trial("faults::two_replicas_never_write_together", never_two_writers),
+        trial(
+            "faults::kills_while_creating_lose_nothing_and_duplicate_nothing",
+            kills_while_creating_lose_nothing_and_duplicate_nothing,
+        ),
+        trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating_rotate_at_most_twice),
+        trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_an_outage_recover),
+        trial("faults::api_server_restart_is_survived", api_server_restart_is_survived),
+        trial("faults::deletion_waits_for_the_backend", deletion_waits_for_the_backend),
+        trial("faults::two_replicas_never_write_together", two_replicas_never_write_together),
     ];
     let conclusion = libtest_mimic::run(&libtest_mimic::Arguments { test_threads: Some(1), ..args }, trials);
     support::Env::shutdown();
@@ -181,7 +184,7 @@ fn rand_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-async fn kills_while_creating(client: Client) {
+async fn kills_while_creating_lose_nothing_and_duplicate_nothing(client: Client) {
     let (ns, shard) = ("f-create", "f-create");
     let args = shard_args(shard, &["--unmanaged-grace", "3s"]);
     let mut operator = start(&client, &args).await;
@@ -209,7 +212,7 @@ async fn kills_while_creating(client: Client) {
     );
 }
 
-async fn kills_while_rotating(client: Client) {
+async fn kills_while_rotating_rotate_at_most_twice(client: Client) {
     let (ns, shard) = ("f-rotate", "f-rotate");
     let args = shard_args(shard, &["--unmanaged-grace", "3s"]);
     let mut operator = start(&client, &args).await;
@@ -232,7 +235,7 @@ async fn kills_while_rotating(client: Client) {
     println!("faults: 50 rotations under 6 SIGKILLs: rotations per request {histogram:?} (count: resources)");
 }
 
-async fn backend_faults_and_outage(client: Client) {
+async fn backend_faults_and_an_outage_recover(client: Client) {
     let (ns, shard) = ("f-backend", "f-backend");
     let emu = &Env::get().emu;
     let _operator = start(&client, &shard_args(shard, &[])).await;
@@ -281,7 +284,7 @@ async fn backend_faults_and_outage(client: Client) {
     );
 }
 
-async fn api_server_restart(client: Client) {
+async fn api_server_restart_is_survived(client: Client) {
     let (ns, shard) = ("f-apiserver", "f-apiserver");
     let env = Env::get();
     let _operator = start(&client, &shard_args(shard, &[])).await;
@@ -303,7 +306,7 @@ async fn api_server_restart(client: Client) {
     assert_one_working_client_each(&client, ns, &clients).await;
 }
 
-async fn deletion_while_backend_down(client: Client) {
+async fn deletion_waits_for_the_backend(client: Client) {
     let (ns, shard) = ("f-delete", "f-delete");
     let emu = &Env::get().emu;
     let _operator = start(&client, &shard_args(shard, &[])).await;
@@ -325,11 +328,7 @@ async fn deletion_while_backend_down(client: Client) {
                     .any(|c| c.type_ == "Ready" && c.reason == "Deleting" && c.message.contains("Orphan"))
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !held().await {
-            assert!(Instant::now() < deadline, "{name}: the finalizer does not say why it waits");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until(&format!("{name}: the finalizer says why it waits"), held).await;
     }
     // A user finishes one deletion by hand...
     api.patch("c1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"deletionPolicy": "Orphan"}})))
@@ -339,19 +338,11 @@ async fn deletion_while_backend_down(client: Client) {
         let api = api.clone();
         async move { api.get_opt(name).await.ok().flatten().is_none() }
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !gone("c1").await {
-        assert!(Instant::now() < deadline, "Orphan does not finish the deletion");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("Orphan finishes the deletion", async || gone("c1").await).await;
     assert!(api.get_opt("c0").await.expect("get").is_some(), "c0 waits for the backend");
     // ...and the other completes once the backend is back.
     emu.set_faults(json!({})).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !gone("c0").await {
-        assert!(Instant::now() < deadline, "the deletion did not complete after recovery");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until_within("the deletion completes after recovery", Duration::from_secs(120), async || gone("c0").await).await;
     let list = backend().list_clients(&AppKey { deployment: None, slug: ns.into() }).await.expect("list");
     let active = |id: &str| list.iter().find(|c| c.id == id).is_some_and(|c| c.active);
     assert!(!active(&id0), "Delete deactivated the backend client");
@@ -361,7 +352,7 @@ async fn deletion_while_backend_down(client: Client) {
 /// Two replicas on one Lease, each with a ServiceAccount of its own so the audit log tells
 /// their writes apart: the standby writes nothing; after the leader is killed, the standby
 /// takes over within the Lease duration; no write of one falls among the other's.
-async fn never_two_writers(client: Client) {
+async fn two_replicas_never_write_together(client: Client) {
     let (ns, shard) = ("f-leader", "f-leader");
     let env = Env::get();
     for sa in ["replica-a", "replica-b"] {

@@ -76,6 +76,15 @@ impl Env {
         Env { rt, operator, emu, cp, client }
     }
 
+    /// The last lines of the shared operator's log, if this binary started the environment
+    /// (failure messages of helpers that the benchmark shares).
+    pub fn operator_log_tail() -> String {
+        match &*ENV.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(env)) => env.operator.log_tail(),
+            _ => String::new(),
+        }
+    }
+
     /// Runs a future on the shared runtime.
     pub fn block_on<F: Future>(&self, fut: F) -> F::Output {
         self.rt.block_on(fut)

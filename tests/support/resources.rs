@@ -242,10 +242,19 @@ pub async fn upstream_secret(client: &Client, ns: &str, name: &str, client_id: &
 }
 
 /// Waits until `done`, within [`TIMEOUT`].
-pub async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
+pub async fn until(what: &str, done: impl AsyncFnMut() -> bool) {
+    until_within(what, TIMEOUT, done).await;
+}
+
+/// Waits until `done`, within `timeout`.
+pub async fn until_within(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
     while !done().await {
-        assert!(Instant::now() < deadline, "{what} did not happen within {TIMEOUT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {timeout:?}; operator log:\n{}",
+            Env::operator_log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
