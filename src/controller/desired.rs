@@ -163,6 +163,11 @@ pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool
     }
     if let (Some(w), Some(c)) = (normalized.registered.as_mut(), current.registered.as_ref()) {
         w.provider.clone_from(&c.provider);
+        // Clients registered before owners were recorded get theirs with the next update, not
+        // with a write of their own: an upgrade makes no backend write.
+        if !c.metadata.contains_key(super::tenancy::OWNER_METADATA) {
+            w.metadata.remove(super::tenancy::OWNER_METADATA);
+        }
     }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
@@ -230,6 +235,24 @@ mod tests {
         assert!(client_matches(&wanted, &reported));
         reported.redirect_uris.push("https://drift.example.com/cb".into());
         assert!(!client_matches(&wanted, &reported));
+    }
+
+    #[test]
+    fn a_registered_client_without_an_owner_record_is_not_rewritten_for_it() {
+        let mut client: OAuthClient = sample("oauthclient-registered.yaml");
+        client.metadata.uid = Some("u-1".into());
+        let wanted = client_settings(&client);
+        assert_eq!(
+            wanted.registered.as_ref().expect("registered").metadata[super::super::tenancy::OWNER_METADATA],
+            "u-1"
+        );
+        let mut settings = wanted.registered.clone().expect("registered");
+        settings.metadata.remove(super::super::tenancy::OWNER_METADATA);
+        let mut before_upgrade = ClientSettings { registered: Some(settings.clone()), ..wanted.clone() };
+        assert!(client_matches(&wanted, &before_upgrade), "settled before the upgrade: no write");
+        settings.scopes.push("drift".into());
+        before_upgrade.registered = Some(settings);
+        assert!(!client_matches(&wanted, &before_upgrade), "a real change still updates (and records the owner)");
     }
 
     #[test]

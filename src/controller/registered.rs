@@ -93,7 +93,10 @@ pub(super) async fn sync(
     let adopted = status.backend_id.as_deref() != Some(current.id.as_str());
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
-    if !desired::client_matches(&wanted, &current.settings) {
+    // A client taken over (not one settled before an upgrade) records its new owner at once.
+    let unowned =
+        current.settings.registered.as_ref().is_some_and(|r| !r.metadata.contains_key(tenancy::OWNER_METADATA));
+    if !desired::client_matches(&wanted, &current.settings) || (adopted && unowned) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated).await;
