@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The shortest and the longest wait a backend may ask for: what it asks beyond is clamped, so
+/// that no answer parks a resource for months or overflows a clock.
+pub const MIN_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
 /// What went wrong in a backend call. Messages come from the backend's error body and never
 /// carry a secret: no request or response body holding one is ever formatted into them.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +24,10 @@ pub enum Error {
     /// 409: it exists already.
     #[error("already exists in the backend: {message}")]
     Conflict { message: String },
-    /// 429: wait at least `retry_after` before the next call.
-    #[error("backend rate limit hit; retry after {retry_after:?}")]
-    RateLimited { retry_after: Duration },
+    /// 429: wait at least `retry_after` (within [`MIN_WAIT`, `MAX_WAIT`]) before the next
+    /// call; without one, back off as from any transient error.
+    #[error("backend rate limit hit{}", retry_after.map(|w| format!("; retry after {w:?}")).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
     /// 5xx, timeouts, connection errors, unreadable responses: worth retrying with backoff.
     #[error("backend unavailable: {message}")]
     Transient { message: String },
@@ -64,7 +70,7 @@ impl Error {
             401 | 403 => Error::Unauthorized { status, message },
             404 => Error::NotFound { message },
             409 => Error::Conflict { message },
-            429 => Error::RateLimited { retry_after: retry_after.unwrap_or(Duration::from_secs(1)) },
+            429 => Error::RateLimited { retry_after: retry_after.map(|w| w.clamp(MIN_WAIT, MAX_WAIT)) },
             400..=499 => Error::Invalid { status, message },
             _ => Error::Transient { message: format!("HTTP {status}: {message}") },
         }
@@ -106,8 +112,14 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_keeps_retry_after() {
-        let err = Error::from_status(429, String::new(), Some(Duration::from_secs(7)));
-        assert!(matches!(err, Error::RateLimited { retry_after } if retry_after == Duration::from_secs(7)));
+    fn rate_limit_keeps_retry_after_within_bounds() {
+        let wait = |asked: Option<Duration>| match Error::from_status(429, String::new(), asked) {
+            Error::RateLimited { retry_after } => retry_after,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(Some(Duration::from_secs(7))), Some(Duration::from_secs(7)));
+        assert_eq!(wait(Some(Duration::ZERO)), Some(MIN_WAIT), "no hot loop");
+        assert_eq!(wait(Some(Duration::from_secs(u64::MAX))), Some(MAX_WAIT), "no overflow, no months");
+        assert_eq!(wait(None), None, "backs off like any transient error");
     }
 }

@@ -164,19 +164,27 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepended<A> {
 /// `{"code", "message"}` (gRPC gateways).
 async fn error_from(response: Response) -> Error {
     let status = response.status().as_u16();
-    let header_wait = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let header = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
     let text = response.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ErrorBody>(&text)
         .ok()
         .map(ErrorBody::message)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| text.chars().take(200).collect());
-    let wait = header_wait.or_else(|| retry_after_in(&message)).map(Duration::from_secs);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let wait = header.and_then(|h| retry_after(&h, now)).or_else(|| retry_after_in(&message).map(Duration::from_secs));
     Error::from_status(status, message, wait)
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (a past one is no wait). Anything else,
+/// negative numbers and numbers too large for a `u64` included, is no value.
+fn retry_after(value: &str, now: k8s_openapi::jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = k8s_openapi::jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    Some(now.duration_until(date).try_into().unwrap_or(Duration::ZERO))
 }
 
 #[derive(Deserialize)]
@@ -235,6 +243,25 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_both_forms() {
+        use k8s_openapi::jiff::Timestamp;
+        let now: Timestamp = "2026-11-28T10:00:00Z".parse().expect("time");
+        assert_eq!(retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after("18446744073709551615", now), Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(retry_after("18446744073709551616", now), None, "beyond u64");
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("", now), None);
+        assert_eq!(retry_after("Sat, 28 Nov 2026 10:01:30 GMT", now), Some(Duration::from_secs(90)), "a future date");
+        assert_eq!(retry_after("Sat, 28 Nov 2026 09:00:00 GMT", now), Some(Duration::ZERO), "a past date");
+        let far = retry_after("Thu, 30 Dec 9999 20:00:00 GMT", now).expect("a far date");
+        assert!(far > Duration::from_secs(1 << 30), "read as it is; the caller clamps it");
+        assert_eq!(retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), None, "beyond the clock: no value");
+        assert_eq!(retry_after("Mon, 28 Nov 2026 10:00:00 GMT", now), None, "a wrong weekday");
+    }
 
     #[test]
     fn retry_after_is_read_from_the_message() {

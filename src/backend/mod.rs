@@ -12,7 +12,7 @@ pub mod wacht;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use error::{Error, ErrorCategory};
+pub use error::{Error, ErrorCategory, MAX_WAIT, MIN_WAIT};
 pub use ratelimit::RateLimiter;
 pub use secret::SecretString;
 

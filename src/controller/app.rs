@@ -139,8 +139,9 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
         let now = k8s_openapi::jiff::Timestamp::now();
         let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
         // Only clients older than the grace period: a younger one may be mid-creation.
-        let (old, young): (Vec<_>, Vec<_>) =
-            unmanaged.into_iter().partition(|c| c.created_at.is_some_and(|t| t + grace < now));
+        let (old, young): (Vec<_>, Vec<_>) = unmanaged
+            .into_iter()
+            .partition(|c| c.created_at.and_then(|t| t.checked_add(grace).ok()).is_some_and(|t| t < now));
         for client in &old {
             match backend.deactivate_client(&key, &client.id).await {
                 Ok(()) | Err(crate::backend::Error::NotFound { .. }) => {}

@@ -18,7 +18,10 @@ use kube::{
 };
 
 use super::{Error, MANAGER, lists::ClientLists, secret};
-use crate::config::{Backends, Configured};
+use crate::{
+    backend,
+    config::{Backends, Configured},
+};
 
 /// The share by which a resync period is lengthened at random, so passes spread out.
 const RESYNC_JITTER: f64 = 0.1;
@@ -127,8 +130,11 @@ impl Context {
         });
         entry.failures = entry.failures.saturating_add(1);
         let exponential = Duration::from_secs(1).saturating_mul(1u32 << (entry.failures - 1).min(9));
-        let wait = asked.unwrap_or_else(|| jitter(exponential.min(Duration::from_secs(300)), 0.2));
-        entry.not_before = Instant::now() + wait;
+        let wait = match asked {
+            Some(asked) => asked.clamp(backend::MIN_WAIT, backend::MAX_WAIT),
+            None => jitter(exponential.min(Duration::from_secs(300)), 0.2),
+        };
+        entry.not_before = Instant::now().checked_add(wait).unwrap_or_else(Instant::now);
         entry.trigger = trigger;
         wait
     }

@@ -245,7 +245,7 @@ async fn error_classes(layout: Layout) {
     emu.set_faults(json!({"rate_limit_rate": 1.0, "retry_after_seconds": 7})).await;
     match backend.list_apps(None).await {
         Err(oauth_operator::backend::Error::RateLimited { retry_after }) => {
-            assert_eq!(retry_after, Duration::from_secs(7))
+            assert_eq!(retry_after, Some(Duration::from_secs(7)))
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }

@@ -31,6 +31,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         trial("quiet::operator_debug_log_holds_no_secret", operator_debug_log_holds_no_secret),
         trial("quiet::metrics_are_exposed", metrics_are_exposed),
+        trial(
+            "quiet::an_absurd_retry_after_neither_crashes_nor_parks",
+            an_absurd_retry_after_neither_crashes_nor_parks,
+        ),
     ]
 }
 
@@ -252,4 +256,31 @@ async fn metrics_are_exposed(_client: Client) {
     assert!(value("oauth_operator_secret_rotations_total") >= 1.0);
     assert!(value("oauth_operator_secret_regenerations_total") >= 1.0);
     assert!(text.contains("oauth_operator_reconciles_in_flight"), "queue gauge");
+}
+
+/// A backend answering 429 with `Retry-After: 18446744073709551615` (seconds): the wait is
+/// clamped, so the operator stays up (the unclamped sum overflowed the clock and ended the
+/// process) and a user's next change still gets a pass.
+async fn an_absurd_retry_after_neither_crashes_nor_parks(client: Client) {
+    use crate::support::resources::*;
+    let env = Env::get();
+    let ns = "e2e-retry-after";
+    app_and_client(&client, ns, json!({})).await;
+    let rotate = |value: &str| {
+        let mut doc = client_doc("web", "app", json!({}));
+        doc["metadata"]["annotations"] = json!({"oauth-operator.dev/rotate": value});
+        doc
+    };
+    env.emu.set_faults(json!({"rate_limit_rate": 1.0, "retry_after_seconds": u64::MAX})).await;
+    apply::<OAuthClient>(&client, ns, rotate("r1")).await;
+    let message = not_ready::<OAuthClient>(&client, ns, "web", "BackendRateLimited").await;
+    env.emu.set_faults(json!({})).await;
+    assert!(message.contains("retry after 900s"), "the wait is clamped to 15 minutes: {message}");
+    assert!(env.operator.is_ready().await, "the operator is still up");
+    apply::<OAuthClient>(&client, ns, rotate("r2")).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    wait(&api, "web", "rotated for r2", |o| {
+        o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.last_handled_rotate_request.as_deref() == Some("r2"))
+    })
+    .await;
 }
