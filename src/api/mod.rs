@@ -89,7 +89,94 @@ fn check_cel<K: CustomResourceExt + Serialize>(
 impl Validate for OAuthClient {
     fn validate(&self) -> Result<(), InvalidSpec> {
         static COMPILED: OnceLock<kube::core::cel::CompiledSchema> = OnceLock::new();
-        check_cel(self, &COMPILED)
+        check_cel(self, &COMPILED)?;
+        self.check_copied_values()
+    }
+}
+
+/// The longest rotate request the operator records (in the Secret's annotations and the
+/// status): a longer one is refused before anything is rotated.
+pub const ROTATE_REQUEST_MAX: usize = 253;
+
+/// The most that `secretTemplate.annotations` may hold, keys and values together: the API
+/// server takes 256 KiB of annotations per object, and the operator adds its own.
+pub const TEMPLATE_ANNOTATIONS_MAX: usize = 128 * 1024;
+
+impl OAuthClient {
+    /// What the operator copies from this object into others (the rotate request into the
+    /// Secret and the status; the template's labels and annotations into the Secret) must fit
+    /// there: checked before any backend call, so nothing is rotated that cannot be recorded.
+    fn check_copied_values(&self) -> Result<(), InvalidSpec> {
+        let annotations = self.metadata.annotations.as_ref();
+        if let Some(request) = annotations.and_then(|a| a.get(ROTATE_ANNOTATION))
+            && request.len() > ROTATE_REQUEST_MAX
+        {
+            return Err(InvalidSpec(format!(
+                "metadata.annotations[{ROTATE_ANNOTATION}]: at most {ROTATE_REQUEST_MAX} characters, as it is recorded in the Secret and the status (this one has {})",
+                request.len()
+            )));
+        }
+        let Some(template) = &self.spec.secret_template else { return Ok(()) };
+        for (key, value) in &template.labels {
+            let field = format!("spec.secretTemplate.labels[{key}]");
+            qualified_name(key).map_err(|why| InvalidSpec(format!("{field}: the key {why}")))?;
+            label_value(value).map_err(|why| InvalidSpec(format!("{field}: the value {why}")))?;
+        }
+        let mut size = 0;
+        for (key, value) in &template.annotations {
+            qualified_name(key)
+                .map_err(|why| InvalidSpec(format!("spec.secretTemplate.annotations[{key}]: the key {why}")))?;
+            size += key.len() + value.len();
+        }
+        if size > TEMPLATE_ANNOTATIONS_MAX {
+            return Err(InvalidSpec(format!(
+                "spec.secretTemplate.annotations: at most {TEMPLATE_ANNOTATIONS_MAX} bytes of keys and values (these have {size})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of at
+/// most 63 characters, as the API server checks them.
+fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+    if let Some(prefix) = prefix {
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if prefix.len() > 253 || !prefix.split('.').all(label) {
+            return Err("must have a DNS subdomain as its prefix".into());
+        }
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Err("must have a name of 1 to 63 characters".into());
+    }
+    name_chars(name)
+}
+
+/// A label value: empty, or at most 63 characters of the label alphabet.
+fn label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > 63 {
+        return Err("must be at most 63 characters".into());
+    }
+    name_chars(value)
+}
+
+fn name_chars(text: &str) -> Result<(), String> {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let inner = text.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'));
+    if inner && text.starts_with(alnum) && text.ends_with(alnum) {
+        Ok(())
+    } else {
+        Err("must be letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into())
     }
 }
 
@@ -149,6 +236,38 @@ mod tests {
             "registered": {"provider": "github", "providerName": "GitHub", "authorizationUrl": "https://github.com/a",
                            "tokenUrl": "https://github.com/t", "credentialsSecret": {"name": "gh"}}});
         assert_eq!(client(registered).validate(), Ok(()), "registered clients need no redirect URIs");
+    }
+
+    #[test]
+    fn values_copied_into_other_objects_must_fit_there() {
+        let mut c = client(serde_json::json!({}));
+        let mut annotate = |value: String| {
+            c.metadata.annotations = Some([(ROTATE_ANNOTATION.to_string(), value)].into());
+            c.validate()
+        };
+        assert_eq!(annotate("x".repeat(ROTATE_REQUEST_MAX)), Ok(()));
+        let message = annotate("x".repeat(ROTATE_REQUEST_MAX + 1)).expect_err("too long").0;
+        assert!(message.contains(ROTATE_ANNOTATION) && message.contains("at most 253"), "{message}");
+        let template = |labels: serde_json::Value, annotations: serde_json::Value| {
+            client(serde_json::json!({"secretTemplate": {"labels": labels, "annotations": annotations}})).validate()
+        };
+        assert_eq!(
+            template(serde_json::json!({"team": "web", "example.com/tier": ""}), serde_json::json!({"a": "b"})),
+            Ok(())
+        );
+        for labels in [
+            serde_json::json!({"bad key": "v"}),
+            serde_json::json!({"k": "x".repeat(64)}),
+            serde_json::json!({"k": "-v"}),
+            serde_json::json!({"Example.COM/k": "v"}),
+            serde_json::json!({"": "v"}),
+        ] {
+            let message = template(labels.clone(), serde_json::json!({})).expect_err("refused").0;
+            assert!(message.starts_with("spec.secretTemplate.labels["), "{labels}: {message}");
+        }
+        let big = serde_json::json!({"a": "x".repeat(TEMPLATE_ANNOTATIONS_MAX)});
+        let message = template(serde_json::json!({}), big).expect_err("too big").0;
+        assert!(message.starts_with("spec.secretTemplate.annotations: at most"), "{message}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn trials() -> Vec<Trial> {
         ),
         trial("reconcile::backend_drift_is_repaired_on_resync", backend_drift_is_repaired_on_resync),
         trial("reconcile::rotate_annotation_rotates_once", rotate_annotation_rotates_once),
+        trial("reconcile::an_oversized_rotate_request_rotates_nothing", an_oversized_rotate_request_rotates_nothing),
         trial("reconcile::deleted_secret_is_regenerated", deleted_secret_is_regenerated),
         trial(
             "reconcile::delete_policy_deactivates_and_removes_the_secret",
@@ -502,4 +503,30 @@ async fn a_restart_writes_nothing(client: Client) {
     let new = env.cp.writes_by(&user)[writes..].to_vec();
     assert!(new.is_empty(), "writes of the new process: {new:?}");
     second.kill();
+}
+
+/// A rotate value too long to record (the Secret's annotations take 256 KiB in all) is refused
+/// before any backend call: the Secret keeps a working secret, nothing is rotated.
+async fn an_oversized_rotate_request_rotates_nothing(client: Client) {
+    let ns = "e2e-rotate-oversized";
+    let web = app_and_client(&client, ns, json!({})).await;
+    let (id, secret) = credentials(&client, ns, "web-oauth-client").await;
+    let backend_id = web.status.as_ref().and_then(|s| s.backend_id.clone()).expect("backend id");
+    let rotate_path = format!("/oauth/apps/{ns}/clients/{backend_id}/rotate-secret");
+    let before = Env::get().emu.calls("POST", &rotate_path).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let annotate = |value: String| json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": value}}});
+    api.patch("web", &PatchParams::default(), &Patch::Merge(annotate("x".repeat(262_000)))).await.expect("annotate");
+    let message = not_ready::<OAuthClient>(&client, ns, "web", "InvalidSpec").await;
+    assert!(message.contains("oauth-operator.dev/rotate") && message.contains("at most 253"), "{message}");
+    assert_eq!(Env::get().emu.calls("POST", &rotate_path).await, before, "nothing rotated");
+    assert_eq!(credentials(&client, ns, "web-oauth-client").await, (id.clone(), secret.clone()));
+    assert_eq!(token_status(&id, &secret).await, 200, "the Secret still works");
+    // A value that fits rotates once.
+    api.patch("web", &PatchParams::default(), &Patch::Merge(annotate("2026-11-28".into()))).await.expect("annotate");
+    wait(&api, "web", "rotated", |o| {
+        o.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("2026-11-28")
+    })
+    .await;
+    assert_eq!(Env::get().emu.calls("POST", &rotate_path).await, before + 1);
 }
