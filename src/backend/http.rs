@@ -40,6 +40,9 @@ impl Http {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("oauth-operator/", env!("CARGO_PKG_VERSION")))
+            // A 307/308 would send the body (a registered client's secret, say) and the API
+            // key elsewhere: a redirect is an error, never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Transient { message: format!("HTTP client: {e}") })?;
         let limiter = RateLimiter::new(config.requests_per_second);
@@ -62,6 +65,9 @@ impl Http {
         let response = sent.map_err(|e| Error::Transient { message: describe(&e) })?;
         if response.status().is_success() {
             return Ok(response);
+        }
+        if response.status().is_redirection() {
+            return Err(redirected(&response));
         }
         Err(error_from(response).await)
     }
@@ -176,6 +182,27 @@ async fn error_from(response: Response) -> Error {
     Error::from_status(status, message, wait)
 }
 
+/// A redirect, named by where it pointed (scheme, host, port and path only).
+fn redirected(response: &Response) -> Error {
+    let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = match Url::parse(location) {
+        Ok(url) => {
+            format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ) + url.path()
+        }
+        Err(_) => location.split(['?', '#']).next().unwrap_or("").to_string(),
+    };
+    let target: String = target.chars().take(200).collect();
+    Error::Invalid {
+        status: response.status().as_u16(),
+        message: format!("the backend redirected to {target:?}; redirects are not followed (check its baseUrl)"),
+    }
+}
+
 /// A `Retry-After` value: seconds, or an HTTP date (a past one is no wait). Anything else,
 /// negative numbers and numbers too large for a `u64` included, is no value.
 fn retry_after(value: &str, now: k8s_openapi::jiff::Timestamp) -> Option<Duration> {
@@ -261,6 +288,39 @@ mod tests {
         assert!(far > Duration::from_secs(1 << 30), "read as it is; the caller clamps it");
         assert_eq!(retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), None, "beyond the clock: no value");
         assert_eq!(retry_after("Mon, 28 Nov 2026 10:00:00 GMT", now), None, "a wrong weekday");
+    }
+
+    /// A redirect to another port: an error naming it, and nothing reaches that port.
+    #[tokio::test]
+    async fn redirects_are_refused_not_followed() {
+        use futures::FutureExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}/", backend.local_addr().expect("addr"));
+        let target = format!("http://{}/steal?key=x", elsewhere.local_addr().expect("addr"));
+        let answer = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+        tokio::spawn(async move {
+            let (mut socket, _) = backend.accept().await.expect("accept");
+            let mut request = vec![0; 4096];
+            let _ = socket.read(&mut request).await;
+            socket.write_all(answer.as_bytes()).await.expect("answer");
+        });
+        let http = Http::new(HttpConfig {
+            base_url: Url::parse(&base).expect("url"),
+            api_key: SecretString::new("key"),
+            timeout: Duration::from_secs(5),
+            requests_per_second: 0,
+        })
+        .expect("client");
+        let body = serde_json::json!({"client_secret": "s3cret"});
+        let err = http.call::<Value>("test", Method::POST, http.url(&["x"]), Some(&body)).await.expect_err("refused");
+        let message = err.to_string();
+        assert!(message.contains("redirected to") && message.contains("/steal"), "{message}");
+        assert!(!message.contains("key=x"), "the query is left out: {message}");
+        assert_eq!(err.category(), super::super::ErrorCategory::Invalid);
+        // Had the redirect been followed, the call would have connected there before it returned.
+        assert!(elsewhere.accept().now_or_never().is_none(), "nothing reached the other port");
     }
 
     #[test]
