@@ -134,6 +134,10 @@ struct BackendEntry {
     /// one (or none, when none is configured).
     #[serde(default)]
     pinned: bool,
+    /// Allows a plain `http://` base URL for a host other than loopback (an in-cluster service):
+    /// the API key then travels in clear text.
+    #[serde(default)]
+    insecure_http: bool,
 }
 
 /// Namespaces that may use a backend: those named, and those whose labels match.
@@ -231,6 +235,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
         let record_key = record_key(&api_key);
         let base_url =
             reqwest::Url::parse(&e.base_url).map_err(|err| fail(format!("baseUrl {:?}: {err}", e.base_url)))?;
+        check_scheme(&base_url, e.insecure_http).map_err(fail)?;
         let http = HttpConfig {
             base_url,
             api_key: SecretString::new(api_key),
@@ -257,6 +262,24 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
         backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, record_key });
     }
     Ok(backends)
+}
+
+/// `https`, or `http` to a loopback host, or `http` anywhere with `insecureHttp: true` (logged).
+fn check_scheme(url: &reqwest::Url, insecure_http: bool) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" if insecure_http => {
+            tracing::warn!(base_url = %url, "insecureHttp: the API key of this backend travels in clear text");
+            Ok(())
+        }
+        "http" => Err(format!(
+            "baseUrl {url}: plain http sends the API key in clear text; use https, or set insecureHttp: true for an in-cluster service"
+        )),
+        other => Err(format!("baseUrl {url}: scheme {other} is not http or https")),
+    }
 }
 
 /// The HMAC key of a backend's records: a digest of its API key under a label of its own, so
@@ -288,21 +311,37 @@ mod tests {
         let text = "backends:\n  default:\n    type: wacht\n    baseUrl: http://127.0.0.1:1\n    apiKeyEnv: PATH\n";
         let backends = parse_backends(text).expect("valid file");
         assert!(backends.contains_key("default"));
-        let missing = "backends:\n  b:\n    type: wacht\n    baseUrl: http://x\n";
+        let missing = "backends:\n  b:\n    type: wacht\n    baseUrl: https://x\n";
         let err = parse_backends(missing).err().expect("refused").to_string();
         assert!(err.contains("exactly one of apiKeyFile and apiKeyEnv"), "{err}");
-        let unknown = "backends:\n  b:\n    type: other\n    baseUrl: http://x\n";
+        let unknown = "backends:\n  b:\n    type: other\n    baseUrl: https://x\n";
         assert!(parse_backends(unknown).err().is_some());
-        let others = "backends:\n  a:\n    type: oauth-applications\n    baseUrl: http://x\n    ownerOrgId: o\n    apiKeyEnv: PATH\n  m:\n    type: mcp-oauth-clients\n    baseUrl: http://x\n    apiKeyEnv: PATH\n";
+        let others = "backends:\n  a:\n    type: oauth-applications\n    baseUrl: https://x\n    ownerOrgId: o\n    apiKeyEnv: PATH\n  m:\n    type: mcp-oauth-clients\n    baseUrl: https://x\n    apiKeyEnv: PATH\n";
         assert_eq!(parse_backends(others).expect("valid file").len(), 2);
-        let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: http://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
+        let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: https://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
         let err = parse_backends(misplaced).err().expect("refused").to_string();
         assert!(err.contains("deploymentId does not apply"), "{err}");
     }
 
     #[test]
+    fn plain_http_only_to_loopback_unless_asked() {
+        let file = |url: &str, insecure: bool| {
+            format!(
+                "backends:\n  b:\n    type: wacht\n    baseUrl: {url}\n    apiKeyEnv: PATH\n    insecureHttp: {insecure}\n"
+            )
+        };
+        for url in ["https://api.example.com", "http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"] {
+            assert!(parse_backends(&file(url, false)).is_ok(), "{url}");
+        }
+        let err = parse_backends(&file("http://api.example.com", false)).err().expect("refused").to_string();
+        assert!(err.contains("clear text") && err.contains("insecureHttp"), "{err}");
+        assert!(parse_backends(&file("http://emulator.svc:8080", true)).is_ok(), "opted in");
+        assert!(parse_backends(&file("ftp://x", true)).is_err());
+    }
+
+    #[test]
     fn access_rules() {
-        let text = "backends:\n  open:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n  team:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n    deploymentId: dep_t\n    pinned: true\n    allowedNamespaces: {names: [team-b], matchLabels: {tenant: b}}\n";
+        let text = "backends:\n  open:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n  team:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n    deploymentId: dep_t\n    pinned: true\n    allowedNamespaces: {names: [team-b], matchLabels: {tenant: b}}\n";
         let backends = parse_backends(text).expect("valid file");
         assert_eq!(backends["open"].access, Access::default(), "every namespace, nothing pinned");
         let team = &backends["team"].access;
@@ -310,7 +349,7 @@ mod tests {
         let allowed = team.namespaces.as_ref().expect("restricted");
         assert_eq!(allowed.names, ["team-b"]);
         assert_eq!(allowed.match_labels["tenant"], "b");
-        let typo = "backends:\n  b:\n    type: wacht\n    baseUrl: http://x\n    apiKeyEnv: PATH\n    allowedNamespaces: {name: [a]}\n";
+        let typo = "backends:\n  b:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n    allowedNamespaces: {name: [a]}\n";
         assert!(parse_backends(typo).is_err(), "unknown fields are refused");
     }
 }

@@ -59,7 +59,7 @@ spec:
 YAML
 # Point the default backend at the emulator.
 kubectl -n oauth-operator-system create configmap oauth-operator-config --dry-run=client -o yaml \
-  --from-literal=config.yaml="$(printf 'backends:\n  default:\n    type: wacht\n    baseUrl: http://emulator.oauth-operator-system:8080\n    deploymentId: dep_kind\n    apiKeyFile: /etc/oauth-operator/keys/default\n')" \
+  --from-literal=config.yaml="$(printf 'backends:\n  default:\n    type: wacht\n    baseUrl: http://emulator.oauth-operator-system:8080\n    deploymentId: dep_kind\n    insecureHttp: true\n    apiKeyFile: /etc/oauth-operator/keys/default\n')" \
   | kubectl apply -f -
 kubectl -n oauth-operator-system rollout restart deployment/oauth-operator
 kubectl -n oauth-operator-system rollout status deployment/oauth-operator --timeout=180s
