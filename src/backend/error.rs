@@ -52,6 +52,25 @@ pub enum ErrorCategory {
 }
 
 impl Error {
+    /// The same error with each of `secrets` taken out of its message.
+    pub fn redacted(self, secrets: &[String]) -> Error {
+        let clean = |mut message: String| {
+            for secret in secrets {
+                message = message.replace(secret.as_str(), "<redacted>");
+            }
+            message
+        };
+        match self {
+            Error::Invalid { status, message } => Error::Invalid { status, message: clean(message) },
+            Error::Unauthorized { status, message } => Error::Unauthorized { status, message: clean(message) },
+            Error::NotFound { message } => Error::NotFound { message: clean(message) },
+            Error::Conflict { message } => Error::Conflict { message: clean(message) },
+            Error::Transient { message } => Error::Transient { message: clean(message) },
+            Error::Unsendable { message } => Error::Unsendable { message: clean(message) },
+            other @ (Error::RateLimited { .. } | Error::Unsupported(_)) => other,
+        }
+    }
+
     pub fn category(&self) -> ErrorCategory {
         match self {
             Error::Invalid { .. } | Error::Unsendable { .. } => ErrorCategory::Invalid,

@@ -84,9 +84,37 @@ impl Http {
         if let Some(body) = body {
             request = request.json(body);
         }
-        parse(self.send(op, request).await?).await
+        // A backend that echoes the request in its error must not put a secret in a condition.
+        let sent = self.send(op, request).await.map_err(|e| e.redacted(&secrets_in(body)))?;
+        parse(sent).await
     }
 }
+
+/// The string values of the body's fields named like a secret (`client_secret`, ...).
+fn secrets_in(body: Option<&Value>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack: Vec<&Value> = body.into_iter().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                for (key, item) in map {
+                    match item {
+                        Value::String(text) if key.contains("secret") && !text.is_empty() => found.push(text.clone()),
+                        other => stack.push(other),
+                    }
+                }
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The most of an error answer that is read, and of its message that is kept: what a backend
+/// says reaches conditions, events and logs, so it is bounded.
+const ERROR_BODY_MAX: usize = 64 * 1024;
+const MESSAGE_MAX: usize = 300;
 
 /// Answers longer than this are parsed as they arrive rather than read whole first.
 const STREAM_ABOVE: u64 = 64 * 1024;
@@ -171,12 +199,20 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepended<A> {
 async fn error_from(response: Response) -> Error {
     let status = response.status().as_u16();
     let header = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(String::from);
-    let text = response.text().await.unwrap_or_default();
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while body.len() < ERROR_BODY_MAX
+        && let Ok(Some(chunk)) = chunks.try_next().await
+    {
+        body.extend_from_slice(&chunk[..chunk.len().min(ERROR_BODY_MAX - body.len())]);
+    }
+    let text = String::from_utf8_lossy(&body);
     let message = serde_json::from_str::<ErrorBody>(&text)
         .ok()
         .map(ErrorBody::message)
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| text.chars().take(200).collect());
+        .unwrap_or_else(|| text.into_owned());
+    let message = shorten(&message);
     let now = k8s_openapi::jiff::Timestamp::now();
     let wait = header.and_then(|h| retry_after(&h, now)).or_else(|| retry_after_in(&message).map(Duration::from_secs));
     Error::from_status(status, message, wait)
@@ -201,6 +237,16 @@ fn redirected(response: &Response) -> Error {
         status: response.status().as_u16(),
         message: format!("the backend redirected to {target:?}; redirects are not followed (check its baseUrl)"),
     }
+}
+
+/// At most [`MESSAGE_MAX`] characters of `text`, marked when cut, control characters as spaces.
+fn shorten(text: &str) -> String {
+    let clean = |c: char| if c.is_control() { ' ' } else { c };
+    let mut short: String = text.trim().chars().take(MESSAGE_MAX).map(clean).collect();
+    if text.trim().chars().count() > MESSAGE_MAX {
+        short.push('…');
+    }
+    short
 }
 
 /// A `Retry-After` value: seconds, or an HTTP date (a past one is no wait). Anything else,
@@ -321,6 +367,21 @@ mod tests {
         assert_eq!(err.category(), super::super::ErrorCategory::Invalid);
         // Had the redirect been followed, the call would have connected there before it returned.
         assert!(elsewhere.accept().now_or_never().is_none(), "nothing reached the other port");
+    }
+
+    #[test]
+    fn backend_text_is_bounded_and_never_carries_what_was_sent() {
+        let long = "x".repeat(10_000);
+        let short = shorten(&long);
+        assert_eq!(short.chars().count(), MESSAGE_MAX + 1, "cut and marked");
+        assert_eq!(shorten("a\nb\u{7}c"), "a b c", "no control characters reach a condition");
+        let body = serde_json::json!({"client_id": "id", "client_secret": "s3cret", "nested": [{"secret_key": "k3y"}]});
+        let mut secrets = secrets_in(Some(&body));
+        secrets.sort();
+        assert_eq!(secrets, ["k3y", "s3cret"]);
+        let echoed = Error::Invalid { status: 400, message: "bad client_secret s3cret for id (k3y)".into() };
+        let text = echoed.redacted(&secrets).to_string();
+        assert!(!text.contains("s3cret") && !text.contains("k3y") && text.contains("<redacted>"), "{text}");
     }
 
     #[test]
