@@ -26,8 +26,10 @@ use super::{
     http::{Http, HttpConfig},
 };
 
-/// Clients asked for per list page.
+/// Clients asked for per list page, and the most pages read (a million clients): a list that
+/// goes on longer ends with an error.
 const PAGE_SIZE: &str = "100";
+const MAX_PAGES: usize = 10_000;
 
 pub struct McpBackend {
     http: Http,
@@ -73,7 +75,8 @@ impl Backend for McpBackend {
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
         let mut clients = Vec::new();
         let mut token = String::new();
-        loop {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..MAX_PAGES {
             let mut url = self.url(None);
             url.query_pairs_mut().append_pair("page.page_size", PAGE_SIZE);
             if !token.is_empty() {
@@ -85,7 +88,12 @@ impl Backend for McpBackend {
             if token.is_empty() {
                 return Ok(clients);
             }
+            // A backend that hands out a token twice would be listed forever.
+            if !seen.insert(token.clone()) {
+                return Err(Error::Transient { message: "the client list repeats a page token".into() });
+            }
         }
+        Err(Error::Transient { message: format!("the client list goes on past {MAX_PAGES} pages") })
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {

@@ -137,6 +137,10 @@ async fn mcp_clients_register_list_update_push_delete() {
         backend.register_client(&none, &registered(&provider), &SecretString::new("s")).await.expect("create");
     }
     assert_eq!(backend.list_clients(&none).await.expect("list").len(), 121, "every page read");
+    emu.set_faults(serde_json::json!({"repeat_page_token": true})).await;
+    let err = backend.list_clients(&none).await.expect_err("a list that repeats itself ends");
+    assert!(err.to_string().contains("repeats a page token"), "{err}");
+    emu.set_faults(serde_json::json!({})).await;
 
     backend.deactivate_client(&none, &created.id).await.expect("delete");
     assert!(backend.get_client(&none, &created.id).await.expect("get").is_none(), "soft-deleted reads as absent");

@@ -34,6 +34,8 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     /// Share of calls whose connection is closed without an answer.
     pub drop_rate: f64,
+    /// MCP client lists hand out the first page's token again and again.
+    pub repeat_page_token: bool,
 }
 
 /// Marks a response whose connection the server must drop instead of answering.

@@ -288,7 +288,14 @@ async fn list(
     let store = emu.store.lock();
     let all: Vec<&McpClient> = store.mcp_clients.iter().filter(|c| c.in_scope(&scope)).collect();
     let page: Vec<Value> = all.iter().skip(start).take(size).map(|c| c.to_json()).collect();
-    let next = if start + size < all.len() { format!("o{}", start + size) } else { String::new() };
+    let repeat = emu.faults.lock().unwrap_or_else(|e| e.into_inner()).repeat_page_token;
+    let next = if repeat {
+        format!("o{size}")
+    } else if start + size < all.len() {
+        format!("o{}", start + size)
+    } else {
+        String::new()
+    };
     Ok(Json(json!({ "clients": page, "page": { "next_page_token": next } })).into_response())
 }
 
