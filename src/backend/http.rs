@@ -123,6 +123,17 @@ const STREAM_ABOVE: u64 = 64 * 1024;
 /// thousands of clients) is parsed as it arrives, straight into `T`: neither its text nor a
 /// `Value` tree is ever held whole.
 pub async fn parse<T: DeserializeOwned + Send + 'static>(response: Response) -> Result<T> {
+    parse_within(response, BODY_MAX).await
+}
+
+/// The longest answer read (a list of 10,000 clients is about 10 MB): a longer one is an
+/// error, so no backend can exhaust the operator's memory.
+const BODY_MAX: usize = 64 * 1024 * 1024;
+
+async fn parse_within<T: DeserializeOwned + Send + 'static>(response: Response, max: usize) -> Result<T> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_long(max));
+    }
     let unreadable = |e: &dyn std::fmt::Display| Error::Transient { message: format!("unreadable response: {e}") };
     let read = |result: serde_json::Result<Enveloped<T>>| match result {
         Ok(Enveloped(value)) => Ok(value),
@@ -133,10 +144,19 @@ pub async fn parse<T: DeserializeOwned + Send + 'static>(response: Response) -> 
         let bytes = response.bytes().await.map_err(|e| unreadable(&describe(&e)))?;
         return read(serde_json::from_slice(&bytes));
     }
-    let body = response.bytes_stream().map_err(|e| std::io::Error::other(describe(&e)));
+    let mut so_far = 0;
+    let body = response.bytes_stream().map_err(|e| std::io::Error::other(describe(&e))).and_then(move |chunk| {
+        so_far += chunk.len();
+        let over = so_far > max;
+        std::future::ready(if over { Err(std::io::Error::other(too_long(max).to_string())) } else { Ok(chunk) })
+    });
     let reader = SyncIoBridge::new(StreamReader::new(body));
     let parsed = tokio::task::spawn_blocking(move || serde_json::from_reader(std::io::BufReader::new(reader)));
     read(parsed.await.map_err(|e| unreadable(&e))?)
+}
+
+fn too_long(max: usize) -> Error {
+    Error::Transient { message: format!("the answer is longer than {} KiB", max / 1024) }
 }
 
 /// A JSON answer, unwrapped from `{"data": ...}` when it comes in one.
@@ -445,5 +465,18 @@ mod tests {
             err.to_string().contains("unexpected response shape") || err.to_string().contains("unreadable"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_limit_is_an_error() {
+        let text = format!(r#"{{"items":{}}}"#, serde_json::to_string(&vec![7u32; 100_000]).expect("json"));
+        let chunks: Vec<String> = text.as_bytes().chunks(4096).map(|c| String::from_utf8_lossy(c).into()).collect();
+        let max = 100 * 1024;
+        for declared in [false, true] {
+            let err = parse_within::<Items>(response(chunks.clone(), declared), max).await.expect_err("too long");
+            assert!(err.to_string().contains("longer than 100 KiB"), "{declared}: {err}");
+        }
+        let fits: Items = parse_within(response(chunks, false), text.len()).await.expect("at the limit");
+        assert_eq!(fits.items.len(), 100_000);
     }
 }
