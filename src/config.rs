@@ -138,6 +138,8 @@ struct BackendEntry {
     /// the API key then travels in clear text.
     #[serde(default)]
     insecure_http: bool,
+    /// A PEM bundle of CAs to trust for this backend (a private CA), besides the public roots.
+    ca_file: Option<PathBuf>,
 }
 
 /// Namespaces that may use a backend: those named, and those whose labels match.
@@ -241,6 +243,12 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             api_key: SecretString::new(api_key),
             timeout: Duration::from_secs(e.timeout_seconds),
             requests_per_second: e.requests_per_second,
+            ca_pem: match &e.ca_file {
+                Some(file) => {
+                    Some(std::fs::read(file).map_err(|err| fail(format!("caFile {}: {err}", file.display())))?)
+                }
+                None => None,
+            },
         };
         let built = match e.kind {
             BackendKind::Wacht => {
@@ -337,6 +345,28 @@ mod tests {
         assert!(err.contains("clear text") && err.contains("insecureHttp"), "{err}");
         assert!(parse_backends(&file("http://emulator.svc:8080", true)).is_ok(), "opted in");
         assert!(parse_backends(&file("ftp://x", true)).is_err());
+    }
+
+    #[test]
+    fn a_private_ca_is_read_and_checked_at_start() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&rcgen::KeyPair::generate().expect("key")).expect("CA");
+        let (good, bad) = (dir.path().join("ca.pem"), dir.path().join("bad.pem"));
+        std::fs::write(&good, ca.pem()).expect("write");
+        std::fs::write(&bad, "not a certificate").expect("write");
+        let file = |ca: &std::path::Path| {
+            format!(
+                "backends:\n  b:\n    type: wacht\n    baseUrl: https://id.internal\n    apiKeyEnv: PATH\n    caFile: {}\n",
+                ca.display()
+            )
+        };
+        assert!(parse_backends(&file(&good)).is_ok());
+        let err = parse_backends(&file(&bad)).err().expect("refused").to_string();
+        assert!(err.contains("caFile"), "{err}");
+        let err = parse_backends(&file(&dir.path().join("missing.pem"))).err().expect("refused").to_string();
+        assert!(err.contains("caFile") && err.contains("missing.pem"), "{err}");
     }
 
     #[test]

@@ -187,6 +187,7 @@ mod tests {
             api_key: SecretString::new("k"),
             timeout: std::time::Duration::from_secs(1),
             requests_per_second: 0,
+            ca_pem: None,
         };
         let backend = ApplicationsBackend::new(config, None).unwrap();
         assert_eq!(

@@ -25,6 +25,8 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// At most this many requests a second; `0`: no limit.
     pub requests_per_second: u32,
+    /// PEM certificates trusted besides the public roots (a private CA), if any.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 pub struct Http {
@@ -36,7 +38,18 @@ pub struct Http {
 
 impl Http {
     pub fn new(config: HttpConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = &config.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Unsendable { message: format!("caFile: {e}") })?;
+            if certificates.is_empty() {
+                return Err(Error::Unsendable { message: "caFile: no PEM certificate in it".into() });
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .user_agent(concat!("oauth-operator/", env!("CARGO_PKG_VERSION")))
@@ -377,6 +390,7 @@ mod tests {
             api_key: SecretString::new("key"),
             timeout: Duration::from_secs(5),
             requests_per_second: 0,
+            ca_pem: None,
         })
         .expect("client");
         let body = serde_json::json!({"client_secret": "s3cret"});

@@ -240,6 +240,7 @@ mod tests {
             api_key: SecretString::new("k"),
             timeout: std::time::Duration::from_secs(1),
             requests_per_second: 0,
+            ca_pem: None,
         };
         McpBackend::new(config, customer.map(String::from), Some("proj_1".into())).unwrap()
     }

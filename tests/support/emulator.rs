@@ -40,6 +40,7 @@ impl Emulator {
             api_key: oauth_operator::backend::SecretString::new(key),
             timeout: std::time::Duration::from_secs(timeout_s),
             requests_per_second: 0,
+            ca_pem: None,
         }
     }
 
