@@ -198,7 +198,7 @@ pub enum ConfigError {
     #[error("read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
+    Parse { path: PathBuf, source: yaml_serde::Error },
     #[error("backend {name}: {message}")]
     Backend { name: String, message: String },
 }
@@ -214,7 +214,7 @@ pub fn load_backends(path: &std::path::Path) -> Result<Backends, ConfigError> {
 
 fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
     let file: File =
-        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: PathBuf::new(), source })?;
+        yaml_serde::from_str(text).map_err(|source| ConfigError::Parse { path: PathBuf::new(), source })?;
     let mut backends = Backends::new();
     for (name, e) in file.backends {
         let fail = |message: String| ConfigError::Backend { name: name.clone(), message };

@@ -35,7 +35,7 @@ pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensi
 pub fn crds_yaml() -> String {
     crds()
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD serializes to YAML"))
+        .map(|crd| yaml_serde::to_string(crd).expect("a CRD serializes to YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
 }

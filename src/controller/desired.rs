@@ -196,7 +196,7 @@ mod tests {
 
     fn sample<T: serde::de::DeserializeOwned>(file: &str) -> T {
         let path = format!("{}/deploy/samples/{file}", env!("CARGO_MANIFEST_DIR"));
-        serde_yaml::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample parses")
+        yaml_serde::from_str(&std::fs::read_to_string(path).expect("sample")).expect("sample parses")
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn server_side_dry_run(docs: &str) {
 }
 
 fn parse(docs: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(docs)
+    yaml_serde::Deserializer::from_str(docs)
         .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
         .filter(|v: &Value| !v.is_null())
         .collect()
@@ -135,7 +135,7 @@ fn helm_matches_kustomize() {
             .as_str()
             .expect("config")
             .to_string();
-        serde_yaml::from_str::<Value>(&text).expect("config YAML")
+        yaml_serde::from_str::<Value>(&text).expect("config YAML")
     };
     assert_eq!(config(&helm), config(&kustomize), "the same default backends file");
 }

@@ -382,7 +382,7 @@ pub fn crds_from_repo() -> Vec<CustomResourceDefinition> {
         .iter()
         .flat_map(|file| {
             let text = fs::read_to_string(file).expect("read CRD file");
-            serde_yaml::Deserializer::from_str(&text)
+            yaml_serde::Deserializer::from_str(&text)
                 .map(|doc| serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", file.display())))
                 .collect::<Vec<CustomResourceDefinition>>()
         })

@@ -8,7 +8,7 @@ use serde_json::Value;
 pub fn sample(file: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/samples").join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `sample` with a JSON merge patch (RFC 7386) applied and `metadata.name` set to `name`.
