@@ -35,6 +35,10 @@ pub fn trials() -> Vec<Trial> {
             "quiet::an_absurd_retry_after_neither_crashes_nor_parks",
             an_absurd_retry_after_neither_crashes_nor_parks,
         ),
+        trial(
+            "quiet::a_hostile_backend_neither_crashes_nor_exhausts_the_operator",
+            a_hostile_backend_neither_crashes_nor_exhausts_the_operator,
+        ),
     ]
 }
 
@@ -281,6 +285,73 @@ async fn an_absurd_retry_after_neither_crashes_nor_parks(client: Client) {
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     wait(&api, "web", "rotated for r2", |o| {
         o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.last_handled_rotate_request.as_deref() == Some("r2"))
+    })
+    .await;
+}
+
+/// One app's backend misbehaves (an answer that never ends, text that is not JSON, a redirect
+/// to another port, an answer trickling a byte a second): each time its client says what
+/// happened in a sentence, the operator stays up with bounded memory, nothing reaches the
+/// other port, and a client of a healthy app keeps reconciling meanwhile.
+async fn a_hostile_backend_neither_crashes_nor_exhausts_the_operator(client: Client) {
+    use crate::support::resources::*;
+    let env = Env::get();
+    let (ns, healthy) = ("e2e-hostile", "e2e-hostile-ok");
+    app_and_client(&client, ns, json!({})).await;
+    app_and_client(&client, healthy, json!({})).await;
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    elsewhere.set_nonblocking(true).expect("nonblocking");
+    let target = format!("http://{}/steal", elsewhere.local_addr().expect("addr"));
+    let rotate = async |ns: &str, value: &str| {
+        let mut doc = client_doc("web", "app", json!({}));
+        doc["metadata"]["annotations"] = json!({"oauth-operator.dev/rotate": value});
+        apply::<OAuthClient>(&client, ns, doc).await;
+    };
+    let cases = [
+        (json!("endless_body"), "longer than"),
+        (json!("invalid_json"), "unexpected response shape"),
+        (json!({"redirect_to": target}), "redirected to"),
+        (json!("trickle"), "timed out"),
+    ];
+    for (i, (how, words)) in cases.into_iter().enumerate() {
+        let faults = json!({"misbehave": how, "misbehave_path": format!("/oauth/apps/{ns}/")});
+        env.emu.set_faults(faults).await;
+        rotate(ns, &format!("r{i}")).await;
+        if words == "timed out" {
+            // Meanwhile a client of a healthy app rotates as usual.
+            rotate(healthy, "r1").await;
+            let api: Api<OAuthClient> = Api::namespaced(client.clone(), healthy);
+            wait(&api, "web", "rotated", |o| {
+                o.and_then(|c| c.status.as_ref())
+                    .is_some_and(|s| s.last_handled_rotate_request.as_deref() == Some("r1"))
+            })
+            .await;
+        }
+        let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+        let said = wait(&api, "web", words, |o| {
+            o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.message.contains(words))
+            })
+        })
+        .await
+        .and_then(|c| c.status)
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message)
+        .unwrap_or_default();
+        assert!(env.operator.is_ready().await, "the operator is up after {words:?}");
+        println!("e2e: hostile backend, {words}: {said}");
+    }
+    env.emu.set_faults(json!({})).await;
+    assert!(elsewhere.accept().is_err(), "nothing reached the port the redirect named");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", env.operator.pid())).expect("status");
+    let peak = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap_or_default().trim().to_string();
+    let kib: u64 = peak.split_whitespace().next().and_then(|n| n.parse().ok()).expect("VmHWM");
+    println!("e2e: operator peak RSS after the hostile backend: {} MiB", kib / 1024);
+    assert!(kib < 256 * 1024, "memory stayed bounded (the Deployment's limit is 256 MiB): {peak}");
+    rotate(ns, "after").await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    wait(&api, "web", "recovered", |o| {
+        o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.last_handled_rotate_request.as_deref() == Some("after"))
     })
     .await;
 }

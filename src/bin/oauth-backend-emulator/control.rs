@@ -36,6 +36,51 @@ pub struct Faults {
     pub drop_rate: f64,
     /// MCP client lists hand out the first page's token again and again.
     pub repeat_page_token: bool,
+    /// A hostile backend, for calls whose path contains `misbehave_path` (every call when it
+    /// is empty): what it answers instead of the API.
+    pub misbehave: Option<Misbehaviour>,
+    pub misbehave_path: String,
+}
+
+/// Ways a backend can misbehave.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misbehaviour {
+    /// 200 with a JSON answer that never ends (whitespace after `{"clients":[`).
+    EndlessBody,
+    /// 200 with text that is not JSON.
+    InvalidJson,
+    /// 200 whose body comes one byte a second.
+    Trickle,
+    /// 307 to this URL (say, another port that records what reaches it).
+    RedirectTo(String),
+}
+
+/// The answer of a misbehaving backend.
+fn misbehaviour(how: &Misbehaviour) -> Response {
+    use axum::body::Body;
+    use futures::{StreamExt, stream};
+    let chunk = || Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; 64 * 1024]));
+    match how {
+        Misbehaviour::EndlessBody => {
+            let start = stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"{\"clients\":["))]);
+            let body = start.chain(stream::repeat_with(chunk));
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
+        }
+        Misbehaviour::InvalidJson => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"apps\": [oops").into_response()
+        }
+        Misbehaviour::Trickle => {
+            let body = stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b" ")), ()))
+            });
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
+        }
+        Misbehaviour::RedirectTo(url) => {
+            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, url.clone())]).into_response()
+        }
+    }
 }
 
 /// Marks a response whose connection the server must drop instead of answering.
@@ -56,9 +101,14 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-/// The fault for this call, if any.
-pub async fn inject(faults: &Mutex<Faults>) -> Option<Response> {
+/// The fault for this call (to `path`), if any.
+pub async fn inject(faults: &Mutex<Faults>, path: &str) -> Option<Response> {
     let f = faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(how) = &f.misbehave
+        && path.contains(&f.misbehave_path)
+    {
+        return Some(misbehaviour(how));
+    }
     if f.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
     }

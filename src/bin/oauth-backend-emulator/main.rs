@@ -177,7 +177,7 @@ fn api_error(path: &str, status: StatusCode, message: &str) -> Response {
 /// Counts the call, applies the faults, then checks the Bearer key.
 async fn authenticate(State(emu): State<Emulator>, mut req: Request, next: Next) -> Response {
     emu.counters.count(&req);
-    if let Some(response) = control::inject(&emu.faults).await {
+    if let Some(response) = control::inject(&emu.faults, req.uri().path()).await {
         return response;
     }
     let key =
