@@ -16,7 +16,7 @@ use oauth_operator::{
     api::{OAuthApp, OAuthClient},
     backend::{AppKey, Backend},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{
     Env,
@@ -53,6 +53,7 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::kstatus_reads_live_resources", kstatus_reads_live_resources),
         trial("reconcile::a_missing_rbac_rule_fails_cleanly", a_missing_rbac_rule_fails_cleanly),
         trial("reconcile::a_restart_writes_nothing", a_restart_writes_nothing),
+        trial("reconcile::an_upgrade_writes_nothing_to_the_backend", an_upgrade_writes_nothing_to_the_backend),
     ]
 }
 
@@ -529,4 +530,138 @@ async fn an_oversized_rotate_request_rotates_nothing(client: Client) {
     })
     .await;
     assert_eq!(Env::get().emu.calls("POST", &rotate_path).await, before + 1);
+}
+
+/// Settled resources as release 0.1.0 stored them (`tests/fixtures/upgrade-0.1.0.yaml`: an app,
+/// a client of each mode, their Secrets), with the matching objects in the backends: the
+/// current operator rotates nothing, recreates nothing, makes no backend write, the Secrets keep
+/// working, and every resource ends Ready.
+async fn an_upgrade_writes_nothing_to_the_backend(client: Client) {
+    use oauth_operator::{
+        api::OAuthApp,
+        backend::SecretString,
+        controller::desired::{client_settings, new_app},
+    };
+    let env = Env::get();
+    let ns = namespace(&client, "e2e-upgrade").await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade-0.1.0.yaml"))
+        .expect("fixtures");
+    let doc = |kind: &str, name: &str| -> Value {
+        let docs: Vec<Value> = yaml_serde::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
+            .collect();
+        docs.into_iter().find(|d| d["kind"] == kind && d["metadata"]["name"] == name).expect("a fixture")
+    };
+    // The backend objects the release had made for them.
+    let app: OAuthApp = serde_json::from_value(doc("OAuthApp", "app")).expect("app");
+    let made = backend().create_app(None, &new_app(&app.spec)).await.expect("backend app");
+    let web: OAuthClient = serde_json::from_value(doc("OAuthClient", "web")).expect("web");
+    let slug = AppKey { deployment: None, slug: app.spec.slug.clone() };
+    let (web_client, web_creds) = backend().create_client(&slug, &client_settings(&web)).await.expect("client");
+    let shop: OAuthClient = serde_json::from_value(doc("OAuthClient", "shop")).expect("shop");
+    let (shop_client, shop_creds) =
+        applications().create_client(&AppKey::none(), &client_settings(&shop)).await.expect("application");
+    let github: OAuthClient = serde_json::from_value(doc("OAuthClient", "github")).expect("github");
+    let mut settings = client_settings(&github);
+    let registered = settings.registered.as_mut().expect("registered");
+    registered.client_id = "gh-upgrade".into();
+    registered.metadata.remove("oauth-operator.dev/owner"); // 0.1.0 recorded no owner
+    let github_secret = "upgrade-upstream-secret";
+    let github_client =
+        mcp().register_client(&AppKey::none(), &settings, &SecretString::new(github_secret)).await.expect("mcp");
+    let secret_of =
+        |c: &oauth_operator::backend::Credentials| c.client_secret.as_ref().expect("a secret").expose().to_string();
+    let (web_secret, shop_secret) = (secret_of(&web_creds), secret_of(&shop_creds));
+    SEEN_SECRETS.lock().unwrap_or_else(|e| e.into_inner()).extend([web_secret.clone(), shop_secret.clone()]);
+    let checksum = |id: &str, secret: &str| {
+        let sum = ring::digest::digest(&ring::digest::SHA256, format!("{id}\0{secret}").as_bytes());
+        sum.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let mut values = std::collections::BTreeMap::from([
+        ("APP_ID", made.id.clone()),
+        ("WEB_ID", web_client.id.clone()),
+        ("WEB_CLIENT_ID", web_client.client_id.clone()),
+        ("WEB_SECRET", web_secret.clone()),
+        ("WEB_CHECKSUM", checksum(&web_client.client_id, &web_secret)),
+        ("SHOP_ID", shop_client.id.clone()),
+        ("SHOP_CLIENT_ID", shop_client.client_id.clone()),
+        ("SHOP_SECRET", shop_secret.clone()),
+        ("SHOP_CHECKSUM", checksum(&shop_client.client_id, &shop_secret)),
+        ("GITHUB_ID", github_client.id.clone()),
+        ("GITHUB_SECRET", github_secret.to_string()),
+    ]);
+    let fill = |doc: Value, values: &std::collections::BTreeMap<&str, String>| -> Value {
+        let mut text = doc.to_string();
+        for (key, value) in values {
+            text = text.replace(&format!("${{{key}}}"), value);
+        }
+        serde_json::from_str(&text).expect("JSON")
+    };
+    // Loaded as the release left them: objects, then their status, then the Secrets they own.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let upstream: Secret = serde_json::from_value(fill(doc("Secret", "github-upstream"), &values)).expect("secret");
+    let upstream = secrets.create(&PostParams::default(), &upstream).await.expect("upstream Secret");
+    values.insert("GITHUB_UPSTREAM_VERSION", upstream.metadata.resource_version.expect("version"));
+    for (kind, name) in
+        [("OAuthApp", "app"), ("OAuthClient", "web"), ("OAuthClient", "shop"), ("OAuthClient", "github")]
+    {
+        let object = fill(doc(kind, name), &values);
+        let api = match kind {
+            "OAuthApp" => dynamic::<OAuthApp>(&client, &ns),
+            _ => dynamic::<OAuthClient>(&client, &ns),
+        };
+        let created: DynamicObject = serde_json::from_value(object.clone()).expect("object");
+        api.create(&PostParams::default(), &created).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+        let status = json!({"status": object["status"]});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("status");
+        if kind == "OAuthClient" {
+            let uid = api.get(name).await.expect("get").metadata.uid.expect("uid");
+            values.insert(
+                if name == "web" {
+                    "WEB_UID"
+                } else if name == "shop" {
+                    "SHOP_UID"
+                } else {
+                    "GITHUB_UID"
+                },
+                uid,
+            );
+        }
+    }
+    for name in ["web-oauth-client", "shop-oauth-client"] {
+        let secret: Secret = serde_json::from_value(fill(doc("Secret", name), &values)).expect("secret");
+        secrets.create(&PostParams::default(), &secret).await.expect("Secret");
+    }
+    let writes = async || {
+        let needles = ["/oauth/apps/e2e-upgrade", shop_client.id.as_str(), github_client.id.as_str()];
+        let counters = env.emu.counters_by_path().await;
+        let write = |key: &String| {
+            key.split_once(' ').is_some_and(|(m, p)| m != "GET" && needles.iter().any(|n| p.contains(n)))
+        };
+        counters.iter().filter(|(k, _)| write(k)).filter_map(|(_, v)| v.as_u64()).sum::<u64>()
+    };
+    let before = writes().await;
+
+    let account = "oauth-operator-upgrade";
+    crate::support::operator::own_service_account(&client, account, |_| {}).await;
+    let args = ["--selector", "e2e=upgrade", "--resync", "10m"];
+    let mut operator = Operator::launch_as(&env.cp, &client, &env.emu, account, &args).await;
+    operator.wait_ready().await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    for name in ["web", "shop", "github"] {
+        // `backendRef` is new: its presence shows the new operator's pass.
+        wait(&api, name, "passed by the new operator, Ready", |o| {
+            ready(o, |c| c.status.as_ref().map(|s| (s.observed_generation, s.conditions.clone())))
+                && o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.backend_ref.is_some())
+        })
+        .await;
+    }
+    app_ready(&client, &ns, "app").await;
+    assert_eq!(writes().await, before, "no backend write: nothing rotated, recreated or updated");
+    assert_eq!(credentials(&client, &ns, "web-oauth-client").await, (web_client.client_id.clone(), web_secret.clone()));
+    assert_eq!(token_status(&web_client.client_id, &web_secret).await, 200, "the Secret keeps working");
+    let shop_redirect = "https://shop.example.com/oauth/callback";
+    assert_eq!(env.emu.token_status(&shop_client.client_id, &shop_secret, true, shop_redirect).await, 200);
+    assert!(env.emu.mcp_secret_matches(&github_client.id, github_secret).await, "nothing pushed over it");
+    operator.kill();
 }
