@@ -107,10 +107,10 @@ fn controller_of(meta: &Meta) -> String {
     }
 }
 
-/// Writes the credentials Secret of `owner`: creates it when `existing` (the UID of its own
-/// Secret, as the pass found it) is `None`, which fails if one appeared meanwhile; else applies
-/// it by server-side apply on the condition that it is still that Secret. Returns the
-/// written UID and `resourceVersion`.
+/// Writes the credentials Secret of `owner`: when `existing` (the UID of its own Secret, as the
+/// pass found it) is `None`, first creates it, which fails if one appeared meanwhile; then
+/// applies its content by server-side apply on the condition that it is still that Secret.
+/// Returns the written UID and `resourceVersion`.
 pub async fn write(
     api: &Api<Secret>,
     owner: &OAuthClient,
@@ -119,14 +119,25 @@ pub async fn write(
     existing: Option<&str>,
 ) -> Result<(Option<String>, Option<String>), kube::Error> {
     let mut secret = build(owner, creds, key);
-    let written = match existing {
-        None => api.create(&PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &secret).await?,
-        Some(uid) => {
-            secret.metadata.uid = Some(uid.to_string());
-            let name = desired::secret_name(owner);
-            api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?
+    let name = desired::secret_name(owner);
+    let uid = match existing {
+        Some(uid) => uid.to_string(),
+        None => {
+            // Only the identity is created; the content is always applied, so that every key
+            // the operator writes is its applied field, removed when a later apply leaves it out.
+            let identity = Secret {
+                metadata: ObjectMeta {
+                    labels: Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())])),
+                    ..secret.metadata.clone()
+                },
+                ..Default::default()
+            };
+            let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+            api.create(&params, &identity).await?.metadata.uid.unwrap_or_default()
         }
     };
+    secret.metadata.uid = Some(uid);
+    let written = api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
     Ok((written.metadata.uid, written.metadata.resource_version))
 }
 

@@ -35,6 +35,10 @@ pub fn trials() -> Vec<Trial> {
         trial("reconcile::backend_drift_is_repaired_on_resync", backend_drift_is_repaired_on_resync),
         trial("reconcile::rotate_annotation_rotates_once", rotate_annotation_rotates_once),
         trial("reconcile::an_oversized_rotate_request_rotates_nothing", an_oversized_rotate_request_rotates_nothing),
+        trial(
+            "reconcile::a_client_that_stops_using_a_secret_loses_the_key",
+            a_client_that_stops_using_a_secret_loses_the_key,
+        ),
         trial("reconcile::deleted_secret_is_regenerated", deleted_secret_is_regenerated),
         trial(
             "reconcile::delete_policy_deactivates_and_removes_the_secret",
@@ -664,4 +668,31 @@ async fn an_upgrade_writes_nothing_to_the_backend(client: Client) {
     assert_eq!(env.emu.token_status(&shop_client.client_id, &shop_secret, true, shop_redirect).await, 200);
     assert!(env.emu.mcp_secret_matches(&github_client.id, github_secret).await, "nothing pushed over it");
     operator.kill();
+}
+
+/// A client switched to `clientAuthMethod: none`: the next credentials written leave the
+/// secret key out, and the Secret then settles (a key the operator cannot remove would leave
+/// a Secret that never matches its checksum, regenerated on every pass).
+async fn a_client_that_stops_using_a_secret_loses_the_key(client: Client) {
+    // A name of its own: the audit log counts requests by Secret name across namespaces.
+    let ns = namespace(&client, "e2e-auth-none").await;
+    apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, json!({}))).await;
+    apply::<OAuthClient>(&client, &ns, client_doc("public", "app", json!({}))).await;
+    client_ready(&client, &ns, "public").await;
+    let mut doc = client_doc("public", "app", json!({"clientAuthMethod": "none"}));
+    doc["metadata"]["annotations"] = json!({"oauth-operator.dev/rotate": "to-none"});
+    apply::<OAuthClient>(&client, &ns, doc).await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    wait(&api, "public", "rewritten for none", |o| {
+        o.and_then(|c| c.status.as_ref()).is_some_and(|s| s.last_handled_rotate_request.as_deref() == Some("to-none"))
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let data = secrets.get("public-oauth-client").await.expect("Secret").data.expect("data");
+    assert!(data.contains_key("client_id") && !data.contains_key("client_secret"), "keys: {:?}", data.keys());
+    let env = Env::get();
+    let requests = |verb: &str| env.cp.requests_by(USER, verb, "secrets", "public-oauth-client");
+    let (writes, reads) = (requests("patch"), requests("get"));
+    until("two more passes", async || requests("get") >= reads + 2).await;
+    assert_eq!(requests("patch"), writes, "settled: no more writes");
 }
