@@ -21,6 +21,12 @@
 //!     customerId: cust_123           # optional: the API key's session scope without them
 //!     projectId: proj_123
 //!     apiKeyFile: /etc/oauth-operator/keys/mcp
+//!   hydra:
+//!     type: hydra                    # Ory Hydra's admin API (docs/backends/hydra.md)
+//!     baseUrl: http://hydra-admin.auth.svc:4445
+//!     insecureHttp: true             # an in-cluster admin port without TLS
+//!     issuer: https://auth.example.com  # optional: Hydra's public URL, for tokenUrl/issuer keys
+//!                                    # no API key for a self-hosted Hydra; Ory Network: apiKeyFile
 //!   team-b:                          # a backend for one team (docs/multi-tenancy.md)
 //!     type: wacht
 //!     baseUrl: https://api.wacht.dev
@@ -37,7 +43,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, sync::Arc, time
 use serde::Deserialize;
 
 use crate::backend::{
-    Backend, SecretString, applications::ApplicationsBackend, http::HttpConfig, mcp::McpBackend, wacht::WachtBackend,
+    Backend, SecretString, applications::ApplicationsBackend, http::HttpConfig, hydra::HydraBackend, mcp::McpBackend,
+    wacht::WachtBackend,
 };
 
 /// Flags of `oauth-operator run`.
@@ -88,18 +95,43 @@ pub enum LogFormat {
     Json,
 }
 
-/// `90s`, `10m`, `1h` or plain seconds.
+/// A duration as Go writes it (`90s`, `10m`, `1h30m0s`, `1.5h`, `250ms`), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) =
-        text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.trim().len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 90s, 10m or 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    let text = text.trim();
+    let invalid = || format!("{text:?} is not a duration such as 90s, 10m or 1h30m");
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().map(Duration::from_secs).map_err(|_| invalid());
     }
+    let (mut rest, mut nanos) = (text, 0u128);
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let unit_end = rest[number_end..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |i| number_end + i);
+        let (number, unit) = (&rest[..number_end], &rest[number_end..unit_end]);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || whole.len() > 20 || fraction.len() > 18 {
+            return Err(invalid());
+        }
+        let digits = |d: &str| if d.is_empty() { Ok(0) } else { d.parse::<u128>().map_err(|_| invalid()) };
+        let scale = 10u128.pow(fraction.len() as u32);
+        nanos = nanos
+            .checked_add(digits(whole)? * unit_nanos + digits(fraction)? * unit_nanos / scale)
+            .ok_or_else(invalid)?;
+        rest = &rest[unit_end..];
+    }
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| invalid())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +160,8 @@ struct BackendEntry {
     /// `mcp-oauth-clients`: the customer and project the clients live in.
     customer_id: Option<String>,
     project_id: Option<String>,
+    /// `hydra`: the public issuer URL, for the `tokenUrl` and `issuer` keys of a Secret.
+    issuer: Option<String>,
     /// Which namespaces may use this backend; every namespace when not given.
     allowed_namespaces: Option<AllowedNamespaces>,
     /// Resources may not choose their own `deploymentId` or `ownerOrgId`: only the configured
@@ -169,6 +203,8 @@ pub struct Configured {
     pub access: Access,
     /// `wacht`: the deployment of apps that name none (part of what identifies an app).
     pub deployment_id: Option<String>,
+    /// `hydra`: the public issuer URL (no trailing slash).
+    pub issuer: Option<String>,
     /// Signs what the operator records where namespace users can edit it (a Secret's
     /// annotations). Derived from the API key, which only the operator holds.
     pub record_key: ring::hmac::Key,
@@ -180,6 +216,7 @@ enum BackendKind {
     Wacht,
     OauthApplications,
     McpOauthClients,
+    Hydra,
 }
 
 fn default_rps() -> u32 {
@@ -223,6 +260,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             ("ownerOrgId", e.owner_org_id.is_some(), BackendKind::OauthApplications),
             ("customerId", e.customer_id.is_some(), BackendKind::McpOauthClients),
             ("projectId", e.project_id.is_some(), BackendKind::McpOauthClients),
+            ("issuer", e.issuer.is_some(), BackendKind::Hydra),
         ];
         if let Some((field, ..)) = misplaced.iter().find(|(_, set, kind)| *set && *kind != e.kind) {
             return Err(fail(format!("{field} does not apply to a backend of this type")));
@@ -232,9 +270,20 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
                 .map(|k| k.trim().to_string())
                 .map_err(|err| fail(format!("apiKeyFile {}: {err}", file.display())))?,
             (None, Some(var)) => std::env::var(var).map_err(|_| fail(format!("apiKeyEnv: {var} is not set")))?,
+            // A self-hosted Hydra's admin port has no authentication.
+            (None, None) if e.kind == BackendKind::Hydra => String::new(),
             _ => return Err(fail("set exactly one of apiKeyFile and apiKeyEnv".into())),
         };
-        let record_key = record_key(&api_key);
+        // Without an API key the records are signed with the base URL's digest, which does
+        // not keep them secret: for Hydra the client's `owner` is what counts (docs/multi-tenancy.md).
+        let record_key = record_key(if api_key.is_empty() { &e.base_url } else { &api_key });
+        let issuer = match &e.issuer {
+            Some(text) => {
+                let url = reqwest::Url::parse(text).map_err(|err| fail(format!("issuer {text:?}: {err}")))?;
+                Some(url.as_str().trim_end_matches('/').to_string())
+            }
+            None => None,
+        };
         let base_url =
             reqwest::Url::parse(&e.base_url).map_err(|err| fail(format!("baseUrl {:?}: {err}", e.base_url)))?;
         check_scheme(&base_url, e.insecure_http).map_err(fail)?;
@@ -260,6 +309,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             BackendKind::McpOauthClients => {
                 McpBackend::new(http, e.customer_id, e.project_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }
+            BackendKind::Hydra => HydraBackend::new(http).map(|b| Arc::new(b) as Arc<dyn Backend>),
         };
         let backend = built.map_err(|err| fail(err.to_string()))?;
         let access = Access {
@@ -267,7 +317,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             pinned_deployment: e.pinned.then(|| e.deployment_id.clone()),
             pinned_owner_org: e.pinned.then(|| e.owner_org_id.clone()),
         };
-        backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, record_key });
+        backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, issuer, record_key });
     }
     Ok(backends)
 }
@@ -311,6 +361,13 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("h").is_err());
+        // Go's own form, as Hydra writes its lifespans.
+        assert_eq!(parse_duration("1h30m0s"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1m0.5s"), Ok(Duration::from_millis(60_500)));
+        assert!(parse_duration("99999999999999999999999h").is_err(), "no overflow");
     }
 
     #[test]
@@ -326,6 +383,9 @@ mod tests {
         assert!(parse_backends(unknown).err().is_some());
         let others = "backends:\n  a:\n    type: oauth-applications\n    baseUrl: https://x\n    ownerOrgId: o\n    apiKeyEnv: PATH\n  m:\n    type: mcp-oauth-clients\n    baseUrl: https://x\n    apiKeyEnv: PATH\n";
         assert_eq!(parse_backends(others).expect("valid file").len(), 2);
+        let hydra = "backends:\n  h:\n    type: hydra\n    baseUrl: http://127.0.0.1:4445\n    issuer: http://127.0.0.1:4444/\n";
+        let backends = parse_backends(hydra).expect("a self-hosted Hydra needs no API key");
+        assert_eq!(backends["h"].issuer.as_deref(), Some("http://127.0.0.1:4444"));
         let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: https://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
         let err = parse_backends(misplaced).err().expect("refused").to_string();
         assert!(err.contains("deploymentId does not apply"), "{err}");

@@ -41,22 +41,22 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
-    validation = Rule::new("[has(self.appRef), has(self.application), has(self.registered)].filter(x, x).size() == 1")
-        .message("set exactly one of appRef (Wacht-style backends), application (OAuth Applications API) or registered (MCP OAuth clients API)"),
-    validation = Rule::new("has(self.appRef) == has(oldSelf.appRef) && has(self.application) == has(oldSelf.application)")
-        .message("an OAuthClient cannot change between appRef, application and registered; create a new one"),
+    validation = Rule::new("[has(self.appRef), has(self.application), has(self.registered), has(self.hydra)].filter(x, x).size() == 1")
+        .message("set exactly one of appRef (Wacht-style backends), application (OAuth Applications API), registered (MCP OAuth clients API) or hydra (Ory Hydra)"),
+    validation = Rule::new("has(self.appRef) == has(oldSelf.appRef) && has(self.application) == has(oldSelf.application) && has(self.hydra) == has(oldSelf.hydra)")
+        .message("an OAuthClient cannot change between appRef, application, registered and hydra; create a new one"),
     validation = Rule::new("(has(self.backend) ? self.backend : 'default') == (has(oldSelf.backend) ? oldSelf.backend : 'default')")
         .message("backend is immutable; create a new OAuthClient for another backend")
         .field_path(".backend"),
     validation = Rule::new("!has(self.appRef) || !has(self.backend)")
-        .message("backend is for application and registered clients; with appRef the OAuthApp names the backend")
+        .message("backend is for application, registered and hydra clients; with appRef the OAuthApp names the backend")
         .field_path(".backend"),
     validation = Rule::new("!has(self.appRef) || (has(self.grantTypes) && size(self.grantTypes) > 0)")
         .message("grantTypes is required with appRef")
         .field_path(".grantTypes"),
-    validation = Rule::new("has(self.appRef) || ([has(self.grantTypes), has(self.postLogoutRedirectUris), has(self.tokenEndpointAuthSigningAlg), has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.clientUri), has(self.logoUri), has(self.tosUri), has(self.policyUri), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenFormat), has(self.accessTokenTtlSeconds), has(self.skipConsent)].all(x, !x) && self.clientAuthMethod == 'client_secret_basic')")
+    validation = Rule::new("has(self.appRef) || has(self.hydra) || ([has(self.grantTypes), has(self.postLogoutRedirectUris), has(self.tokenEndpointAuthSigningAlg), has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.clientUri), has(self.logoUri), has(self.tosUri), has(self.policyUri), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenFormat), has(self.accessTokenTtlSeconds), has(self.skipConsent)].all(x, !x) && self.clientAuthMethod == 'client_secret_basic')")
         .message("grantTypes, clientAuthMethod, the key fields, postLogoutRedirectUris, clientUri, logoUri, tosUri, policyUri, contacts, softwareId, softwareVersion, idTokenSigningAlg, accessTokenFormat, accessTokenTtlSeconds and skipConsent are settings of Wacht-style clients (appRef)"),
-    validation = Rule::new("has(self.registered) || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+    validation = Rule::new("has(self.registered) || has(self.hydra) || (has(self.redirectUris) && size(self.redirectUris) > 0)")
         .message("redirectUris needs at least one URI")
         .field_path(".redirectUris"),
     validation = Rule::new("!has(self.registered) || (!has(self.secretTemplate) && !has(self.clientName))")
@@ -70,6 +70,16 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.tokenEndpointAuthSigningAlg) || (self.clientAuthMethod == 'client_secret_jwt' && self.tokenEndpointAuthSigningAlg.startsWith('HS')) || (self.clientAuthMethod == 'private_key_jwt' && !self.tokenEndpointAuthSigningAlg.startsWith('HS'))")
         .message("tokenEndpointAuthSigningAlg is an HS* algorithm with client_secret_jwt, an asymmetric one with private_key_jwt, and unset otherwise")
         .field_path(".tokenEndpointAuthSigningAlg"),
+    validation = Rule::new("!has(self.hydra) || ([has(self.grantTypes), has(self.publicKeyPem), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenTtlSeconds)].all(x, !x) && self.clientAuthMethod != 'client_secret_jwt')")
+        .message("hydra clients take their grant types in hydra.grantTypes and their token lifetimes in hydra.tokenLifespans; grantTypes, publicKeyPem, softwareId, softwareVersion, idTokenSigningAlg, accessTokenTtlSeconds and clientAuthMethod client_secret_jwt do not apply"),
+    validation = Rule::new("!has(self.hydra) || !self.hydra.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+        .message("a hydra client with the authorization_code grant needs at least one redirectUris entry")
+        .field_path(".redirectUris"),
+    validation = Rule::new("has(self.hydra) || !has(self.secretTemplate) || !has(self.secretTemplate.keys) || (!has(self.secretTemplate.keys.tokenUrl) && !has(self.secretTemplate.keys.issuer))")
+        .message("secretTemplate.keys.tokenUrl and issuer are for hydra clients"),
+    validation = Rule::new("!has(self.hydra) || self.clientAuthMethod != 'none' || !self.hydra.grantTypes.exists(g, g == 'client_credentials')")
+        .message("the client_credentials grant needs a client that authenticates: clientAuthMethod none (a public client) cannot use it")
+        .field_path(".clientAuthMethod"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientSpec {
@@ -94,6 +104,15 @@ pub struct OAuthClientSpec {
     /// them to the backend (write-only) and pushes again whenever that Secret changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered: Option<Box<RegisteredSpec>>,
+
+    /// Makes this client an OAuth 2.0 client of Ory Hydra (`backend` names a backend of type
+    /// `hydra`): the operator chooses its id and generates its secret, which lands in the
+    /// Secret. The common fields that apply: `redirectUris`, `postLogoutRedirectUris`,
+    /// `clientAuthMethod`, `jwksUri`/`jwks`, `tokenEndpointAuthSigningAlg`, `clientName`,
+    /// `clientUri`, `logoUri`, `tosUri`, `policyUri`, `contacts`, `accessTokenFormat` and
+    /// `skipConsent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hydra: Option<Box<HydraSpec>>,
 
     /// How the client authenticates at the token endpoint. `none` is for public clients and
     /// issues no secret; `private_key_jwt` needs one of `jwksUri`, `jwks` or `publicKeyPem`.
@@ -277,6 +296,123 @@ pub enum AllowedScope {
     /// Change the workspace.
     #[serde(rename = "workspace:write")]
     WorkspaceWrite,
+}
+
+/// A client of Ory Hydra.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.clientId) ? self.clientId : '') == (has(oldSelf.clientId) ? oldSelf.clientId : '')")
+        .message("hydra.clientId is set on creation only"),
+    validation = Rule::new("!self.grantTypes.exists(g, g == 'refresh_token') || self.grantTypes.exists(g, g == 'authorization_code')")
+        .message("the refresh_token grant comes with authorization_code"),
+    validation = Rule::new("!self.responseTypes.exists(r, r == 'code') || self.grantTypes.exists(g, g == 'authorization_code')")
+        .message("response type code needs the authorization_code grant"),
+)]
+pub struct HydraSpec {
+    /// The client id in Hydra. Not given: the resource's UID. Give one to take over an existing
+    /// Hydra client (one without an owner, or a hydra-maester client of this namespace); the
+    /// takeover rotates its secret once. URL-safe characters only. Set on creation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 190), pattern(r"^[A-Za-z0-9._~-]+$"))]
+    pub client_id: Option<String>,
+    /// OAuth grant types: `client_credentials` (machine to machine), `authorization_code`,
+    /// `refresh_token`.
+    #[schemars(length(min = 1, max = 3))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub grant_types: Vec<HydraGrantType>,
+    /// OAuth response types the client may ask for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub response_types: Vec<HydraResponseType>,
+    /// Scopes the client may ask for; Hydra's default (`openid offline offline_access`) when
+    /// none are given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256), pattern(r"^[\x21\x23-\x5B\x5D-\x7E]+$")))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub scopes: Vec<String>,
+    /// Audiences the client may ask tokens for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 2048)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub audience: Vec<String>,
+    /// Token lifetimes that differ from Hydra's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifespans: Option<TokenLifespans>,
+    /// Free-form metadata stored with the client (the key `oauth-operator.dev/owner` is the
+    /// operator's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(k, size(k) <= 256 && k != 'oauth-operator.dev/owner') && self.all(k, size(self[k]) <= 4096)").message("metadata keys are at most 256 characters, values 4096, and oauth-operator.dev/owner is reserved"))]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Go durations such as `30m` or `1h30m` (whole hours, minutes and seconds, at least 1s).
+const LIFESPAN_PATTERN: &str = r"^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$";
+
+/// Hydra's token lifetimes by grant; each unset one follows Hydra's configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenLifespans {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub client_credentials_access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub authorization_code_access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub authorization_code_id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub authorization_code_refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub refresh_token_access_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub refresh_token_id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 24), pattern(LIFESPAN_PATTERN))]
+    pub refresh_token_refresh_token: Option<String>,
+}
+
+impl TokenLifespans {
+    /// Each set lifespan by Hydra's field name.
+    pub fn fields(&self) -> Vec<(&'static str, &str)> {
+        let all = [
+            ("authorization_code_grant_access_token_lifespan", &self.authorization_code_access_token),
+            ("authorization_code_grant_id_token_lifespan", &self.authorization_code_id_token),
+            ("authorization_code_grant_refresh_token_lifespan", &self.authorization_code_refresh_token),
+            ("client_credentials_grant_access_token_lifespan", &self.client_credentials_access_token),
+            ("refresh_token_grant_access_token_lifespan", &self.refresh_token_access_token),
+            ("refresh_token_grant_id_token_lifespan", &self.refresh_token_id_token),
+            ("refresh_token_grant_refresh_token_lifespan", &self.refresh_token_refresh_token),
+        ];
+        all.into_iter().filter_map(|(field, value)| value.as_deref().map(|v| (field, v))).collect()
+    }
+}
+
+/// An OAuth grant type of a Hydra client.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HydraGrantType {
+    /// Tokens for the client itself (machine to machine).
+    ClientCredentials,
+    /// The authorization code flow.
+    AuthorizationCode,
+    /// Refresh tokens.
+    RefreshToken,
+}
+
+/// An OAuth response type of a Hydra client.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HydraResponseType {
+    Code,
+    IdToken,
+    Token,
 }
 
 /// An upstream provider's OAuth client registered with the MCP OAuth clients API.
@@ -507,7 +643,7 @@ pub struct SecretTemplate {
 /// Key names in the credentials Secret.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.clientId != self.clientSecret").message("clientId and clientSecret must be different keys"))]
+#[x_kube(validation = Rule::new("self.clientId != self.clientSecret && (!has(self.tokenUrl) || (self.tokenUrl != self.clientId && self.tokenUrl != self.clientSecret)) && (!has(self.issuer) || (self.issuer != self.clientId && self.issuer != self.clientSecret && (!has(self.tokenUrl) || self.issuer != self.tokenUrl)))").message("clientId, clientSecret, tokenUrl and issuer must be different keys"))]
 pub struct SecretKeys {
     /// Key that holds the client id.
     #[serde(default = "default_client_id_key")]
@@ -517,6 +653,14 @@ pub struct SecretKeys {
     #[serde(default = "default_client_secret_key")]
     #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
     pub client_secret: String,
+    /// Key that gets the token endpoint URL (hydra clients of a backend with an `issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub token_url: Option<String>,
+    /// Key that gets the issuer URL (hydra clients of a backend with an `issuer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub issuer: Option<String>,
 }
 
 fn default_client_id_key() -> String {
@@ -529,7 +673,12 @@ fn default_client_secret_key() -> String {
 
 impl Default for SecretKeys {
     fn default() -> Self {
-        Self { client_id: default_client_id_key(), client_secret: default_client_secret_key() }
+        Self {
+            client_id: default_client_id_key(),
+            client_secret: default_client_secret_key(),
+            token_url: None,
+            issuer: None,
+        }
     }
 }
 

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
-    CredentialsSecretRef, DeletionPolicy, GrantType, IdTokenSigningAlg, Jwk, Jwks, OAuthClient, OAuthClientSpec,
-    OAuthClientStatus, RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
+    CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec, IdTokenSigningAlg,
+    Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
+    TokenLifespans,
 };
 
 /// API group of both resources.

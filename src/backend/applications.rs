@@ -53,6 +53,7 @@ impl Backend for ApplicationsBackend {
             domain_verification: false,
             issued_secrets: true,
             list_clients: false,
+            chosen_client_ids: false,
         }
     }
 

@@ -73,7 +73,12 @@ impl Http {
     pub async fn send(&self, op: &'static str, request: RequestBuilder) -> Result<Response> {
         self.limiter.acquire().await;
         let started = std::time::Instant::now();
-        let sent = request.bearer_auth(self.api_key.expose()).send().await;
+        // A self-hosted Hydra's admin API takes no key: none is configured, none is sent.
+        let request = match self.api_key.expose() {
+            "" => request,
+            key => request.bearer_auth(key),
+        };
+        let sent = request.send().await;
         crate::metrics::backend_request(op, sent.as_ref().ok().map(|r| r.status().as_u16()), started);
         let response = sent.map_err(|e| Error::Transient { message: describe(&e) })?;
         if response.status().is_success() {

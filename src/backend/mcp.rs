@@ -69,6 +69,7 @@ impl Backend for McpBackend {
             domain_verification: false,
             issued_secrets: false,
             list_clients: true,
+            chosen_client_ids: false,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod applications;
 mod error;
 pub mod http;
+pub mod hydra;
 pub mod mcp;
 mod ratelimit;
 mod secret;
@@ -29,6 +30,9 @@ pub struct Capabilities {
     pub issued_secrets: bool,
     /// Clients can be listed (else each is read on its own).
     pub list_clients: bool,
+    /// The operator chooses each client's id (`ClientSettings::hydra`), so a client whose
+    /// creation a crash hid is found again by reading that id.
+    pub chosen_client_ids: bool,
 }
 
 /// Where an app lives: its deployment (`None`: the one the API key belongs to) and slug.
@@ -150,6 +154,9 @@ pub struct ClientSettings {
     /// besides the redirect URIs), without the secret.
     #[serde(skip)]
     pub registered: Option<Box<RegisteredSettings>>,
+    /// What Ory Hydra keeps of a client besides the fields above.
+    #[serde(skip)]
+    pub hydra: Option<Box<HydraSettings>>,
 }
 
 /// A mode block of the settings that a backend cannot do without (`spec.<field>`).
@@ -183,6 +190,21 @@ pub struct RegisteredSettings {
     pub server_ids: Vec<String>,
     /// `active`, `inactive` or `revoked`.
     pub status: String,
+}
+
+/// A client of Ory Hydra. Its id is chosen by the operator; `owner` and the owner key of
+/// `metadata` name the resource that manages it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HydraSettings {
+    pub client_id: String,
+    pub owner: String,
+    pub response_types: Vec<String>,
+    /// Sorted and without repeats (Hydra keeps one space-separated string).
+    pub scopes: Vec<String>,
+    pub audience: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The token lifespans that are set, by Hydra's field name, in milliseconds.
+    pub lifespans: std::collections::BTreeMap<String, u64>,
 }
 
 /// A client as the backend reports it (never with its secret).

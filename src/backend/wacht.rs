@@ -72,6 +72,7 @@ impl Backend for WachtBackend {
             domain_verification: true,
             issued_secrets: true,
             list_clients: true,
+            chosen_client_ids: false,
         }
     }
 

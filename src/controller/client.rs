@@ -25,10 +25,12 @@ use super::{
     desired, error_policy, key_of, prelude, registered,
     secret::{self, Found},
     target::{Target, deactivate, find, now, target},
-    watch, write_status,
+    tenancy, watch, write_status,
 };
 use crate::{
-    api::{DeletionPolicy, FINALIZER, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate},
+    api::{
+        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate,
+    },
     backend,
 };
 
@@ -191,6 +193,10 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if obj.spec.registered.is_some() {
         return registered::sync(obj, ctx, &t, status).await;
     }
+    if obj.spec.hydra.is_some() {
+        tenancy::claim_client(ctx, obj).await?;
+        check_endpoint_keys(obj, &t)?;
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     // Checked before any backend call: a Secret in the way is never written.
     let inspected = secret::inspect(&secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
@@ -209,9 +215,17 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     // The Secret is written before the status, so it is the first place to look after a crash;
     // credentials whose Secret write failed are the last (the status may not show them yet).
     let undelivered = || ctx.lock_undelivered().get(&key_of(obj)).map(|c| c.backend_id.clone());
-    let known_id = secret_backend_id.or(status.backend_id.clone()).or_else(undelivered);
+    // A hydra client's id is chosen, so it is known even when a crash hid its creation.
+    let known_id = match &obj.spec.hydra {
+        Some(_) => Some(desired::hydra_client_id(obj)),
+        None => secret_backend_id.or(status.backend_id.clone()).or_else(undelivered),
+    };
     let current = match &known_id {
         Some(id) => find(ctx, &t, id).await?,
+        None => None,
+    };
+    let taken_over = match current.as_ref().and_then(|c| c.settings.hydra.as_ref().map(|h| (c, h))) {
+        Some((c, h)) => tenancy::claim_hydra_owner(obj, &c.id, &h.owner)?,
         None => None,
     };
     let wanted = desired::client_settings(obj);
@@ -270,7 +284,12 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated).await;
-        ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
+        let note = match &taken_over {
+            // Its secret is unknown: the missing Secret makes this pass rotate it once.
+            Some(owner) => format!("took over Hydra client {} (owner was {owner:?})", current.id),
+            None => "backend client updated to the spec".into(),
+        };
+        ctx.event(obj, EventType::Normal, if taken_over.is_some() { "TookOver" } else { "Updated" }, note).await;
     }
     if let Some(rotation) = rotation {
         let secret = if obj.spec.client_auth_method.has_secret() {
@@ -283,6 +302,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             client_secret: secret.clone(),
             backend_id: current.id.clone(),
             rotate_request: pending.clone().or_else(|| status.last_handled_rotate_request.clone()),
+            issuer: t.issuer.clone(),
         };
         deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
         if secret.is_some() {
@@ -341,6 +361,7 @@ async fn create(
         client_secret: creds.client_secret.clone(),
         backend_id: client.id.clone(),
         rotate_request: rotate_request.clone(),
+        issuer: t.issuer.clone(),
     };
     deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
     status.last_rotated_at = Some(now());
@@ -355,6 +376,18 @@ async fn create(
     };
     ctx.event(obj, EventType::Normal, reason, note).await;
     Ok(settled::CLIENT.into())
+}
+
+/// The template's `tokenUrl` and `issuer` keys need the backend's issuer URL.
+fn check_endpoint_keys(obj: &OAuthClient, t: &Target) -> Result<(), Error> {
+    let keys = desired::secret_keys(obj);
+    if t.issuer.is_none() && (keys.token_url.is_some() || keys.issuer.is_some()) {
+        return Err(Error::InvalidSpec(InvalidSpec(format!(
+            "spec.secretTemplate.keys: tokenUrl and issuer need the issuer URL of backend {:?}, which its configuration does not give",
+            t.name
+        ))));
+    }
+    Ok(())
 }
 
 fn secret_conflict(name: &str, holder: &str) -> Error {
@@ -420,7 +453,8 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
         write_status(api, obj, obj.status.as_ref(), &status).await?;
         return Err(e);
     }
-    if obj.spec.deletion_policy == DeletionPolicy::Orphan && obj.spec.registered.is_some() {
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan && (obj.spec.registered.is_some() || obj.spec.hydra.is_some())
+    {
         registered::release(obj, ctx).await;
     }
     ctx.waits_on_secret(obj, None);
@@ -448,6 +482,15 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
             Err(e) => return Err(e),
         },
     };
+    // A Hydra client goes only if it is this resource's (its owner says so, not a record).
+    if obj.spec.hydra.is_some() {
+        let id = desired::hydra_client_id(obj);
+        let owned = find(ctx, &t, &id)
+            .await?
+            .and_then(|c| c.settings.hydra)
+            .is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref());
+        return if owned { deactivate(ctx, &t, &id).await } else { Ok(()) };
+    }
     let from_secret = match obj.spec.registered {
         Some(_) => None,
         None => match secret::inspect(secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?.found {

@@ -3,7 +3,10 @@
 
 use crate::{
     api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
-    backend::{App, AppUpdate, ApplicationSettings, ClientSettings, NewApp, RegisteredSettings, Scope, ScopeMapping},
+    backend::{
+        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, NewApp, RegisteredSettings, Scope,
+        ScopeMapping, hydra,
+    },
 };
 
 /// The scopes of an app, with the backend's defaults filled in where the spec leaves text
@@ -104,7 +107,43 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
             ..Default::default()
         };
     }
-    wacht_settings(spec)
+    let mut settings = wacht_settings(spec);
+    if let Some(h) = &spec.hydra {
+        settings.grant_types = h.grant_types.iter().map(wire).collect();
+        let mut scopes =
+            if h.scopes.is_empty() { hydra::DEFAULT_SCOPES.map(String::from).to_vec() } else { h.scopes.clone() };
+        scopes.sort();
+        scopes.dedup();
+        let uid = client.metadata.uid.clone().unwrap_or_default();
+        let mut metadata: serde_json::Map<_, _> =
+            h.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        metadata.insert(super::tenancy::OWNER_METADATA.into(), uid.clone().into());
+        let lifespans = h.token_lifespans.as_ref().map(|l| l.fields()).unwrap_or_default();
+        settings.hydra = Some(Box::new(HydraSettings {
+            client_id: hydra_client_id(client),
+            owner: uid,
+            response_types: h.response_types.iter().map(wire).collect(),
+            scopes,
+            audience: h.audience.clone(),
+            metadata,
+            // Checked by the CRD's pattern: whole hours, minutes and seconds.
+            lifespans: lifespans
+                .into_iter()
+                .filter_map(|(field, text)| {
+                    let ms = crate::config::parse_duration(text).ok()?.as_millis();
+                    Some((field.to_string(), u64::try_from(ms).ok()?))
+                })
+                .collect(),
+        }));
+    }
+    settings
+}
+
+/// The id of a hydra client in Hydra: `spec.hydra.clientId`, else the resource's UID. Chosen
+/// here, so a client whose creation a crash hid is found again.
+pub fn hydra_client_id(client: &OAuthClient) -> String {
+    let chosen = client.spec.hydra.as_ref().and_then(|h| h.client_id.clone());
+    chosen.unwrap_or_else(|| client.metadata.uid.clone().unwrap_or_default())
 }
 
 /// A registered client's metadata: the spec's, and the UID of the resource that owns it, so
@@ -141,6 +180,7 @@ fn wacht_settings(spec: &OAuthClientSpec) -> ClientSettings {
         skip_consent: spec.skip_consent,
         application: None,
         registered: None,
+        hydra: None,
     }
 }
 

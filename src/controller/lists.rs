@@ -97,6 +97,7 @@ mod tests {
                 domain_verification: false,
                 issued_secrets: true,
                 list_clients: true,
+                chosen_client_ids: false,
             }
         }
         async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {

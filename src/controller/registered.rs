@@ -41,7 +41,7 @@ pub(super) async fn sync(
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
     ctx.waits_on_secret(obj, obj.spec.registered.as_ref().map(|r| r.credentials_secret.name.as_str()));
-    tenancy::claim_provider(ctx, obj).await?;
+    tenancy::claim_client(ctx, obj).await?;
     let upstream = read_credentials(ctx, obj).await?;
     let mut wanted = desired::client_settings(obj);
     let provider = match wanted.registered.as_mut() {
@@ -128,7 +128,8 @@ fn settled_message(obj: &OAuthClient) -> &'static str {
 }
 
 /// With `deletionPolicy: Orphan` the backend client stays, let go: the owner recorded in its
-/// metadata is removed, so that another OAuthClient may adopt it. A failure is logged and
+/// metadata (and a Hydra client's `owner`) is removed, so that another OAuthClient may adopt
+/// it. A failure is logged and
 /// leaves the record, which an administrator can clear in the backend.
 pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
     let Some(status) = &obj.status else { return };
@@ -138,11 +139,18 @@ pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
     let result = async {
         let t = Target::recorded(ctx, recorded)?;
         let Some(mut current) = find(ctx, &t, id).await? else { return Ok(()) };
-        let Some(settings) = current.settings.registered.as_mut() else { return Ok(()) };
-        if settings.metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) != Some(uid.as_str()) {
-            return Ok(());
+        let settings = &mut *current.settings;
+        let owns = |metadata: &serde_json::Map<_, serde_json::Value>| {
+            metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) == Some(uid.as_str())
+        };
+        match (settings.registered.as_deref_mut(), settings.hydra.as_deref_mut()) {
+            (Some(r), _) if owns(&r.metadata) => drop(r.metadata.remove(tenancy::OWNER_METADATA)),
+            (_, Some(h)) if h.owner == *uid => {
+                h.owner.clear();
+                h.metadata.remove(tenancy::OWNER_METADATA);
+            }
+            _ => return Ok(()),
         }
-        settings.metadata.remove(tenancy::OWNER_METADATA);
         let released =
             t.backend.update_client(&t.app, id, &current.settings).await.map_err(Error::backend("release client"))?;
         ctx.lists.put(&t.name, &t.app, released).await;

@@ -64,6 +64,8 @@ pub struct Credentials {
     pub client_secret: Option<SecretString>,
     pub backend_id: String,
     pub rotate_request: Option<String>,
+    /// The issuer of a hydra backend, for the template's `tokenUrl` and `issuer` keys.
+    pub issuer: Option<String>,
 }
 
 /// Reads the Secret of `owner` and tells whether it is its own and still holds what the
@@ -85,7 +87,9 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     let value = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned());
     let client_id = value(&keys.client_id).unwrap_or_default();
     let client_secret = value(&keys.client_secret);
-    let intact = annotations.get(CHECKSUM).is_some_and(|sum| *sum == checksum(&client_id, client_secret.as_deref()));
+    let endpoints: Vec<String> = endpoint_keys(&keys).map(|k| value(k).unwrap_or_default()).collect();
+    let sum = checksum(&client_id, client_secret.as_deref(), &endpoints);
+    let intact = annotations.get(CHECKSUM).is_some_and(|written| *written == sum);
     let found = if intact {
         Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned() }
     } else {
@@ -169,14 +173,21 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     if let Some(secret) = &creds.client_secret {
         data.insert(keys.client_secret.clone(), ByteString(secret.expose().as_bytes().to_vec()));
     }
+    let issuer = creds.issuer.clone().unwrap_or_default();
+    let endpoints =
+        [keys.token_url.as_ref().map(|_| format!("{issuer}/oauth2/token")), keys.issuer.as_ref().map(|_| issuer)];
+    for (key, value) in endpoint_keys(&keys).zip(endpoints.iter().flatten()) {
+        data.insert(key.clone(), ByteString(value.as_bytes().to_vec()));
+    }
     let mut labels = template.labels;
     labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
     let mut annotations = template.annotations;
     annotations.insert(BACKEND_ID.into(), creds.backend_id.clone());
     let uid = owner.meta().uid.as_deref().unwrap_or_default();
     annotations.insert(BACKEND_ID_SIGNATURE.into(), sign(key, uid, &creds.backend_id));
-    annotations
-        .insert(CHECKSUM.into(), checksum(&creds.client_id, creds.client_secret.as_ref().map(SecretString::expose)));
+    let endpoints: Vec<String> = endpoints.into_iter().flatten().collect();
+    let sum = checksum(&creds.client_id, creds.client_secret.as_ref().map(SecretString::expose), &endpoints);
+    annotations.insert(CHECKSUM.into(), sum);
     if let Some(request) = &creds.rotate_request {
         annotations.insert(ROTATE_REQUEST.into(), request.clone());
     }
@@ -213,11 +224,20 @@ fn record(uid: &str, backend_id: &str) -> Vec<u8> {
     [uid.as_bytes(), b"\0", backend_id.as_bytes()].concat()
 }
 
+/// The template's keys for the token endpoint and the issuer, in that order, when set.
+fn endpoint_keys(keys: &crate::api::SecretKeys) -> impl Iterator<Item = &String> {
+    keys.token_url.iter().chain(keys.issuer.iter())
+}
+
 /// A digest of the data, so that an edit is noticed; it reveals nothing of a 256-bit secret.
-fn checksum(client_id: &str, client_secret: Option<&str>) -> String {
+fn checksum(client_id: &str, client_secret: Option<&str>, endpoints: &[String]) -> String {
     let mut input = client_id.as_bytes().to_vec();
     input.push(0);
     input.extend_from_slice(client_secret.unwrap_or_default().as_bytes());
+    for value in endpoints {
+        input.push(0);
+        input.extend_from_slice(value.as_bytes());
+    }
     let sum = digest::digest(&digest::SHA256, &input);
     sum.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -247,6 +267,7 @@ mod tests {
             client_secret: Some(secret_value),
             backend_id: "42".into(),
             rotate_request: Some("r1".into()),
+            issuer: None,
         };
         let secret = build(&owner(), &creds, &key());
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));
@@ -287,7 +308,13 @@ mod tests {
     fn controller_references_decide_ownership() {
         let secret = build(
             &owner(),
-            &Credentials { client_id: "c".into(), client_secret: None, backend_id: "1".into(), rotate_request: None },
+            &Credentials {
+                client_id: "c".into(),
+                client_secret: None,
+                backend_id: "1".into(),
+                rotate_request: None,
+                issuer: None,
+            },
             &key(),
         );
         assert!(controls(&secret.metadata, "u-1"));
@@ -299,8 +326,9 @@ mod tests {
 
     #[test]
     fn checksum_changes_with_the_data() {
-        assert_eq!(checksum("a", Some("b")), checksum("a", Some("b")));
-        assert_ne!(checksum("a", Some("b")), checksum("a", Some("c")));
-        assert_ne!(checksum("a", Some("b")), checksum("a", None));
+        assert_eq!(checksum("a", Some("b"), &[]), checksum("a", Some("b"), &[]));
+        assert_ne!(checksum("a", Some("b"), &[]), checksum("a", Some("c"), &[]));
+        assert_ne!(checksum("a", Some("b"), &[]), checksum("a", None, &[]));
+        assert_ne!(checksum("a", Some("b"), &[]), checksum("a", Some("b"), &["https://x/oauth2/token".into()]));
     }
 }

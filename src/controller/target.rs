@@ -20,11 +20,13 @@ pub(super) struct Target {
     pub app: AppKey,
     /// Signs the records of this backend's clients in their Secrets.
     pub key: ring::hmac::Key,
+    /// A hydra backend's public issuer URL.
+    pub issuer: Option<String>,
 }
 
 impl Target {
     fn new(name: String, configured: Configured, app: AppKey) -> Target {
-        Target { name, backend: configured.backend, app, key: configured.record_key }
+        Target { name, backend: configured.backend, app, key: configured.record_key, issuer: configured.issuer }
     }
 
     /// What the status records of it.
@@ -102,8 +104,13 @@ async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Erro
     let caps = configured.backend.capabilities();
     let (fits, needs) = if obj.spec.registered.is_some() {
         (!caps.issued_secrets, "an MCP OAuth clients backend (type mcp-oauth-clients)")
+    } else if obj.spec.hydra.is_some() {
+        (caps.chosen_client_ids, "an Ory Hydra backend (type hydra)")
     } else {
-        (caps.issued_secrets && !caps.apps, "an OAuth Applications backend (type oauth-applications)")
+        (
+            caps.issued_secrets && !caps.apps && !caps.chosen_client_ids,
+            "an OAuth Applications backend (type oauth-applications)",
+        )
     };
     if !fits {
         return Err(Error::InvalidSpec(InvalidSpec(format!(
@@ -114,17 +121,24 @@ async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Erro
 }
 
 /// The backend client with this id, listing again once if the shared copy lacks it (or
-/// reading it alone where the backend cannot list).
+/// reading it alone where the backend cannot list, or where it can and the id is one the
+/// operator chose: a list read by offsets may skip a client while others come and go).
 pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
-    if !t.backend.capabilities().list_clients {
+    let caps = t.backend.capabilities();
+    if !caps.list_clients {
         return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
     }
-    for fresh in [false, true] {
+    // A chosen id is read alone once the shared copy lacks it: no list per new client.
+    let refreshes: &[bool] = if caps.chosen_client_ids { &[false] } else { &[false, true] };
+    for &fresh in refreshes {
         let list =
             ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, fresh).await.map_err(Error::backend("list clients"))?;
         if let Some(client) = list.iter().find(|c| c.id == id) {
             return Ok(Some(client.clone()));
         }
+    }
+    if caps.chosen_client_ids {
+        return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
     }
     Ok(None)
 }

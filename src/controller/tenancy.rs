@@ -71,12 +71,6 @@ fn app_identity(ctx: &Context, app: &OAuthApp) -> Option<(String, Option<String>
     Some((name.to_string(), deployment, app.spec.slug.clone()))
 }
 
-/// What identifies a registered client in the backend: backend name and provider.
-fn provider_identity(client: &OAuthClient) -> Option<(String, String)> {
-    let registered = client.spec.registered.as_ref()?;
-    Some((client.spec.backend.clone().unwrap_or_else(|| "default".into()), registered.provider.clone()))
-}
-
 /// Refuses `app` when an older OAuthApp manages the same backend app.
 pub(super) async fn claim_app(ctx: &Context, app: &OAuthApp) -> Result<(), Error> {
     let Some(store) = ctx.apps.get() else { return Ok(()) };
@@ -91,17 +85,50 @@ pub(super) async fn claim_app(ctx: &Context, app: &OAuthApp) -> Result<(), Error
     }
 }
 
-/// Refuses a registered `client` when an older OAuthClient registers the same provider.
-pub(super) async fn claim_provider(ctx: &Context, client: &OAuthClient) -> Result<(), Error> {
+/// What identifies a client in the backend that two resources could name: backend name, and
+/// a registered client's provider or a hydra client's chosen id (a UID is nobody else's).
+fn client_identity(client: &OAuthClient) -> Option<(String, String)> {
+    let backend = client.spec.backend.clone().unwrap_or_else(|| "default".into());
+    if let Some(registered) = &client.spec.registered {
+        return Some((backend, format!("the {} client", registered.provider)));
+    }
+    let chosen = client.spec.hydra.as_ref()?.client_id.as_ref()?;
+    Some((backend, format!("Hydra client {chosen}")))
+}
+
+/// Refuses a registered or hydra `client` when an older OAuthClient names the same backend
+/// client.
+pub(super) async fn claim_client(ctx: &Context, client: &OAuthClient) -> Result<(), Error> {
     let Some(store) = ctx.clients.get() else { return Ok(()) };
-    let mine = provider_identity(client);
-    let holder = older_holder(store, client, |other| provider_identity(other) == mine).await;
+    let mine = client_identity(client);
+    if mine.is_none() {
+        return Ok(());
+    }
+    let holder = older_holder(store, client, |other| client_identity(other) == mine).await;
     match (holder, mine) {
-        (Some(holder), Some((_, provider))) => Err(already_claimed(format!(
-            "the {provider} client of this backend is managed by OAuthClient {holder}, which claimed it first"
+        (Some(holder), Some((backend, what))) => Err(already_claimed(format!(
+            "{what} of backend {backend:?} is managed by OAuthClient {holder}, which claimed it first"
         ))),
         _ => Ok(()),
     }
+}
+
+/// Whether `obj` may manage the Hydra client with this `owner`: its own, one without an owner,
+/// or one of hydra-maester's (`<name>/<namespace>`) in `obj`'s namespace. `Ok(Some(owner))`:
+/// it takes the client over from that owner.
+pub(super) fn claim_hydra_owner(obj: &OAuthClient, id: &str, owner: &str) -> Result<Option<String>, Error> {
+    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+    if owner == uid {
+        return Ok(None);
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    let maester_here = owner.rsplit_once('/').is_some_and(|(name, ns)| !name.is_empty() && ns == namespace);
+    if owner.is_empty() || maester_here {
+        return Ok(Some(owner.to_string()));
+    }
+    Err(already_claimed(format!(
+        "Hydra client {id} is owned by {owner:?}, not by this OAuthClient; only a client without an owner or a hydra-maester client of namespace {namespace} is taken over"
+    )))
 }
 
 /// Refuses a backend object whose recorded owner is another resource.
@@ -156,6 +183,23 @@ mod tests {
         assert!(err.to_string().contains("spec.deploymentId") && err.to_string().contains("dep_b"), "{err}");
         assert!(check_pinned("b", &Some(None), "spec.deploymentId", Some("dep_c")).is_err(), "pinned to the key's");
         assert!(check_pinned("b", &None, "spec.deploymentId", Some("dep_c")).is_ok(), "not pinned");
+    }
+
+    #[test]
+    fn hydra_owners() {
+        let client: OAuthClient = serde_json::from_value(serde_json::json!({
+            "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+            "metadata": {"name": "web", "namespace": "team-b", "uid": "u1"},
+            "spec": {"hydra": {"grantTypes": ["client_credentials"]}}
+        }))
+        .expect("client");
+        assert_eq!(claim_hydra_owner(&client, "c", "u1").ok(), Some(None), "its own");
+        assert_eq!(claim_hydra_owner(&client, "c", "").ok(), Some(Some(String::new())), "no owner: taken over");
+        assert_eq!(claim_hydra_owner(&client, "c", "web/team-b").ok(), Some(Some("web/team-b".into())), "maester's");
+        for foreign in ["u2", "web/team-c", "/team-b", "team-b"] {
+            let err = claim_hydra_owner(&client, "c", foreign).expect_err(foreign);
+            assert_eq!(err.reason(), reason::ALREADY_CLAIMED);
+        }
     }
 
     #[test]
