@@ -306,7 +306,7 @@ pub enum AllowedScope {
         .message("hydra.clientId is set on creation only"),
     validation = Rule::new("!self.grantTypes.exists(g, g == 'refresh_token') || self.grantTypes.exists(g, g == 'authorization_code')")
         .message("the refresh_token grant comes with authorization_code"),
-    validation = Rule::new("!self.responseTypes.exists(r, r == 'code') || self.grantTypes.exists(g, g == 'authorization_code')")
+    validation = Rule::new("!has(self.responseTypes) || !self.responseTypes.exists(r, r == 'code') || self.grantTypes.exists(g, g == 'authorization_code')")
         .message("response type code needs the authorization_code grant"),
 )]
 pub struct HydraSpec {

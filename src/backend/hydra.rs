@@ -9,8 +9,9 @@
 //!   nor delete one with `/`).
 //! - Secrets come from the OS CSPRNG (256 bits), sent on create and rotation: Hydra stores a
 //!   hash and shows none back.
-//! - The list pages through the `Link` header (250 clients a page by default); only the page
-//!   token is taken from it, never its host or path.
+//! - The list pages through the `Link` header (250 clients a page by default) until a page
+//!   is empty or links no next one (Hydra links a next page even past the end); only the page
+//!   token is taken from the header, never its host or path.
 //! - No API key for a self-hosted admin port (none is sent); Ory Network takes a Bearer key.
 
 use std::collections::BTreeMap;
@@ -100,6 +101,8 @@ impl Backend for HydraBackend {
             let link = response.headers().get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok());
             let next = link.filter_map(next_page_token).next();
             let page: Vec<Wire> = http::parse(response).await?;
+            // Hydra links a next page even past the end (an empty list links offset 250).
+            let next = next.filter(|_| !page.is_empty());
             clients.extend(page.into_iter().map(Client::from));
             let Some(next) = next else { return Ok(clients) };
             // An offset that comes back would be listed forever.

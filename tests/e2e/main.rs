@@ -9,6 +9,7 @@ mod support;
 mod backends;
 mod crd;
 mod gitops;
+mod hydra;
 mod install;
 mod quiet;
 mod reconcile;
@@ -22,6 +23,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(backends::trials());
     trials.extend(tenancy::trials());
     trials.extend(gitops::trials());
+    trials.extend(hydra::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();

@@ -389,13 +389,13 @@ pub fn crds_from_repo() -> Vec<CustomResourceDefinition> {
         .collect()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind a loopback port").port()
 }
 
 /// Spawns a component with its output in `log`. It is killed when the spawning thread ends,
 /// so start the control plane from a thread that outlives the tests (the main thread).
-fn spawn(cmd: &mut Command, log: &Path) -> Child {
+pub fn spawn(cmd: &mut Command, log: &Path) -> Child {
     let out = fs::File::create(log).expect("create log file");
     let err = out.try_clone().expect("clone log file");
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -410,7 +410,7 @@ fn spawn(cmd: &mut Command, log: &Path) -> Child {
 }
 
 /// SIGTERM, a short grace period, then SIGKILL.
-fn stop(child: &mut Child) {
+pub fn stop(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: plain syscall on a pid we own and have not reaped yet.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -426,7 +426,7 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn log_tail(path: &Path) -> String {
+pub fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<_> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")

@@ -12,15 +12,17 @@ use tokio::runtime::Runtime;
 use super::{
     ControlPlane,
     emulator::Emulator,
+    hydra::Hydra,
     operator::{API_KEY, Operator},
 };
 
 /// The runtime, the control plane with the CRDs installed, an admin client, the backend
-/// emulator and the operator (which reconciles only resources labelled [`OPERATED`]).
+/// emulator, Ory Hydra and the operator (which reconciles only resources labelled [`OPERATED`]).
 pub struct Env {
     pub rt: Runtime,
     pub operator: Operator,
     pub emu: Emulator,
+    pub hydra: Hydra,
     pub cp: ControlPlane,
     pub client: Client,
 }
@@ -58,22 +60,23 @@ impl Env {
     fn start() -> Env {
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
-        let (cp, client, emu, operator) = rt.block_on(async {
+        let (cp, client, emu, hydra, operator) = rt.block_on(async {
             let cp = ControlPlane::start().await;
             cp.install_crds().await;
             let client = cp.client().await;
             let version = client.apiserver_version().await.expect("GET /version");
             println!("e2e: kube-apiserver {} with etcd, binaries from {}", version.git_version, cp.assets.display());
             let emu = Emulator::start(&[API_KEY]);
+            let hydra = Hydra::start().await;
             let selector = format!("{}={}", OPERATED.0, OPERATED.1);
             let resync = format!("{}s", RESYNC.as_secs());
             let args = ["--resync", &resync, "--selector", &selector, "--leader-elect"];
             let operator = Operator::start(&cp, &client, &emu, &args).await;
             // After the operator's install (its tenant roles): namespace users act through `edit`.
             cp.start_controller_manager(("oauth-operator.dev", "oauthclients")).await;
-            (cp, client, emu, operator)
+            (cp, client, emu, hydra, operator)
         });
-        Env { rt, operator, emu, cp, client }
+        Env { rt, operator, emu, hydra, cp, client }
     }
 
     /// The last lines of the shared operator's log, if this binary started the environment

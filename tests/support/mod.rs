@@ -5,6 +5,7 @@ pub mod controlplane;
 pub mod emulator;
 pub mod env;
 pub mod gitops;
+pub mod hydra;
 pub mod operator;
 pub mod resources;
 pub mod samples;

@@ -78,11 +78,15 @@ impl Operator {
         fs::write(dir.join("api-key"), API_KEY).expect("write key");
         fs::write(dir.join("wrong-key"), "not-a-key").expect("write key");
         let config = dir.join(format!("{name}.yaml"));
+        // Hydra's admin port takes no key; its issuer fills the tokenUrl and issuer keys.
+        let hydra = super::hydra::urls().map_or(String::new(), |(admin, public)| {
+            format!("  hydra: {{type: hydra, baseUrl: '{admin}', issuer: '{public}', requestsPerSecond: 0}}\n")
+        });
         fs::write(
             &config,
             format!(
                 "backends:
-  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+{hydra}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
   apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{wrong}'}}
