@@ -39,6 +39,7 @@ fn main() -> std::process::ExitCode {
             kills_while_creating_lose_nothing_and_duplicate_nothing,
         ),
         trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating_rotate_at_most_twice),
+        trial("faults::hydra_kills_while_creating_leave_no_orphan", hydra_kills_while_creating_leave_no_orphan),
         trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_an_outage_recover),
         trial("faults::api_server_restart_is_survived", api_server_restart_is_survived),
         trial("faults::deletion_waits_for_the_backend", deletion_waits_for_the_backend),
@@ -157,12 +158,13 @@ async fn kill_repeatedly(
     kills: usize,
     ns: &str,
     done: impl Fn(&OAuthClient) -> bool,
-) {
+) -> usize {
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let settled = || async {
         let list = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
         (list.iter().filter(|c| is_ready(c) && done(c)).count(), list.len())
     };
+    let mut mid_work = 0;
     for _ in 0..kills {
         let (before, _) = settled().await;
         until("progress after a restart", async || {
@@ -172,9 +174,12 @@ async fn kill_repeatedly(
         .await;
         // The moment of the kill is the point of the test, not a wait for a condition.
         tokio::time::sleep(Duration::from_millis(rand_u64() % 600)).await;
+        let (now, total) = settled().await;
+        mid_work += usize::from(now < total);
         operator.kill();
         *operator = start(client, args).await;
     }
+    mid_work
 }
 
 fn rand_u64() -> u64 {
@@ -209,6 +214,44 @@ async fn kills_while_creating_lose_nothing_and_duplicate_nothing(client: Client)
         "faults: 100 clients, 12 SIGKILLs: all Ready and working after {:?}; backend clients created {created} (orphans pruned {}); lost secrets 0; duplicates 0",
         started.elapsed(),
         created - 100
+    );
+}
+
+/// On Ory Hydra the operator chooses each client id: a create that a kill hid is found again
+/// by it, so there is nothing to prune.
+async fn hydra_kills_while_creating_leave_no_orphan(client: Client) {
+    let (ns, shard) = ("f-hydra", "f-hydra");
+    let args = shard_args(shard, &[]);
+    let mut operator = start(&client, &args).await;
+    let started = Instant::now();
+    namespace(&client, ns).await;
+    let doc = |i: usize| {
+        // A backend limited to 10 requests a second, so the kills fall mid-work.
+        json!({"metadata": {"name": format!("h{i}")}, "spec": {"backend": "hydra-slow",
+            "hydra": {"grantTypes": ["client_credentials"]}}})
+    };
+    join_all((0..100).map(|i| apply_in_shard::<OAuthClient>(&client, ns, doc(i), shard))).await;
+    let mid_work = kill_repeatedly(&client, &mut operator, &args, 12, ns, |_| true).await;
+    assert!(mid_work >= 10, "only {mid_work} of 12 kills came before every client was Ready");
+    let clients = all_ready(&client, ns, Duration::from_secs(180), |_| true).await;
+    let hydra = &Env::get().hydra;
+    let ids = hydra.client_ids().await;
+    let uids: HashSet<String> = clients.iter().filter_map(|c| c.metadata.uid.clone()).collect();
+    assert_eq!(uids.len(), 100);
+    assert_eq!(ids.len(), 100, "exactly one Hydra client per resource: no orphan, no duplicate");
+    assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), uids, "each is the resource's chosen id");
+    let client = &client;
+    let checks = clients.iter().map(|c| async move {
+        let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
+        let (id, secret) = credentials(client, ns, &name).await;
+        hydra.token_status(&id, &secret, true).await
+    });
+    let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
+    assert_eq!(lost, 0, "every Secret gets a token from Hydra (lost secrets: {lost})");
+    println!(
+        "faults: hydra, 100 clients, 12 SIGKILLs ({mid_work} mid-work): all Ready and working after {:?}; Hydra holds {} clients (orphans 0, pruned 0); lost secrets 0",
+        started.elapsed(),
+        ids.len()
     );
 }
 

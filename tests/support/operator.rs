@@ -80,7 +80,11 @@ impl Operator {
         let config = dir.join(format!("{name}.yaml"));
         // Hydra's admin port takes no key; its issuer fills the tokenUrl and issuer keys.
         let hydra = super::hydra::urls().map_or(String::new(), |(admin, public)| {
-            format!("  hydra: {{type: hydra, baseUrl: '{admin}', issuer: '{public}', requestsPerSecond: 0}}\n")
+            format!(
+                "  hydra: {{type: hydra, baseUrl: '{admin}', issuer: '{public}', requestsPerSecond: 0}}
+  hydra-slow: {{type: hydra, baseUrl: '{admin}', requestsPerSecond: 10}}
+"
+            )
         });
         fs::write(
             &config,
