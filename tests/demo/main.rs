@@ -1,6 +1,6 @@
-//! The demo: a local control plane, the backend emulator and the operator (its own process,
-//! with the RBAC of `deploy/`), the samples of `deploy/samples/` applied, credentials written,
-//! and one rotation.
+//! The demo: a local control plane, the backend emulator, Ory Hydra and the operator (its own
+//! process, with the RBAC of `deploy/`), the samples of `deploy/samples/` applied, credentials
+//! written, and a rotation on each backend (Hydra's proven by its own token endpoint).
 //!
 //! `cargo run --example demo` runs it through and stops; with `-- --keep` it stays up until
 //! Ctrl-C and prints a KUBECONFIG to explore with kubectl.
@@ -15,6 +15,7 @@ use oauth_operator::api::{OAuthApp, OAuthClient};
 use support::{
     ControlPlane,
     emulator::Emulator,
+    hydra::Hydra,
     operator::{API_KEY, Operator},
 };
 
@@ -32,9 +33,14 @@ async fn main() {
         println!("{} is Established", crd.metadata.name.unwrap_or_default());
     }
 
-    step("starting the backend emulator and the operator (ServiceAccount token, deploy/operator/rbac.yaml)");
+    step(
+        "starting the backend emulator, Ory Hydra (built from Go modules on first run) and the operator (ServiceAccount token, deploy/operator/rbac.yaml)",
+    );
     let emu = Emulator::start(&[API_KEY]);
     println!("emulator at {}", emu.url);
+    let hydra = Hydra::start().await;
+    println!("hydra admin API at {} (backend \"hydra\" of the operator)", hydra.admin);
+    println!("hydra token endpoint: {}/oauth2/token", hydra.public);
     let operator = Operator::start(&cp, &client, &emu, &["--resync", "30s", "--leader-elect"]).await;
     println!("oauth-operator is ready (health on http://{}/readyz)", operator.http);
 
@@ -53,7 +59,7 @@ async fn main() {
         &cp,
         &["get", "secret", "web-oauth", "-o", "go-template={{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}"],
     );
-    let (id, secret) = credentials(&cp).await;
+    let (id, secret) = credentials(&cp, "web-oauth").await;
     let redirect = "https://app.example.com/oauth/callback";
     println!(
         "the emulator's token endpoint accepts these credentials: HTTP {}",
@@ -69,7 +75,7 @@ async fn main() {
         .await
         .expect("rotated within 30s")
         .expect("watch");
-    let (_, rotated) = credentials(&cp).await;
+    let (_, rotated) = credentials(&cp, "web-oauth").await;
     println!("secret changed: {}", if rotated != secret { "yes" } else { "no" });
     println!("old secret at the token endpoint: HTTP {}", emu.token_status(&id, &secret, true, redirect).await);
     println!("new secret at the token endpoint: HTTP {}", emu.token_status(&id, &rotated, true, redirect).await);
@@ -84,6 +90,38 @@ async fn main() {
         ],
     );
 
+    step("Ory Hydra: the client orders-worker (deploy/samples/oauthclient-hydra.yaml)");
+    wait_ready(&clients, "orders-worker").await;
+    kubectl(
+        &cp,
+        &[
+            "get",
+            "secret",
+            "orders-worker-hydra",
+            "-o",
+            "go-template={{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}",
+        ],
+    );
+    let (hydra_id, hydra_secret) = credentials(&cp, "orders-worker-hydra").await;
+    println!(
+        "client_credentials token from Hydra with the Secret's credentials: HTTP {}",
+        hydra.token_status(&hydra_id, &hydra_secret, true).await
+    );
+    kubectl(&cp, &["annotate", "oauthclient", "orders-worker", "oauth-operator.dev/rotate=demo", "--overwrite"]);
+    tokio::time::timeout(Duration::from_secs(30), await_condition(clients.clone(), "orders-worker", handled))
+        .await
+        .expect("rotated within 30s")
+        .expect("watch");
+    let (_, hydra_rotated) = credentials(&cp, "orders-worker-hydra").await;
+    println!(
+        "after the rotation, old secret at Hydra: HTTP {}",
+        hydra.token_status(&hydra_id, &hydra_secret, true).await
+    );
+    println!(
+        "after the rotation, new secret at Hydra: HTTP {}",
+        hydra.token_status(&hydra_id, &hydra_rotated, true).await
+    );
+
     step("the app's domain: DomainVerified until the CNAME exists");
     kubectl(&cp, &["get", "oauthapp", "mcp-auth", "-o", "jsonpath={.status.cnameTarget}{\"\\n\"}"]);
     kubectl(&cp, &["describe", "oauthclient", "web"]);
@@ -93,6 +131,7 @@ async fn main() {
         tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
     }
     drop(operator);
+    drop(hydra);
     drop(emu);
     drop(cp);
 }
@@ -123,9 +162,9 @@ where
         .expect("watch");
 }
 
-async fn credentials(cp: &ControlPlane) -> (String, String) {
+async fn credentials(cp: &ControlPlane, name: &str) -> (String, String) {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(cp.client().await, "default");
-    let data = secrets.get("web-oauth").await.expect("Secret web-oauth").data.expect("data");
+    let data = secrets.get(name).await.unwrap_or_else(|e| panic!("Secret {name}: {e}")).data.expect("data");
     let text = |k: &str| String::from_utf8(data[k].0.clone()).expect("utf-8");
     (text("client_id"), text("client_secret"))
 }
