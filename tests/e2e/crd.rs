@@ -23,6 +23,7 @@ const APP: &str = "oauthapp.yaml";
 const CLIENT: &str = "oauthclient.yaml";
 const APPLICATION: &str = "oauthclient-application.yaml";
 const REGISTERED: &str = "oauthclient-registered.yaml";
+const HYDRA: &str = "oauthclient-hydra.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -67,6 +68,28 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
         ("application-sample", APPLICATION, json!({})),
         ("registered-sample", REGISTERED, json!({})),
         ("registered-without-redirects", REGISTERED, json!({"spec": {"redirectUris": null}})),
+        ("hydra-sample", HYDRA, json!({})),
+        (
+            "hydra-authorization-code",
+            HYDRA,
+            json!({"spec": {"clientAuthMethod": "client_secret_post", "redirectUris": ["https://app.example.com/cb"],
+                "postLogoutRedirectUris": ["https://app.example.com/bye"], "skipConsent": true, "accessTokenFormat": "jwt",
+                "hydra": {"grantTypes": ["authorization_code", "refresh_token"], "responseTypes": ["code", "id_token"],
+                    "tokenLifespans": {"authorizationCodeRefreshToken": "720h", "refreshTokenAccessToken": "1h30m"}}}}),
+        ),
+        (
+            "hydra-public-client",
+            HYDRA,
+            json!({"spec": {"clientAuthMethod": "none", "redirectUris": ["http://localhost:8080/cb"],
+                "hydra": {"grantTypes": ["authorization_code"]}, "secretTemplate": {"keys": {"tokenUrl": null}}}}),
+        ),
+        (
+            "hydra-private-key-jwt",
+            HYDRA,
+            json!({"spec": {"clientAuthMethod": "private_key_jwt", "tokenEndpointAuthSigningAlg": "ES256",
+                "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}}),
+        ),
+        ("hydra-take-over", HYDRA, json!({"spec": {"hydra": {"clientId": "maester-orders_1.v2~x"}}})),
         (
             "app-minimal",
             APP,
@@ -245,7 +268,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "same-secret-keys",
             CLIENT,
             json!({"spec": {"secretTemplate": {"keys": {"clientId": "k", "clientSecret": "k"}}}}),
-            &["spec.secretTemplate.keys", "clientId and clientSecret must be different keys"],
+            &["spec.secretTemplate.keys", "clientId, clientSecret, tokenUrl and issuer must be different keys"],
         ),
         (
             "secret-name-invalid",
@@ -260,6 +283,90 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             &["spec.deletionPolicy", "Unsupported value: \"Retain\""],
         ),
         ("missing-app-ref", CLIENT, json!({"spec": {"appRef": null}}), &["set exactly one of appRef"]),
+        (
+            "hydra-public-client-credentials",
+            HYDRA,
+            json!({"spec": {"clientAuthMethod": "none"}}),
+            &["spec.clientAuthMethod", "clientAuthMethod none (a public client) cannot use it"],
+        ),
+        (
+            "hydra-code-without-redirects",
+            HYDRA,
+            json!({"spec": {"hydra": {"grantTypes": ["authorization_code"]}}}),
+            &["spec.redirectUris", "authorization_code grant needs at least one redirectUris entry"],
+        ),
+        (
+            "hydra-refresh-without-code",
+            HYDRA,
+            json!({"spec": {"hydra": {"grantTypes": ["client_credentials", "refresh_token"]}}}),
+            &["spec.hydra", "refresh_token grant comes with authorization_code"],
+        ),
+        (
+            "hydra-code-response-without-grant",
+            HYDRA,
+            json!({"spec": {"hydra": {"responseTypes": ["code"]}}}),
+            &["spec.hydra", "response type code needs the authorization_code grant"],
+        ),
+        (
+            "hydra-unknown-grant",
+            HYDRA,
+            json!({"spec": {"hydra": {"grantTypes": ["password"]}}}),
+            &["spec.hydra.grantTypes[0]", "Unsupported value: \"password\""],
+        ),
+        (
+            "hydra-no-grant",
+            HYDRA,
+            json!({"spec": {"hydra": {"grantTypes": []}}}),
+            &["spec.hydra.grantTypes", "should have at least 1 items"],
+        ),
+        (
+            "hydra-client-secret-jwt",
+            HYDRA,
+            json!({"spec": {"clientAuthMethod": "client_secret_jwt", "tokenEndpointAuthSigningAlg": "HS256"}}),
+            &["hydra clients take their grant types in hydra.grantTypes"],
+        ),
+        (
+            "hydra-top-level-grant-types",
+            HYDRA,
+            json!({"spec": {"grantTypes": ["authorization_code"]}}),
+            &["hydra clients take their grant types in hydra.grantTypes"],
+        ),
+        (
+            "hydra-client-id-with-slash",
+            HYDRA,
+            json!({"spec": {"hydra": {"clientId": "team/orders"}}}),
+            &["spec.hydra.clientId", "should match"],
+        ),
+        (
+            "hydra-reserved-metadata",
+            HYDRA,
+            json!({"spec": {"hydra": {"metadata": {"oauth-operator.dev/owner": "someone"}}}}),
+            &["spec.hydra.metadata", "oauth-operator.dev/owner is reserved"],
+        ),
+        (
+            "hydra-lifespan-in-days",
+            HYDRA,
+            json!({"spec": {"hydra": {"tokenLifespans": {"clientCredentialsAccessToken": "1d"}}}}),
+            &["spec.hydra.tokenLifespans.clientCredentialsAccessToken", "should match"],
+        ),
+        (
+            "hydra-scope-with-space",
+            HYDRA,
+            json!({"spec": {"hydra": {"scopes": ["orders read"]}}}),
+            &["spec.hydra.scopes[0]", "should match"],
+        ),
+        (
+            "token-url-key-without-hydra",
+            CLIENT,
+            json!({"spec": {"secretTemplate": {"keys": {"tokenUrl": "token_url"}}}}),
+            &["secretTemplate.keys.tokenUrl and issuer are for hydra clients"],
+        ),
+        (
+            "hydra-same-endpoint-keys",
+            HYDRA,
+            json!({"spec": {"secretTemplate": {"keys": {"issuer": "token_url"}}}}),
+            &["spec.secretTemplate.keys", "must be different keys"],
+        ),
         (
             "app-ref-and-application",
             APPLICATION,
@@ -420,10 +527,16 @@ fn invalid_updates() -> Vec<(&'static str, &'static str, Value, &'static [&'stat
             &["spec.registered.provider", "set on creation only"],
         ),
         (
+            "hydra-client-id-change",
+            HYDRA,
+            json!({"spec": {"hydra": {"clientId": "another"}}}),
+            &["spec.hydra", "hydra.clientId is set on creation only"],
+        ),
+        (
             "mode-change",
             APPLICATION,
             json!({"spec": {"application": null, "backend": null, "clientName": null, "appRef": {"name": "a"}, "grantTypes": ["authorization_code"]}}),
-            &["cannot change between appRef, application and registered"],
+            &["cannot change between appRef, application, registered and hydra"],
         ),
         (
             "fqdn-change",
