@@ -2,7 +2,11 @@
 //! operator as its own (release) process. Prints one table.
 //!
 //! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50]
-//!     [--latency-count 500] [--rotations 200] [--resync 30]
+//!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra]
+//!
+//! `--backend hydra`: the throughput table only, on Ory Hydra (built from Go modules, its
+//! default PBKDF2 cost of 25,000 iterations, in-memory store): hydra OAuthClients
+//! (`client_credentials`) against a limit run that creates the same Hydra clients.
 //!
 //! - throughput: N OAuthClients applied at once until all are Ready (seen by a watch), against
 //!   a "limit" run: a minimal program in this process that applies the same resources and makes
@@ -34,7 +38,7 @@ use kube::{
 };
 use oauth_operator::{
     api::{OAuthApp, OAuthClient},
-    backend::{AppKey, Backend, ClientSettings},
+    backend::{AppKey, Backend, ClientSettings, hydra::HydraBackend},
 };
 use serde_json::json;
 use support::{
@@ -55,10 +59,19 @@ struct Args {
     latency_count: usize,
     rotations: usize,
     resync: u64,
+    hydra: bool,
 }
 
 fn args() -> Args {
-    let mut a = Args { sizes: vec![1000, 5000], rss: 10000, rate: 50, latency_count: 500, rotations: 200, resync: 30 };
+    let mut a = Args {
+        sizes: vec![1000, 5000],
+        rss: 10000,
+        rate: 50,
+        latency_count: 500,
+        rotations: 200,
+        resync: 30,
+        hydra: false,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or_default();
@@ -69,6 +82,11 @@ fn args() -> Args {
             "--latency-count" => a.latency_count = value.parse().expect("--latency-count N"),
             "--rotations" => a.rotations = value.parse().expect("--rotations N"),
             "--resync" => a.resync = value.parse().expect("--resync SECONDS"),
+            "--backend" => match value {
+                "hydra" => a.hydra = true,
+                "emulator" => a.hydra = false,
+                other => panic!("--backend hydra|emulator, not {other}"),
+            },
             other => panic!("unknown argument {other}"),
         }
     }
@@ -107,6 +125,10 @@ async fn main() {
     let client = cp.client().await;
     let emu = Emulator::start(&[support::operator::API_KEY]);
     emu.set_faults(json!({"latency_ms": 5})).await;
+    let hydra = match a.hydra {
+        true => Some(support::hydra::Hydra::start().await),
+        false => None,
+    };
     // The default resync (10 minutes) but for the steady-state scenario, which would otherwise
     // take twenty minutes.
     let op_args = ["--selector", "e2e=bench", "--concurrency", "16", "--log-format", "json"];
@@ -117,11 +139,16 @@ async fn main() {
     for &n in &a.sizes {
         let ns = format!("b-{n}");
         let cpu = cpu_seconds();
-        let operated = throughput_operator(&client, &ns, n).await;
+        let operated = throughput_operator(&client, &ns, n, a.hydra).await;
         let operator_cpu = cpu_since(&cpu);
         total += n;
         let cpu = cpu_seconds();
-        let limit = throughput_limit(&client, &emu, &format!("l-{n}"), n).await;
+        let limit_ns = format!("l-{n}");
+        let backend = match &hydra {
+            Some(hydra) => hydra_backend(hydra),
+            None => emulator_app(&emu, &limit_ns).await,
+        };
+        let limit = throughput_limit(&client, backend, a.hydra, &limit_ns, n).await;
         let limit_cpu = cpu_since(&cpu);
         table.row(format!("all Ready, {n} clients applied at once: operator"), format!("{operated:.1?}"));
         table.row(format!("all Ready, {n} clients: limit run"), format!("{limit:.1?}"));
@@ -131,6 +158,14 @@ async fn main() {
             format!("ratio operator/limit at {n}"),
             format!("{:.2}", operated.as_secs_f64() / limit.as_secs_f64()),
         );
+    }
+
+    if a.hydra {
+        println!("\n| measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations) | value |\n|---|---|");
+        for (what, value) in &table.0 {
+            println!("| {what} | {value} |");
+        }
+        return;
     }
 
     let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate).await;
@@ -156,7 +191,7 @@ async fn main() {
     operator = Operator::start(&cp, &client, &emu, &op_args).await;
     if a.rss > total {
         let ns = "b-rss";
-        throughput_operator(&client, ns, a.rss - total).await;
+        throughput_operator(&client, ns, a.rss - total, false).await;
     }
     operator.kill();
     let (peak_mib, rss_mib, cpu, sync) = memory(&cp, &client, &emu, &op_args, a.rss.max(total)).await;
@@ -190,14 +225,24 @@ async fn app_in_backend(client: &Client, ns: &str) {
     until(&format!("app of {ns} in the backend"), in_backend).await;
 }
 
-/// Applies an app and `n` clients, returns the time until all are Ready.
-async fn throughput_operator(client: &Client, ns: &str, n: usize) -> Duration {
-    app_in_backend(client, ns).await;
+/// A machine-to-machine client of the operator's `hydra` backend.
+fn hydra_doc(name: &str) -> serde_json::Value {
+    json!({"metadata": {"name": name}, "spec": {"backend": "hydra", "hydra": {"grantTypes": ["client_credentials"]}}})
+}
+
+/// Applies an app and `n` clients (or `n` hydra clients), returns the time until all are Ready.
+async fn throughput_operator(client: &Client, ns: &str, n: usize, hydra: bool) -> Duration {
+    match hydra {
+        true => drop(namespace(client, ns).await),
+        false => app_in_backend(client, ns).await,
+    }
     let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     stream::iter(0..n)
         .for_each_concurrent(32, |i| async move {
-            apply_in_shard::<OAuthClient>(client, ns, client_doc(&format!("c{i}"), "app", json!({})), SHARD).await;
+            let name = format!("c{i}");
+            let doc = if hydra { hydra_doc(&name) } else { client_doc(&name, "app", json!({})) };
+            apply_in_shard::<OAuthClient>(client, ns, doc, SHARD).await;
         })
         .await;
     all_ready.await.expect("watch").duration_since(started)
@@ -254,26 +299,51 @@ fn cpu_since(before: &HashMap<String, f64>) -> String {
     format!("{total:.1} ({})", each.join(", "))
 }
 
-/// The limit run: `n` OAuthClients outside the operator's shard, and per resource exactly the
-/// writes and backend calls the operator makes, at the same concurrency.
-async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -> Duration {
-    namespace(client, ns).await;
+/// Hydra's admin API through the adapter, as the operator's `hydra` backend sees it.
+fn hydra_backend(hydra: &support::hydra::Hydra) -> Arc<dyn Backend> {
+    let config = oauth_operator::backend::http::HttpConfig {
+        base_url: hydra.admin.parse().expect("URL"),
+        api_key: oauth_operator::backend::SecretString::new(""),
+        timeout: Duration::from_secs(30),
+        requests_per_second: 0,
+        ca_pem: None,
+    };
+    Arc::new(HydraBackend::new(config).expect("hydra adapter"))
+}
+
+/// The emulator's app `ns` through the adapter, made for the limit run.
+async fn emulator_app(emu: &Emulator, ns: &str) -> Arc<dyn Backend> {
     let backend = support::resources::backend_at(emu);
-    let app = AppKey { deployment: None, slug: ns.into() };
     let new_app = oauth_operator::backend::NewApp { slug: ns.into(), name: ns.into(), ..Default::default() };
     backend.create_app(None, &new_app).await.expect("app");
-    let backend = Arc::new(backend);
+    Arc::new(backend)
+}
+
+/// The limit run: `n` OAuthClients outside the operator's shard, and per resource exactly the
+/// writes and backend calls the operator makes, at the same concurrency. `hydra`: the clients
+/// are Hydra's (`backend` is Hydra), else clients of the emulator's app `ns`.
+async fn throughput_limit(client: &Client, backend: Arc<dyn Backend>, hydra: bool, ns: &str, n: usize) -> Duration {
+    namespace(client, ns).await;
+    let app = if hydra { AppKey::none() } else { AppKey { deployment: None, slug: ns.into() } };
     let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let settings = ClientSettings {
-        client_auth_method: "client_secret_basic".into(),
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        redirect_uris: vec![support::resources::REDIRECT.into()],
-        ..Default::default()
+    let settings = match hydra {
+        true => ClientSettings {
+            client_auth_method: "client_secret_basic".into(),
+            grant_types: vec!["client_credentials".into()],
+            hydra: Some(Box::default()),
+            ..Default::default()
+        },
+        false => ClientSettings {
+            client_auth_method: "client_secret_basic".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec![support::resources::REDIRECT.into()],
+            ..Default::default()
+        },
     };
     stream::iter(0..n)
         .for_each_concurrent(32, |i| {
@@ -282,10 +352,18 @@ async fn throughput_limit(client: &Client, emu: &Emulator, ns: &str, n: usize) -
             async move {
                 let name = format!("c{i}");
                 // Created as in the operator run, labelled for a shard no operator serves.
-                apply_in_shard::<OAuthClient>(client, api.namespace().expect("ns"), client_doc(&name, "app", json!({})), "limit").await;
+                let doc = if hydra { hydra_doc(&name) } else { client_doc(&name, "app", json!({})) };
+                apply_in_shard::<OAuthClient>(client, api.namespace().expect("ns"), doc, "limit").await;
                 let _slot = limit.acquire().await.expect("semaphore");
                 let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
+                let mut settings = settings;
+                if let Some(h) = settings.hydra.as_mut() {
+                    // The operator chooses the id and records the owner: the same fields here.
+                    h.client_id = format!("{}-{name}", api.namespace().expect("ns"));
+                    h.owner = h.client_id.clone();
+                    h.metadata.insert("oauth-operator.dev/owner".into(), h.owner.clone().into());
+                }
                 let (created, creds) = backend.create_client(&app, &settings).await.expect("backend create");
                 let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},
                     "stringData": {"client_id": creds.client_id, "client_secret": creds.client_secret.expect("secret").expose()}});
