@@ -156,7 +156,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
     let Some(version) = set_finalizers(&api, obj, &all).await? else {
         return Ok(Action::await_change());
     };
-    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Some(version));
+    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), vec![version]);
     apply(&api, obj, &ctx).await
 }
 
@@ -411,10 +411,11 @@ async fn deliver(
     existing: &mut Option<String>,
 ) -> Result<(), Error> {
     let name = desired::secret_name(obj);
-    match secret::write(secrets, obj, &creds, &t.key, existing.as_deref()).await {
-        Ok((uid, version)) => {
+    let namespace = obj.namespace().unwrap_or_default();
+    let made = |versions| ctx.wrote::<Secret>(&namespace, &name, versions);
+    match secret::write(secrets, obj, &creds, &t.key, existing.as_deref(), made).await {
+        Ok(uid) => {
             *existing = uid;
-            ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &name, version);
             Ok(())
         }
         Err(e) => {
@@ -459,11 +460,11 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
     }
     ctx.waits_on_secret(obj, None);
     ctx.lock_undelivered().remove(&key_of(obj));
-    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
+    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Vec::new());
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {
         delete_secret(&secrets, &desired::secret_name(obj), obj).await?;
-        ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), None);
+        ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), Vec::new());
     }
     Ok(Action::await_change())
 }

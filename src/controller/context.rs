@@ -44,9 +44,10 @@ pub struct Context {
     /// Credentials the backend showed whose Secret write failed, per object: written on the
     /// next pass instead of rotating again.
     pub(super) undelivered: Mutex<HashMap<String, secret::Credentials>>,
-    /// The `resourceVersion` of each object (`Kind/namespace/name`) as the operator last wrote
-    /// it: its credentials Secrets, and OAuthClients it added the finalizer to.
-    written: Mutex<HashMap<String, String>>,
+    /// The `resourceVersion`s of each object (`Kind/namespace/name`) that the operator's last
+    /// write made (a Secret's creation makes two: the create, then the apply of its content):
+    /// its credentials Secrets, and OAuthClients it added the finalizer to.
+    written: Mutex<HashMap<String, Vec<String>>>,
     /// The Secrets other than their own that OAuthClients wait on (a registered client's
     /// credentials, a Secret in the way of its template): an event of one requeues just these.
     readers: Mutex<Readers>,
@@ -148,14 +149,14 @@ impl Context {
         entry.not_before.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
     }
 
-    /// Records the `resourceVersion` an object of kind `K` has after the operator's own write
-    /// (or forgets it, with `None`), so that the watch event of that write triggers no pass.
-    pub(super) fn wrote<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str, version: Option<String>) {
+    /// Records the `resourceVersion`s an object of kind `K` went through in the operator's own
+    /// write (or forgets them, with none), so that the watch events of that write trigger no pass.
+    pub(super) fn wrote<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str, versions: Vec<String>) {
         let key = format!("{}/{namespace}/{name}", K::kind(&()));
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        match version {
-            Some(v) => written.insert(key, v),
-            None => written.remove(&key),
+        match versions.is_empty() {
+            false => written.insert(key, versions),
+            true => written.remove(&key),
         };
     }
 
@@ -163,7 +164,8 @@ impl Context {
     pub(super) fn is_own_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
         let key = format!("{}/{}", K::kind(&()), key_of(obj));
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.get(&key).is_some_and(|v| obj.meta().resource_version.as_ref() == Some(v))
+        let version = obj.meta().resource_version.as_ref();
+        written.get(&key).is_some_and(|versions| version.is_some_and(|v| versions.contains(v)))
     }
 
     /// Records the one Secret of its namespace (other than its own) that `client` waits on, or

@@ -114,15 +114,19 @@ fn controller_of(meta: &Meta) -> String {
 /// Writes the credentials Secret of `owner`: when `existing` (the UID of its own Secret, as the
 /// pass found it) is `None`, first creates it, which fails if one appeared meanwhile; then
 /// applies its content by server-side apply on the condition that it is still that Secret.
-/// Returns the written UID and `resourceVersion`.
+/// Tells `made` the `resourceVersion`s made so far after each step (the create's, then the
+/// apply's too), so that their watch events can be told apart from others' changes as soon as
+/// they can arrive. Returns the written UID.
 pub async fn write(
     api: &Api<Secret>,
     owner: &OAuthClient,
     creds: &Credentials,
     key: &hmac::Key,
     existing: Option<&str>,
-) -> Result<(Option<String>, Option<String>), kube::Error> {
+    made: impl Fn(Vec<String>),
+) -> Result<Option<String>, kube::Error> {
     let mut secret = build(owner, creds, key);
+    let mut versions = Vec::new();
     let name = desired::secret_name(owner);
     let uid = match existing {
         Some(uid) => uid.to_string(),
@@ -137,12 +141,17 @@ pub async fn write(
                 ..Default::default()
             };
             let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-            api.create(&params, &identity).await?.metadata.uid.unwrap_or_default()
+            let created = api.create(&params, &identity).await?.metadata;
+            versions.extend(created.resource_version);
+            made(versions.clone());
+            created.uid.unwrap_or_default()
         }
     };
     secret.metadata.uid = Some(uid);
     let written = api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
-    Ok((written.metadata.uid, written.metadata.resource_version))
+    versions.extend(written.metadata.resource_version);
+    made(versions);
+    Ok(written.metadata.uid)
 }
 
 /// Deletes the Secret `name` if `owner_uid` controls it, on the condition that it is still

@@ -29,6 +29,7 @@ pub fn trials() -> Vec<Trial> {
         trial("hydra::a_hydra_maester_client_is_taken_over_once", a_hydra_maester_client_is_taken_over_once),
         trial("hydra::a_tenant_cannot_take_another_teams_client", a_tenant_cannot_take_another_teams_client),
         trial("hydra::the_list_pages_past_250_clients", the_list_pages_past_250_clients),
+        trial("hydra::every_auth_method_settles", every_auth_method_settles),
     ]
 }
 
@@ -251,4 +252,63 @@ async fn the_list_pages_past_250_clients(_: Client) {
     assert!(listed.len() > 250);
     let direct = hydra.client_ids().await;
     assert_eq!(listed.len(), direct.len(), "as many as Hydra holds");
+}
+
+/// `client_secret_post`, a public client and `private_key_jwt` with a JWKS: each settles (the
+/// operator reads Hydra's answer back as it sent it, so a pass writes nothing), and only the
+/// first has a secret in its Secret.
+async fn every_auth_method_settles(client: Client) {
+    let ns = namespace(&client, "e2e-hydra-methods").await;
+    let code =
+        json!({"grantTypes": ["authorization_code", "refresh_token"], "responseTypes": ["code"], "scopes": ["openid"]});
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "use": "sig", "kid": "k1",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+    let cases = [
+        ("post", json!({"clientAuthMethod": "client_secret_post", "accessTokenFormat": "jwt"})),
+        (
+            "public",
+            json!({"clientAuthMethod": "none", "redirectUris": ["http://localhost:8080/cb"], "hydra": code,
+            "postLogoutRedirectUris": ["http://localhost:8080/bye"], "skipConsent": true}),
+        ),
+        (
+            "keys",
+            json!({"clientAuthMethod": "private_key_jwt", "tokenEndpointAuthSigningAlg": "ES256", "jwks": jwks,
+            "clientUri": "https://keys.example.com", "contacts": ["ops@example.com"]}),
+        ),
+    ];
+    for (name, spec) in &cases {
+        let mut spec = spec.clone();
+        spec["secretTemplate"] = json!({"name": secret_name(name)});
+        apply::<OAuthClient>(&client, &ns, hydra_doc(name, spec)).await;
+    }
+    let mut ids = Vec::new();
+    for (name, _) in &cases {
+        client_ready(&client, &ns, name).await;
+        let id = secret_key(&client, &ns, &secret_name(name), "client_id").await.expect("client_id");
+        ids.push(id);
+    }
+    let post = secret_key(&client, &ns, &secret_name("post"), "client_secret").await.expect("a secret");
+    let hydra = &Env::get().hydra;
+    assert_eq!(hydra.token_status(&ids[0], &post, false).await, 200, "client_secret_post in the form");
+    assert_eq!(hydra.token_status(&ids[0], &post, true).await, 401, "and only so, as registered");
+    for name in ["public", "keys"] {
+        assert!(secret_key(&client, &ns, &secret_name(name), "client_secret").await.is_none(), "{name}: no secret");
+    }
+    let stored = hydra_client(&ids[2]).await.expect("in Hydra");
+    assert_eq!(stored["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(stored["jwks"]["keys"][0]["kid"], "k1");
+
+    let updated = async || {
+        let mut times = Vec::new();
+        for id in &ids {
+            times.push(hydra_client(id).await.expect("in Hydra")["updated_at"].clone());
+        }
+        times
+    };
+    let before = updated().await;
+    let env = Env::get();
+    let reads = || env.cp.requests_by(USER, "get", "secrets", &secret_name("keys"));
+    let start = reads();
+    until_within("two more passes", RESYNC * 6, async || reads() >= start + 2).await;
+    assert_eq!(updated().await, before, "settled: no client was written again");
 }
