@@ -1,10 +1,18 @@
-//! Prometheus metrics, served on `/metrics`. Labels never carry a secret or an object name.
+//! Prometheus metrics, served on `/metrics`. Labels never carry a secret; object names only in
+//! the per-Secret age gauges, which an alert on rotation policy needs.
 
-use std::{future::Future, sync::LazyLock, time::Instant};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{Arc, LazyLock, Mutex},
+    time::{Duration, Instant},
+};
 
+use k8s_openapi::jiff::Timestamp;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::ConstGauge, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -39,6 +47,52 @@ pub struct Metrics {
     backend_seconds: Family<OperationLabels, Histogram>,
     pub rotations: Counter,
     pub regenerations: Counter,
+    ages: Arc<SecretAges>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    namespace: String,
+    name: String,
+}
+
+/// When each OAuthClient's secret was issued (Unix seconds) and its `spec.rotation.every`, by
+/// `namespace/name`: ages are computed at each scrape, so they grow between passes.
+#[derive(Debug, Default)]
+struct SecretAges(Mutex<BTreeMap<String, (i64, Option<Duration>)>>);
+
+impl Collector for SecretAges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let ages = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let now = Timestamp::now().as_second();
+        let labels = |key: &str| {
+            let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+            SecretLabels { namespace: namespace.into(), name: name.into() }
+        };
+        let help = "Age of each OAuthClient's client secret, since it was issued";
+        let mut age = encoder.encode_descriptor("secret_age_seconds", help, None, MetricType::Gauge)?;
+        for (key, (issued, _)) in &ages {
+            ConstGauge::new(now - issued).encode(age.encode_family(&labels(key))?)?;
+        }
+        let help = "The rotation.every of each OAuthClient that has one: the oldest its secret should get";
+        let mut max = encoder.encode_descriptor("secret_max_age_seconds", help, None, MetricType::Gauge)?;
+        for (key, (_, every)) in &ages {
+            if let Some(every) = every {
+                ConstGauge::new(every.as_secs() as i64).encode(max.encode_family(&labels(key))?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Records when the secret of the OAuthClient `key` (`namespace/name`) was issued and its
+/// rotation period; `None` forgets it (deleted, or nothing issued).
+pub fn secret_age(key: &str, issued: Option<Timestamp>, every: Option<Duration>) {
+    let mut ages = METRICS.ages.0.lock().unwrap_or_else(|e| e.into_inner());
+    match issued {
+        Some(issued) => ages.insert(key.to_string(), (issued.as_second(), every)),
+        None => ages.remove(key),
+    };
 }
 
 fn seconds_histogram() -> Histogram {
@@ -55,6 +109,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         backend_seconds: Family::new_with_constructor(seconds_histogram),
         rotations: Counter::default(),
         regenerations: Counter::default(),
+        ages: Arc::default(),
         registry: Registry::default(),
     };
     registry.register("reconciles", "Reconcile passes by kind and result", m.reconciles.clone());
@@ -76,6 +131,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Credentials Secrets regenerated after deletion or edit",
         m.regenerations.clone(),
     );
+    registry.register_collector(Box::new(m.ages.clone()));
     Metrics { registry, ..m }
 });
 
@@ -131,5 +187,21 @@ mod tests {
         assert!(text.contains(r#"oauth_operator_backend_requests_total{operation="test_op",status="200"} 1"#));
         assert!(text.contains("oauth_operator_reconcile_duration_seconds_bucket"));
         assert!(text.contains("oauth_operator_secret_rotations_total"));
+    }
+
+    #[test]
+    fn secret_ages_grow_at_each_scrape_and_go_with_their_client() {
+        let issued = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(90);
+        secret_age("shop/web", Some(issued), Some(Duration::from_secs(3600)));
+        let text = render();
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"oauth_operator_secret_age_seconds{namespace="shop",name="web"} "#))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("an age");
+        assert!((90..100).contains(&age), "{age}");
+        assert!(text.contains(r#"oauth_operator_secret_max_age_seconds{namespace="shop",name="web"} 3600"#), "{text}");
+        secret_age("shop/web", None, None);
+        assert!(!render().contains(r#"name="web""#), "forgotten with its client");
     }
 }

@@ -75,6 +75,9 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.hydra) || !self.hydra.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
         .message("a hydra client with the authorization_code grant needs at least one redirectUris entry")
         .field_path(".redirectUris"),
+    validation = Rule::new("!has(self.registered) || !has(self.rotation)")
+        .message("registered clients take their secret from the user: rotation does not apply")
+        .field_path(".rotation"),
     validation = Rule::new("has(self.hydra) || !has(self.secretTemplate) || !has(self.secretTemplate.keys) || (!has(self.secretTemplate.keys.tokenUrl) && !has(self.secretTemplate.keys.issuer))")
         .message("secretTemplate.keys.tokenUrl and issuer are for hydra clients"),
     validation = Rule::new("!has(self.hydra) || self.clientAuthMethod != 'none' || !self.hydra.grantTypes.exists(g, g == 'client_credentials')")
@@ -236,6 +239,35 @@ pub struct OAuthClientSpec {
     /// client, `Orphan` leaves it as it is.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// When and how the secret rotates on its own (the rotate annotation works as well).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
+}
+
+/// A rotation policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// Rotate when the secret is older than this: a Go duration of at least `1m`, such as
+    /// `720h`. The age counts from when the secret was issued (`status.lastRotatedAt`, and the
+    /// Secret's `oauth-operator.dev/issued-at`); a rotate annotation resets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(r"^([0-9]{1,6}h)?([0-9]{1,8}m)?([0-9]{1,10}s)?$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
+    pub every: Option<String>,
+    /// How a rotation replaces the secret. `InPlace`: the backend client gets a new secret,
+    /// and the old one stops working at once.
+    #[serde(default)]
+    pub strategy: RotationStrategy,
+}
+
+/// How a rotation replaces the secret.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum RotationStrategy {
+    /// A new secret for the same client; the old secret stops working at once.
+    #[default]
+    InPlace,
 }
 
 fn default_true() -> bool {

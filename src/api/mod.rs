@@ -16,8 +16,8 @@ pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCat
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
     CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec, IdTokenSigningAlg,
-    Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, RegisteredSpec, SecretKeys, SecretTemplate, SigningAlg,
-    TokenLifespans,
+    Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, RegisteredSpec, RotationSpec, RotationStrategy,
+    SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
 };
 
 /// API group of both resources.
@@ -237,6 +237,13 @@ mod tests {
             "registered": {"provider": "github", "providerName": "GitHub", "authorizationUrl": "https://github.com/a",
                            "tokenUrl": "https://github.com/t", "credentialsSecret": {"name": "gh"}}});
         assert_eq!(client(registered).validate(), Ok(()), "registered clients need no redirect URIs");
+        assert_eq!(client(serde_json::json!({"rotation": {"every": "1m"}})).validate(), Ok(()));
+        let message = refused(serde_json::json!({"rotation": {"every": "59s"}}));
+        assert!(message.contains("rotation.every must be at least 1m"), "{message}");
+        let hydra = serde_json::json!({"appRef": null, "grantTypes": null, "redirectUris": null, "backend": "hydra",
+            "clientAuthMethod": "none", "hydra": {"grantTypes": ["client_credentials"]}});
+        let message = refused(hydra);
+        assert!(message.contains("clientAuthMethod none (a public client) cannot use it"), "{message}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
 use kube::{
     Api, Resource, ResourceExt,
     api::{PartialObjectMeta, Patch, PatchParams},
@@ -22,7 +22,7 @@ use super::{
     Context, Error, conclude,
     conditions::{self, reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
-    desired, error_policy, key_of, prelude, registered,
+    desired, error_policy, key_of, prelude, registered, schedule,
     secret::{self, Found},
     target::{Target, deactivate, find, now, target},
     tenancy, watch, write_status,
@@ -180,8 +180,12 @@ async fn set_finalizers(
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, ctx, &mut status).await;
+    // The next scheduled rotation, from what this pass issued or found (the status now says).
+    let issued = status.last_rotated_at.as_deref().and_then(|t| t.parse().ok());
+    let due = rotation_due_at(obj, ctx, issued);
+    crate::metrics::secret_age(&key_of(obj), issued, rotation_every(obj));
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
-    result.map(|_| ctx.settled(&key_of(obj)))
+    result.map(|_| ctx.settled_until(&key_of(obj), due))
 }
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
@@ -252,6 +256,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         },
         held,
         requested: pending.is_some(),
+        due: rotation_due(obj, ctx, &found, status),
     };
     let (current, deliver_held, deactivate_it, rotation) = match (credentials::plan(&facts), current) {
         (Plan::Keep { deliver_held, deactivate, rotate }, Some(c)) => (c, deliver_held, deactivate, rotate),
@@ -266,10 +271,10 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
 
     let held = if deliver_held { ctx.lock_undelivered().remove(&key_of(obj)) } else { None };
     if let Some(creds) = held {
-        let issued = creds.client_secret.is_some();
+        let issued_at = creds.client_secret.as_ref().and(creds.issued_at.clone());
         deliver(ctx, &secrets, obj, &t, creds, &mut existing).await?;
-        if issued {
-            status.last_rotated_at = Some(now());
+        if issued_at.is_some() {
+            status.last_rotated_at = issued_at;
         }
     }
     if !obj.spec.active {
@@ -297,16 +302,18 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         } else {
             None
         };
+        let issued_at = now();
         let delivery = secret::Credentials {
             client_id: current.client_id.clone(),
             client_secret: secret.clone(),
             backend_id: current.id.clone(),
             rotate_request: pending.clone().or_else(|| status.last_handled_rotate_request.clone()),
             issuer: t.issuer.clone(),
+            issued_at: Some(issued_at.clone()),
         };
         deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
         if secret.is_some() {
-            status.last_rotated_at = Some(now());
+            status.last_rotated_at = Some(issued_at);
         }
         let (metric, reason, note) = match rotation {
             Rotation::Regenerate => (
@@ -318,6 +325,11 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
                 &crate::metrics::metrics().rotations,
                 "Rotated",
                 "rotated the client secret as the rotate annotation asked",
+            ),
+            Rotation::Scheduled => (
+                &crate::metrics::metrics().rotations,
+                "RotatedOnSchedule",
+                "rotated the client secret: it was older than spec.rotation.every",
             ),
         };
         metric.inc();
@@ -356,15 +368,17 @@ async fn create(
     // next pass finds this client instead of creating another.
     status.backend_id = Some(client.id.clone());
     status.client_id = Some(client.client_id.clone());
+    let issued_at = now();
     let credentials = secret::Credentials {
         client_id: creds.client_id.clone(),
         client_secret: creds.client_secret.clone(),
         backend_id: client.id.clone(),
         rotate_request: rotate_request.clone(),
         issuer: t.issuer.clone(),
+        issued_at: Some(issued_at.clone()),
     };
     deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
-    status.last_rotated_at = Some(now());
+    status.last_rotated_at = Some(issued_at);
     status.last_handled_rotate_request = rotate_request;
     let (reason, note) = if replaces {
         (
@@ -376,6 +390,34 @@ async fn create(
     };
     ctx.event(obj, EventType::Normal, reason, note).await;
     Ok(settled::CLIENT.into())
+}
+
+/// When the current secret was issued: the Secret's record (written with the secret, so it
+/// survives a crash before the status write), else the status.
+fn issued_at(found: &Found, status: &OAuthClientStatus) -> Option<Timestamp> {
+    let recorded = match found {
+        Found::Intact { issued_at, .. } => issued_at.as_deref(),
+        _ => None,
+    };
+    recorded.or(status.last_rotated_at.as_deref()).and_then(|t| t.parse().ok())
+}
+
+/// `spec.rotation.every`, parsed (the CRD checked its form).
+fn rotation_every(obj: &OAuthClient) -> Option<Duration> {
+    let every = obj.spec.rotation.as_ref()?.every.as_deref()?;
+    crate::config::parse_duration(every).ok()
+}
+
+/// When the secret is due for its scheduled rotation, if it has a schedule. A secret of unknown
+/// age counts as issued when the operator started.
+fn rotation_due_at(obj: &OAuthClient, ctx: &Context, issued: Option<Timestamp>) -> Option<Timestamp> {
+    let every = rotation_every(obj)?;
+    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
+    Some(schedule::due_at(issued.unwrap_or(ctx.started), every, ctx.started, uid))
+}
+
+fn rotation_due(obj: &OAuthClient, ctx: &Context, found: &Found, status: &OAuthClientStatus) -> bool {
+    rotation_due_at(obj, ctx, issued_at(found, status)).is_some_and(|due| Timestamp::now() >= due)
 }
 
 /// The template's `tokenUrl` and `issuer` keys need the backend's issuer URL.
@@ -460,6 +502,7 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
     }
     ctx.waits_on_secret(obj, None);
     ctx.lock_undelivered().remove(&key_of(obj));
+    crate::metrics::secret_age(&key_of(obj), None, None);
     ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Vec::new());
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {

@@ -37,6 +37,8 @@ pub struct Context {
     pub resync: Duration,
     /// How old an unmanaged backend client must be before an app that asks for it prunes it.
     pub unmanaged_grace: Duration,
+    /// When this process started: overdue scheduled rotations are spread from then on.
+    pub started: k8s_openapi::jiff::Timestamp,
     reporter: Reporter,
     pub(super) lists: ClientLists,
     /// Per object after a failure: consecutive failures and when to try again.
@@ -78,6 +80,7 @@ impl Context {
             namespace,
             resync,
             unmanaged_grace,
+            started: k8s_openapi::jiff::Timestamp::now(),
             reporter: Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
             // The longest jittered resync period: a list serves one whole round of passes.
             lists: ClientLists::new(resync.mul_f64(1.0 + RESYNC_JITTER)),
@@ -116,8 +119,19 @@ impl Context {
 
     /// The requeue after a success: the resync period, jittered by up to 10%.
     pub(super) fn settled(&self, key: &str) -> Action {
+        self.settled_until(key, None)
+    }
+
+    /// As [`Context::settled`], or at `due` (a scheduled rotation) if that comes sooner.
+    pub(super) fn settled_until(&self, key: &str, due: Option<k8s_openapi::jiff::Timestamp>) -> Action {
         self.lock_failures().remove(key);
-        Action::requeue(jitter(self.resync, RESYNC_JITTER))
+        let resync = jitter(self.resync, RESYNC_JITTER);
+        let until_due = due.map(|due| {
+            let wait = k8s_openapi::jiff::Timestamp::now().duration_until(due);
+            Duration::try_from(wait).unwrap_or(Duration::ZERO)
+        });
+        // A moment past the due time, so that the pass finds it due.
+        Action::requeue(until_due.map_or(resync, |wait| resync.min(wait + Duration::from_millis(100))))
     }
 
     /// The wait after a failure: exponential per object from 1 s to 5 min, jittered, or

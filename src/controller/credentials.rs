@@ -1,6 +1,7 @@
 //! What a pass does about a client's credentials, decided without I/O from what the pass read:
 //! create a client, write credentials held from an earlier pass, deactivate, rotate (to answer
-//! a rotate request, or to regenerate a Secret that was lost or edited), or keep. The rules
+//! a rotate request, on the schedule of `spec.rotation.every`, or to regenerate a Secret that
+//! was lost or edited), or keep. The rules
 //! that make "rotate exactly once, never lose a shown secret" hold are the rows of the table
 //! tested below; `client::sync` reads, plans, acts, then writes the status.
 
@@ -39,6 +40,9 @@ pub struct Facts {
     pub held: Option<bool>,
     /// The rotate annotation holds a value the status has not recorded as handled.
     pub requested: bool,
+    /// `spec.rotation.every` has passed since the Secret's secret was issued (and the spread of
+    /// rotations after a start has reached this resource).
+    pub due: bool,
 }
 
 /// Why a secret is rotated.
@@ -48,6 +52,8 @@ pub enum Rotation {
     Requested,
     /// The Secret is missing or edited: the backend never shows a secret twice.
     Regenerate,
+    /// The secret is older than `spec.rotation.every`.
+    Scheduled,
 }
 
 /// What the pass does, in this order.
@@ -78,6 +84,8 @@ pub fn plan(facts: &Facts) -> Plan {
         _ if !facts.want_active => None,
         SecretState::Missing | SecretState::Damaged => Some(Rotation::Regenerate),
         SecretState::Intact { answers_request } if facts.requested && !answers_request => Some(Rotation::Requested),
+        // Held credentials were just issued: their age starts now.
+        SecretState::Intact { .. } if facts.due && facts.held.is_none() => Some(Rotation::Scheduled),
         SecretState::Intact { .. } => None,
     };
     Plan::Keep {
@@ -95,7 +103,11 @@ mod tests {
     const ANSWERED: S = S::Intact { answers_request: true };
 
     fn facts(client: C, want_active: bool, secret: S, held: Option<bool>, requested: bool) -> Facts {
-        Facts { client, want_active, secret, held, requested }
+        Facts { client, want_active, secret, held, requested, due: false }
+    }
+
+    fn due(f: Facts) -> Facts {
+        Facts { due: true, ..f }
     }
 
     fn keep(deliver_held: bool, deactivate: bool, rotate: Option<R>) -> Plan {
@@ -187,6 +199,36 @@ mod tests {
                 facts(C::Inactive, false, S::Missing, None, true),
                 keep(false, false, None),
             ),
+            (
+                "a secret past spec.rotation.every is rotated",
+                due(facts(C::Active, true, INTACT, None, false)),
+                keep(false, false, Some(R::Scheduled)),
+            ),
+            (
+                "due and requested: one rotation answers both (the age restarts)",
+                due(facts(C::Active, true, INTACT, None, true)),
+                keep(false, false, Some(R::Requested)),
+            ),
+            (
+                "due, but the Secret is lost: one regeneration serves both",
+                due(facts(C::Active, true, S::Missing, None, false)),
+                keep(false, false, Some(R::Regenerate)),
+            ),
+            (
+                "due, but held credentials were just issued: written, not rotated again",
+                due(facts(C::Active, true, INTACT, Some(false), false)),
+                keep(true, false, None),
+            ),
+            (
+                "due, but inactive: an inactive client is not rotated",
+                due(facts(C::Active, false, INTACT, None, false)),
+                keep(false, true, None),
+            ),
+            (
+                "due with no client: the creation issues a fresh secret",
+                due(facts(C::Missing, true, INTACT, None, false)),
+                Plan::Create { replaces: false },
+            ),
         ];
         for (why, facts, want) in rows {
             assert_eq!(plan(facts), *want, "{why}: {facts:?}");
@@ -203,15 +245,17 @@ mod tests {
                 for secret in secrets {
                     for held in [None, Some(false), Some(true)] {
                         for requested in [false, true] {
-                            let f = facts(client, want_active, secret, held, requested);
-                            check(&f, plan(&f));
-                            rows += 1;
+                            for due in [false, true] {
+                                let f = Facts { due, ..facts(client, want_active, secret, held, requested) };
+                                check(&f, plan(&f));
+                                rows += 1;
+                            }
                         }
                     }
                 }
             }
         }
-        assert_eq!(rows, 144);
+        assert_eq!(rows, 288);
     }
 
     fn check(f: &Facts, plan: Plan) {
@@ -237,6 +281,13 @@ mod tests {
                 if !f.want_active {
                     assert_eq!(rotate, None, "an inactive client is not rotated: {f:?}");
                 }
+                let intact = f.held.is_none() && matches!(f.secret, S::Intact { .. });
+                let pending = f.requested && f.secret != ANSWERED;
+                assert_eq!(
+                    rotate == Some(R::Scheduled),
+                    f.want_active && f.due && intact && !pending,
+                    "a due secret rotates once, and only when nothing else issues one: {f:?}"
+                );
             }
         }
     }

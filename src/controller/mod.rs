@@ -11,6 +11,7 @@ pub mod desired;
 mod error;
 mod lists;
 mod registered;
+mod schedule;
 pub mod secret;
 mod status;
 mod target;

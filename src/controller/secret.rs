@@ -28,6 +28,8 @@ pub const BACKEND_ID: &str = "oauth-operator.dev/backend-id";
 /// HMAC of the owner's UID and [`BACKEND_ID`]: without a valid one the backend id is ignored.
 pub const BACKEND_ID_SIGNATURE: &str = "oauth-operator.dev/backend-id-signature";
 pub const ROTATE_REQUEST: &str = "oauth-operator.dev/rotate-request";
+/// When the secret in the Secret was issued (RFC 3339): the age `spec.rotation.every` counts.
+pub const ISSUED_AT: &str = "oauth-operator.dev/issued-at";
 const CHECKSUM: &str = "oauth-operator.dev/checksum";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "oauth-operator");
 
@@ -39,6 +41,7 @@ pub enum Found {
     Intact {
         backend_id: Option<String>,
         rotate_request: Option<String>,
+        issued_at: Option<String>,
     },
     /// Emptied or edited: the data no longer matches its checksum.
     Damaged {
@@ -66,6 +69,8 @@ pub struct Credentials {
     pub rotate_request: Option<String>,
     /// The issuer of a hydra backend, for the template's `tokenUrl` and `issuer` keys.
     pub issuer: Option<String>,
+    /// When the backend issued the secret (RFC 3339).
+    pub issued_at: Option<String>,
 }
 
 /// Reads the Secret of `owner` and tells whether it is its own and still holds what the
@@ -91,7 +96,8 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     let sum = checksum(&client_id, client_secret.as_deref(), &endpoints);
     let intact = annotations.get(CHECKSUM).is_some_and(|written| *written == sum);
     let found = if intact {
-        Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned() }
+        let issued_at = annotations.get(ISSUED_AT).cloned();
+        Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned(), issued_at }
     } else {
         Found::Damaged { backend_id }
     };
@@ -200,6 +206,9 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     if let Some(request) = &creds.rotate_request {
         annotations.insert(ROTATE_REQUEST.into(), request.clone());
     }
+    if let Some(issued_at) = &creds.issued_at {
+        annotations.insert(ISSUED_AT.into(), issued_at.clone());
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(desired::secret_name(owner)),
@@ -277,6 +286,7 @@ mod tests {
             backend_id: "42".into(),
             rotate_request: Some("r1".into()),
             issuer: None,
+            issued_at: Some("2026-11-28T08:00:00Z".into()),
         };
         let secret = build(&owner(), &creds, &key());
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));
@@ -289,6 +299,7 @@ mod tests {
         let annotations = secret.metadata.annotations.as_ref().expect("annotations");
         assert_eq!(annotations[BACKEND_ID], "42");
         assert_eq!(annotations[ROTATE_REQUEST], "r1");
+        assert_eq!(annotations[ISSUED_AT], "2026-11-28T08:00:00Z");
         assert!(!annotations[CHECKSUM].contains("oc_secret_x"));
         assert!(verify(&key(), "u-1", "42", &annotations[BACKEND_ID_SIGNATURE]), "the record is signed for its owner");
         let owner_ref = &secret.metadata.owner_references.as_ref().expect("owner")[0];
@@ -323,6 +334,7 @@ mod tests {
                 backend_id: "1".into(),
                 rotate_request: None,
                 issuer: None,
+                issued_at: None,
             },
             &key(),
         );

@@ -90,6 +90,8 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
                 "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}}),
         ),
         ("hydra-take-over", HYDRA, json!({"spec": {"hydra": {"clientId": "maester-orders_1.v2~x"}}})),
+        ("rotation-every", CLIENT, json!({"spec": {"rotation": {"every": "720h", "strategy": "InPlace"}}})),
+        ("rotation-every-minute", HYDRA, json!({"spec": {"rotation": {"every": "1m"}}})),
         (
             "app-minimal",
             APP,
@@ -354,6 +356,24 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             HYDRA,
             json!({"spec": {"hydra": {"scopes": ["orders read"]}}}),
             &["spec.hydra.scopes[0]", "should match"],
+        ),
+        (
+            "rotation-too-often",
+            CLIENT,
+            json!({"spec": {"rotation": {"every": "59s"}}}),
+            &["spec.rotation.every", "rotation.every must be at least 1m"],
+        ),
+        (
+            "rotation-in-days",
+            CLIENT,
+            json!({"spec": {"rotation": {"every": "30d"}}}),
+            &["spec.rotation.every", "should match"],
+        ),
+        (
+            "rotation-of-a-registered-client",
+            REGISTERED,
+            json!({"spec": {"rotation": {"every": "720h"}}}),
+            &["spec.rotation", "registered clients take their secret from the user"],
         ),
         (
             "token-url-key-without-hydra",

@@ -13,6 +13,7 @@ mod hydra;
 mod install;
 mod quiet;
 mod reconcile;
+mod rotation;
 mod tenancy;
 
 fn main() -> std::process::ExitCode {
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(tenancy::trials());
     trials.extend(gitops::trials());
     trials.extend(hydra::trials());
+    trials.extend(rotation::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
         support::Env::get();
