@@ -56,3 +56,22 @@ fn helm_chart_carries_the_committed_crds() {
         "the chart's CRDs are stale: cp crds/crds.yaml deploy/helm/oauth-operator/crds/crds.yaml"
     );
 }
+
+/// The example alerts of `deploy/prometheus/` name only metrics the operator exports.
+#[tokio::test]
+async fn example_alerts_name_exported_metrics() {
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml"))
+        .expect("read deploy/prometheus/alerts.yaml");
+    let issued = k8s_openapi::jiff::Timestamp::now();
+    oauth_operator::metrics::secret_age("ns/name", Some(issued), Some(std::time::Duration::from_secs(60)));
+    let _ = oauth_operator::metrics::reconcile("drift_check", |_: &()| "failed", async { Err::<(), ()>(()) }).await;
+    let exported = oauth_operator::metrics::render();
+    let names: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("oauth_operator_"))
+        .collect();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in names {
+        assert!(exported.contains(name), "{name} is not exported:\n{exported}");
+    }
+}

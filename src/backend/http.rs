@@ -108,6 +108,28 @@ impl Http {
     }
 }
 
+/// Every item of a paged list: `page(token)` reads one page (the first with `None`) and gives
+/// its items and the next page's token, `None` at the end. A backend that hands out a token
+/// twice, or goes on past `max_pages`, would be listed forever: both end in an error.
+pub async fn all_pages<T, F, Fut>(max_pages: usize, mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>)>>,
+{
+    let (mut items, mut token) = (Vec::new(), None);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..max_pages {
+        let (more, next) = page(token).await?;
+        items.extend(more);
+        let Some(next) = next else { return Ok(items) };
+        if !seen.insert(next.clone()) {
+            return Err(Error::Transient { message: "the client list repeats a page token".into() });
+        }
+        token = Some(next);
+    }
+    Err(Error::Transient { message: format!("the client list goes on past {max_pages} pages") })
+}
+
 /// The string values of the body's fields named like a secret (`client_secret`, ...).
 fn secrets_in(body: Option<&Value>) -> Vec<String> {
     let mut found = Vec::new();

@@ -89,10 +89,7 @@ impl Backend for HydraBackend {
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
-        let mut clients = Vec::new();
-        let mut token: Option<String> = None;
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..MAX_PAGES {
+        http::all_pages(MAX_PAGES, |token| async move {
             let mut url = self.url(None);
             if let Some(token) = &token {
                 url.query_pairs_mut().append_pair("page_token", token);
@@ -103,15 +100,9 @@ impl Backend for HydraBackend {
             let page: Vec<Wire> = http::parse(response).await?;
             // Hydra links a next page even past the end (an empty list links offset 250).
             let next = next.filter(|_| !page.is_empty());
-            clients.extend(page.into_iter().map(Client::from));
-            let Some(next) = next else { return Ok(clients) };
-            // An offset that comes back would be listed forever.
-            if !seen.insert(next.clone()) {
-                return Err(Error::Transient { message: "the client list repeats a page token".into() });
-            }
-            token = Some(next);
-        }
-        Err(Error::Transient { message: format!("the client list goes on past {MAX_PAGES} pages") })
+            Ok((page.into_iter().map(Client::from).collect(), next))
+        })
+        .await
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::{
     AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, RegisteredSettings, Result,
     SecretString,
-    http::{Http, HttpConfig},
+    http::{self, Http, HttpConfig},
 };
 
 /// Clients asked for per list page, and the most pages read (a million clients): a list that
@@ -74,27 +74,17 @@ impl Backend for McpBackend {
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
-        let mut clients = Vec::new();
-        let mut token = String::new();
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..MAX_PAGES {
+        http::all_pages(MAX_PAGES, |token| async move {
             let mut url = self.url(None);
             url.query_pairs_mut().append_pair("page.page_size", PAGE_SIZE);
-            if !token.is_empty() {
-                url.query_pairs_mut().append_pair("page.page_token", &token);
+            if let Some(token) = &token {
+                url.query_pairs_mut().append_pair("page.page_token", token);
             }
             let page: Page = self.http.call("list_mcp_clients", Method::GET, url, None).await?;
-            clients.extend(page.clients.into_iter().map(Client::from));
-            token = page.page.map(|p| p.next_page_token).unwrap_or_default();
-            if token.is_empty() {
-                return Ok(clients);
-            }
-            // A backend that hands out a token twice would be listed forever.
-            if !seen.insert(token.clone()) {
-                return Err(Error::Transient { message: "the client list repeats a page token".into() });
-            }
-        }
-        Err(Error::Transient { message: format!("the client list goes on past {MAX_PAGES} pages") })
+            let next = page.page.map(|p| p.next_page_token).filter(|t| !t.is_empty());
+            Ok((page.clients.into_iter().map(Client::from).collect(), next))
+        })
+        .await
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {
