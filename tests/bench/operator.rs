@@ -45,7 +45,7 @@ use support::{
     ControlPlane,
     emulator::Emulator,
     operator::{Operator, USER},
-    resources::{app_doc, apply_in_shard, client_doc, namespace, until},
+    resources::{app_doc, apply_in_shard, client_doc, namespace, until, until_within},
 };
 use tokio::sync::Semaphore;
 
@@ -148,7 +148,7 @@ async fn main() {
             Some(hydra) => hydra_backend(hydra),
             None => emulator_app(&emu, &limit_ns).await,
         };
-        let limit = throughput_limit(&client, backend, a.hydra, &limit_ns, n).await;
+        let limit = throughput_limit(&client, &Limit::new(&client, backend, a.hydra, &limit_ns).await, n).await;
         let limit_cpu = cpu_since(&cpu);
         table.row(format!("all Ready, {n} clients applied at once: operator"), format!("{operated:.1?}"));
         table.row(format!("all Ready, {n} clients: limit run"), format!("{limit:.1?}"));
@@ -168,15 +168,28 @@ async fn main() {
         return;
     }
 
-    let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate).await;
+    let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
     total += a.latency_count;
+    let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, false, "l-latency").await);
+    let (l50, l99) = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
     table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
     table.row(format!("create → Secret at {}/s: p99", a.rate), format!("{p99:.0?}"));
+    table.row(format!("create → Secret at {}/s, limit run: p50", a.rate), format!("{l50:.0?}"));
+    table.row(format!("create → Secret at {}/s, limit run: p99", a.rate), format!("{l99:.0?}"));
+    let ratio = |op: Duration, limit: Duration| format!("{:.2}", op.as_secs_f64() / limit.as_secs_f64().max(1e-3));
+    table.row("create → Secret ratio operator/limit: p50, p99", format!("{}, {}", ratio(p50, l50), ratio(p99, l99)));
 
     let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
-    let (r50, r99) = rotations(&client, &rotation_ns, a.rotations).await;
+    let (r50, r99) = rotations(&client, &rotation_ns, a.rotations, None).await;
     table.row(format!("rotation, annotation → new secret ({} rotations): p50", a.rotations), format!("{r50:.0?}"));
     table.row("rotation: p99", format!("{r99:.0?}"));
+    // The limit program's resources of the first size: it made them, it rotates them.
+    let limit_ns = format!("l-{}", a.sizes.first().copied().unwrap_or(1000));
+    let limit = Arc::new(Limit::new(&client, emulator_app_of(&emu), false, &limit_ns).await);
+    let (q50, q99) = rotations(&client, &limit_ns, a.rotations, Some(limit)).await;
+    table.row("rotation, limit run: p50", format!("{q50:.0?}"));
+    table.row("rotation, limit run: p99", format!("{q99:.0?}"));
+    table.row("rotation ratio operator/limit: p50, p99", format!("{}, {}", ratio(r50, q50), ratio(r99, q99)));
 
     operator.kill();
     let resync = format!("{}s", a.resync);
@@ -311,6 +324,11 @@ fn hydra_backend(hydra: &support::hydra::Hydra) -> Arc<dyn Backend> {
     Arc::new(HydraBackend::new(config).expect("hydra adapter"))
 }
 
+/// The emulator's apps through the adapter, as the operator's `default` backend sees them.
+fn emulator_app_of(emu: &Emulator) -> Arc<dyn Backend> {
+    Arc::new(support::resources::backend_at(emu))
+}
+
 /// The emulator's app `ns` through the adapter, made for the limit run.
 async fn emulator_app(emu: &Emulator, ns: &str) -> Arc<dyn Backend> {
     let backend = support::resources::backend_at(emu);
@@ -319,73 +337,121 @@ async fn emulator_app(emu: &Emulator, ns: &str) -> Arc<dyn Backend> {
     Arc::new(backend)
 }
 
-/// The limit run: `n` OAuthClients outside the operator's shard, and per resource exactly the
-/// writes and backend calls the operator makes, at the same concurrency. `hydra`: the clients
-/// are Hydra's (`backend` is Hydra), else clients of the emulator's app `ns`.
-async fn throughput_limit(client: &Client, backend: Arc<dyn Backend>, hydra: bool, ns: &str, n: usize) -> Duration {
-    namespace(client, ns).await;
-    let app = if hydra { AppKey::none() } else { AppKey { deployment: None, slug: ns.into() } };
-    let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
+/// What the operator does for one new resource, done directly: the limit program. Its
+/// resources are labelled for a shard no operator serves.
+struct Limit {
+    api: Api<OAuthClient>,
+    secrets: Api<Secret>,
+    events: Api<k8s_openapi::api::events::v1::Event>,
+    backend: Arc<dyn Backend>,
+    app: AppKey,
+    settings: ClientSettings,
+    /// The operator's concurrency.
+    slots: Arc<Semaphore>,
+}
+
+impl Limit {
+    /// `hydra`: the clients are Hydra's (`backend` is Hydra), else clients of the emulator's
+    /// app `ns`.
+    async fn new(client: &Client, backend: Arc<dyn Backend>, hydra: bool, ns: &str) -> Limit {
+        namespace(client, ns).await;
+        let settings = match hydra {
+            true => ClientSettings {
+                client_auth_method: "client_secret_basic".into(),
+                grant_types: vec!["client_credentials".into()],
+                hydra: Some(Box::default()),
+                ..Default::default()
+            },
+            false => ClientSettings {
+                client_auth_method: "client_secret_basic".into(),
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                redirect_uris: vec![support::resources::REDIRECT.into()],
+                ..Default::default()
+            },
+        };
+        Limit {
+            api: Api::namespaced(client.clone(), ns),
+            secrets: Api::namespaced(client.clone(), ns),
+            events: Api::namespaced(client.clone(), ns),
+            backend,
+            app: if hydra { AppKey::none() } else { AppKey { deployment: None, slug: ns.into() } },
+            settings,
+            slots: Arc::new(Semaphore::new(CONCURRENCY)),
+        }
+    }
+
+    /// Applies resource `name` as the operator run does, then makes exactly the writes and the
+    /// backend call the operator makes for it (finalizer patch, backend create, Secret apply,
+    /// event, status patch).
+    async fn create(&self, client: &Client, name: &str) {
+        let ns = self.api.namespace().expect("ns").to_string();
+        let hydra = self.settings.hydra.is_some();
+        let doc = if hydra { hydra_doc(name) } else { client_doc(name, "app", json!({})) };
+        apply_in_shard::<OAuthClient>(client, &ns, doc, "limit").await;
+        let _slot = self.slots.acquire().await.expect("semaphore");
+        let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
+        self.api.patch(name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
+        let mut settings = self.settings.clone();
+        if let Some(h) = settings.hydra.as_mut() {
+            // The operator chooses the id and records the owner: the same fields here.
+            h.client_id = format!("{ns}-{name}");
+            h.owner = h.client_id.clone();
+            h.metadata.insert("oauth-operator.dev/owner".into(), h.owner.clone().into());
+        }
+        let (created, creds) = self.backend.create_client(&self.app, &settings).await.expect("backend create");
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},
+            "stringData": {"client_id": creds.client_id, "client_secret": creds.client_secret.expect("secret").expose()}});
+        self.secrets
+            .patch(&format!("{name}-oauth-client"), &PatchParams::apply("limit").force(), &Patch::Apply(&secret))
+            .await
+            .expect("secret");
+        let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}.created")}, "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+            "reason": "Created", "action": "Created", "type": "Normal", "reportingController": "limit",
+            "reportingInstance": "limit", "regarding": {"kind": "OAuthClient", "name": name, "namespace": ns}
+        }))
+        .expect("event");
+        self.events.create(&PostParams::default(), &event).await.expect("event");
+        let status = json!({"apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+            "status": {"observedGeneration": 1, "clientId": created.client_id, "backendId": created.id,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+                    "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}]}});
+        self.api
+            .patch_status(name, &PatchParams::apply("limit").force(), &Patch::Apply(&status))
+            .await
+            .expect("status");
+    }
+}
+
+impl Limit {
+    /// Answers a rotate request on resource `name` as the operator does: rotate in the backend,
+    /// apply the Secret, patch the status.
+    async fn rotate(&self, name: &str, request: &str) {
+        let _slot = self.slots.acquire().await.expect("semaphore");
+        let status = self.api.get(name).await.expect("get").status.expect("status");
+        let id = status.backend_id.expect("backend id");
+        let secret = self.backend.rotate_secret(&self.app, &id).await.expect("rotate");
+        let doc = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},
+            "stringData": {"client_id": status.client_id, "client_secret": secret.expose()}});
+        self.secrets
+            .patch(&format!("{name}-oauth-client"), &PatchParams::apply("limit").force(), &Patch::Apply(&doc))
+            .await
+            .expect("secret");
+        let status = json!({"apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+            "status": {"lastHandledRotateRequest": request}});
+        self.api
+            .patch_status(name, &PatchParams::apply("limit-rotate").force(), &Patch::Apply(&status))
+            .await
+            .expect("status");
+    }
+}
+
+/// The limit run of the throughput rows: `n` resources at once, at the operator's concurrency.
+async fn throughput_limit(client: &Client, limit: &Limit, n: usize) -> Duration {
+    let ns = limit.api.namespace().expect("ns").to_string();
+    let all_ready = tokio::spawn(all_ready(client.clone(), ns, n));
     let started = Instant::now();
-    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
-    let settings = match hydra {
-        true => ClientSettings {
-            client_auth_method: "client_secret_basic".into(),
-            grant_types: vec!["client_credentials".into()],
-            hydra: Some(Box::default()),
-            ..Default::default()
-        },
-        false => ClientSettings {
-            client_auth_method: "client_secret_basic".into(),
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            redirect_uris: vec![support::resources::REDIRECT.into()],
-            ..Default::default()
-        },
-    };
-    stream::iter(0..n)
-        .for_each_concurrent(32, |i| {
-            let (api, secrets, events, backend, app, limit, settings) =
-                (api.clone(), secrets.clone(), events.clone(), backend.clone(), app.clone(), limit.clone(), settings.clone());
-            async move {
-                let name = format!("c{i}");
-                // Created as in the operator run, labelled for a shard no operator serves.
-                let doc = if hydra { hydra_doc(&name) } else { client_doc(&name, "app", json!({})) };
-                apply_in_shard::<OAuthClient>(client, api.namespace().expect("ns"), doc, "limit").await;
-                let _slot = limit.acquire().await.expect("semaphore");
-                let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
-                let mut settings = settings;
-                if let Some(h) = settings.hydra.as_mut() {
-                    // The operator chooses the id and records the owner: the same fields here.
-                    h.client_id = format!("{}-{name}", api.namespace().expect("ns"));
-                    h.owner = h.client_id.clone();
-                    h.metadata.insert("oauth-operator.dev/owner".into(), h.owner.clone().into());
-                }
-                let (created, creds) = backend.create_client(&app, &settings).await.expect("backend create");
-                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},
-                    "stringData": {"client_id": creds.client_id, "client_secret": creds.client_secret.expect("secret").expose()}});
-                secrets
-                    .patch(&format!("{name}-oauth-client"), &PatchParams::apply("limit").force(), &Patch::Apply(&secret))
-                    .await
-                    .expect("secret");
-                let event: k8s_openapi::api::events::v1::Event = serde_json::from_value(json!({
-                    "metadata": {"name": format!("{name}.created")}, "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-                    "reason": "Created", "action": "Created", "type": "Normal", "reportingController": "limit",
-                    "reportingInstance": "limit", "regarding": {"kind": "OAuthClient", "name": name, "namespace": api.namespace()}
-                }))
-                .expect("event");
-                events.create(&PostParams::default(), &event).await.expect("event");
-                let status = json!({"apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
-                    "status": {"observedGeneration": 1, "clientId": created.client_id, "backendId": created.id,
-                        "conditions": [{"type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
-                            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}]}});
-                api.patch_status(&name, &PatchParams::apply("limit").force(), &Patch::Apply(&status)).await.expect("status");
-            }
-        })
-        .await;
+    stream::iter(0..n).for_each_concurrent(32, |i| async move { limit.create(client, &format!("c{i}")).await }).await;
     all_ready.await.expect("watch").duration_since(started)
 }
 
@@ -395,33 +461,30 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
-/// Creates `n` clients at `rate` per second; the time from each create to its Secret.
-async fn latency(client: &Client, ns: &str, n: usize, rate: u64) -> (Duration, Duration) {
-    app_in_backend(client, ns).await;
+/// Creates `n` clients at `rate` per second; the time from each create to its Secret. With
+/// `limit`, the limit program makes them (in its own namespace `ns`), else the operator.
+async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<Arc<Limit>>) -> (Duration, Duration) {
+    if limit.is_none() {
+        app_in_backend(client, ns).await;
+    }
     let seen = watch_secrets(client, ns);
-    let created = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
-    let interval = Duration::from_micros(1_000_000 / rate);
-    let mut ticker = tokio::time::interval(interval);
+    let mut created = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::new();
     for i in 0..n {
         ticker.tick().await;
-        let (client, created, ns) = (client.clone(), created.clone(), ns.to_string());
+        let name = format!("c{i}");
+        created.insert(format!("{name}-oauth-client"), Instant::now());
+        let (client, ns, limit) = (client.clone(), ns.to_string(), limit.clone());
         tasks.push(tokio::spawn(async move {
-            let name = format!("c{i}");
-            created.lock().await.insert(format!("{name}-oauth-client"), Instant::now());
-            apply_in_shard::<OAuthClient>(&client, &ns, client_doc(&name, "app", json!({})), SHARD).await;
+            match limit {
+                Some(limit) => limit.create(&client, &name).await,
+                None => apply_in_shard::<OAuthClient>(&client, &ns, client_doc(&name, "app", json!({})), SHARD).await,
+            }
         }));
     }
     join_all(tasks).await;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if seen.lock().await.len() >= n {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Secrets missing");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let created = created.lock().await;
+    until_within("every Secret", Duration::from_secs(300), async || seen.lock().await.len() >= n).await;
     let seen = seen.lock().await;
     percentiles(created.iter().map(|(name, at)| seen[name].saturating_duration_since(*at)).collect())
 }
@@ -448,31 +511,34 @@ fn watch_secrets(client: &Client, ns: &str) -> Arc<tokio::sync::Mutex<HashMap<St
     seen
 }
 
-/// `count` rotations at 20 a second; the time from each annotation to its new secret.
-async fn rotations(client: &Client, ns: &str, count: usize) -> (Duration, Duration) {
+/// `count` rotations at 20 a second; the time from each annotation to its new secret. With
+/// `limit`, the limit program answers them (its resources in `ns`), else the operator.
+async fn rotations(client: &Client, ns: &str, count: usize, limit: Option<Arc<Limit>>) -> (Duration, Duration) {
     let seen = watch_secrets(client, ns);
     until("the watch listing the Secrets", async || seen.lock().await.len() >= count).await;
     let baseline = seen.lock().await.clone();
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let mut asked = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    let mut tasks = Vec::new();
     for i in 0..count {
         ticker.tick().await;
         let name = format!("c{i}");
         asked.insert(format!("{name}-oauth-client"), Instant::now());
         let patch = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "bench"}}});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = seen.lock().await.clone();
-        let done = asked.keys().filter(|k| now.get(*k) != baseline.get(*k)).count();
-        if done == count {
-            return percentiles(asked.iter().map(|(k, at)| now[k].saturating_duration_since(*at)).collect());
+        if let Some(limit) = limit.clone() {
+            tasks.push(tokio::spawn(async move { limit.rotate(&name, "bench").await }));
         }
-        assert!(Instant::now() < deadline, "{done}/{count} rotations seen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    join_all(tasks).await;
+    let done = async || {
+        let now = seen.lock().await;
+        asked.keys().filter(|k| now.get(*k) != baseline.get(*k)).count() == count
+    };
+    until_within("every rotation seen", Duration::from_secs(120), done).await;
+    let now = seen.lock().await;
+    percentiles(asked.iter().map(|(k, at)| now[k].saturating_duration_since(*at)).collect())
 }
 
 /// Two resync periods over everything settled: operator writes (Leases aside), backend

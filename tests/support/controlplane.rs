@@ -96,6 +96,9 @@ impl ControlPlane {
             "--endpoint-reconciler-type=none",
             &format!("--audit-policy-file={}", file("audit-policy.yaml")),
             &format!("--audit-log-path={}", file("audit.log")),
+            // One file, never rotated (by default it rotates at 100 MB, which a benchmark
+            // reaches: the counts taken from it would restart from zero).
+            "--audit-log-maxsize=1000000",
         ]
         .iter()
         .map(|a| a.to_string())
@@ -296,12 +299,15 @@ impl ControlPlane {
     }
 
     /// Every audit event (JSON) so far.
+    /// Read line by line: the log of a benchmark runs to hundreds of megabytes, and the line the
+    /// API server is writing may end mid-character.
     pub fn audit(&self) -> impl Iterator<Item = serde_json::Value> {
-        let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .collect::<Vec<_>>()
-            .into_iter()
+        use std::io::BufRead;
+        let file = fs::File::open(self.dir.path().join("audit.log")).ok();
+        file.into_iter()
+            .flat_map(|f| std::io::BufReader::new(f).split(b'\n'))
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_slice::<serde_json::Value>(&line).ok())
     }
 
     /// The temp dir of this control plane, for files of the processes around it.
