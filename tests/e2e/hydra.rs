@@ -237,7 +237,17 @@ async fn the_list_pages_past_250_clients(_: Client) {
         // Public clients: nothing to hash, so 300 creations take a moment.
         let body = json!({"client_id": format!("paging-{n:03}"), "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code"], "redirect_uris": ["https://a.example.com/cb"]});
-        assert_eq!(hydra.admin_call(Method::POST, "/admin/clients", Some(body)).await.0, 201);
+        // Setup, not the operator under test: Hydra's in-memory store has once answered 400 to
+        // one of these creations under the suite's load; try such a one again, saying why.
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let (status, answer) = hydra.admin_call(Method::POST, "/admin/clients", Some(body.clone())).await;
+            answers.push((status, answer));
+            if status == 201 || status == 409 {
+                break;
+            }
+        }
+        assert!(answers.last().is_some_and(|(s, _)| matches!(s, 201 | 409)), "creating paging-{n:03}: {answers:?}");
     }
     let config = HttpConfig {
         base_url: hydra.admin.parse().expect("URL"),
