@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::{
     AppKey, ApplicationSettings, Backend, Capabilities, Client, ClientSettings, Credentials, Error, Result,
     SecretString,
-    http::{Http, HttpConfig},
+    http::{self, Http, HttpConfig},
 };
 
 pub struct ApplicationsBackend {
@@ -62,11 +62,8 @@ impl Backend for ApplicationsBackend {
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {
-        match self.http.call::<Wire>("get_application", Method::GET, self.url(&[id]), None).await {
-            Ok(wire) => Ok(Some(wire.into())),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let read = self.http.call::<Wire>("get_application", Method::GET, self.url(&[id]), None).await;
+        Ok(http::found(read)?.map(Client::from))
     }
 
     async fn create_client(&self, _: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {

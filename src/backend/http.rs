@@ -108,6 +108,15 @@ impl Http {
     }
 }
 
+/// A read whose 404 means "not there": `None`.
+pub fn found<T>(read: Result<T>) -> Result<Option<T>> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every item of a paged list: `page(token)` reads one page (the first with `None`) and gives
 /// its items and the next page's token, `None` at the end. A backend that hands out a token
 /// twice, or goes on past `max_pages`, would be listed forever: both end in an error.

@@ -106,11 +106,8 @@ impl Backend for HydraBackend {
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {
-        match self.http.call::<Wire>("get_hydra_client", Method::GET, self.url(Some(id)), None).await {
-            Ok(wire) => Ok(Some(wire.into())),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let read = self.http.call::<Wire>("get_hydra_client", Method::GET, self.url(Some(id)), None).await;
+        Ok(http::found(read)?.map(Client::from))
     }
 
     async fn create_client(&self, _: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {

@@ -88,11 +88,8 @@ impl Backend for McpBackend {
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {
-        match self.http.call::<Wire>("get_mcp_client", Method::GET, self.url(Some(id)), None).await {
-            Ok(wire) => Ok(Some(wire.into())),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        let read = self.http.call::<Wire>("get_mcp_client", Method::GET, self.url(Some(id)), None).await;
+        Ok(http::found(read)?.map(Client::from))
     }
 
     async fn create_client(&self, _: &AppKey, _: &ClientSettings) -> Result<(Client, Credentials)> {

@@ -399,7 +399,9 @@ fn issued_at(found: &Found, status: &OAuthClientStatus) -> Option<Timestamp> {
         Found::Intact { issued_at, .. } => issued_at.as_deref(),
         _ => None,
     };
-    recorded.or(status.last_rotated_at.as_deref()).and_then(|t| t.parse().ok())
+    let issued: Timestamp = recorded.or(status.last_rotated_at.as_deref())?.parse().ok()?;
+    // A namespace user can edit the record: a time to come does not put rotations off.
+    Some(issued.min(Timestamp::now()))
 }
 
 /// `spec.rotation.every`, parsed (the CRD checked its form).
