@@ -47,6 +47,7 @@ pub struct Metrics {
     backend_seconds: Family<OperationLabels, Histogram>,
     pub rotations: Counter,
     pub regenerations: Counter,
+    pub retirements: Counter,
     ages: Arc<SecretAges>,
 }
 
@@ -109,6 +110,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         backend_seconds: Family::new_with_constructor(seconds_histogram),
         rotations: Counter::default(),
         regenerations: Counter::default(),
+        retirements: Counter::default(),
         ages: Arc::default(),
         registry: Registry::default(),
     };
@@ -125,11 +127,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         m.backend_requests.clone(),
     );
     registry.register("backend_request_duration_seconds", "Latency of backend API requests", m.backend_seconds.clone());
-    registry.register("secret_rotations", "Client secrets rotated on request", m.rotations.clone());
+    registry.register("secret_rotations", "Client secrets rotated (on request or on schedule)", m.rotations.clone());
     registry.register(
         "secret_regenerations",
         "Credentials Secrets regenerated after deletion or edit",
         m.regenerations.clone(),
+    );
+    registry.register(
+        "previous_clients_retired",
+        "Clients replaced by a NewClient rotation and deactivated after their overlap",
+        m.retirements.clone(),
     );
     registry.register_collector(Box::new(m.ages.clone()));
     Metrics { registry, ..m }

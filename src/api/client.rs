@@ -247,6 +247,14 @@ pub struct OAuthClientSpec {
 
 /// A rotation policy.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = Rule::new("!has(self.overlap) || self.strategy == 'NewClient'")
+        .message("rotation.overlap applies to strategy NewClient only")
+        .field_path(".overlap"),
+    validation = Rule::new("!has(self.every) || !has(self.overlap) || duration(self.overlap) < duration(self.every)")
+        .message("rotation.overlap must be shorter than rotation.every: the previous client retires before the next rotation")
+        .field_path(".overlap"),
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RotationSpec {
     /// Rotate when the secret is older than this: a Go duration of at least `1m`, such as
@@ -257,9 +265,17 @@ pub struct RotationSpec {
     #[x_kube(validation = Rule::new("duration(self) >= duration('1m')").message("rotation.every must be at least 1m"))]
     pub every: Option<String>,
     /// How a rotation replaces the secret. `InPlace`: the backend client gets a new secret,
-    /// and the old one stops working at once.
+    /// and the old one stops working at once. `NewClient`: a second backend client with the
+    /// same settings takes over the Secret, and the previous one keeps working for `overlap`.
     #[serde(default)]
     pub strategy: RotationStrategy,
+    /// `NewClient` only: how long the previous client keeps working after a rotation, a Go
+    /// duration of at least `10s` and less than `every` (default `10m`). Tokens it issued,
+    /// refresh tokens included, stop working when it retires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(r"^([0-9]{1,6}h)?([0-9]{1,8}m)?([0-9]{1,10}s)?$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10s')").message("rotation.overlap must be at least 10s"))]
+    pub overlap: Option<String>,
 }
 
 /// How a rotation replaces the secret.
@@ -268,6 +284,23 @@ pub enum RotationStrategy {
     /// A new secret for the same client; the old secret stops working at once.
     #[default]
     InPlace,
+    /// A new client; the previous one keeps working for `overlap`, then is deactivated.
+    NewClient,
+}
+
+/// The client a `NewClient` rotation replaced.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousClient {
+    /// Its public client id.
+    pub client_id: String,
+    /// The backend's handle for it.
+    pub backend_id: String,
+    /// When it is deactivated (RFC 3339).
+    pub retires_at: String,
+    /// Deactivated in the backend.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 fn default_true() -> bool {
@@ -762,6 +795,10 @@ pub struct OAuthClientStatus {
     /// to the backend (the values themselves are never recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_version: Option<String>,
+
+    /// The client the last `NewClient` rotation replaced, and when it retires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_client: Option<PreviousClient>,
 
     /// Where the backend client lives, recorded once the operator reaches it: the deletion
     /// policy uses it, so deleting the client still deactivates it after its OAuthApp is gone.

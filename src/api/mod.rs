@@ -16,8 +16,8 @@ pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCat
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
     CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec, IdTokenSigningAlg,
-    Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, RegisteredSpec, RotationSpec, RotationStrategy,
-    SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
+    Jwk, Jwks, OAuthClient, OAuthClientSpec, OAuthClientStatus, PreviousClient, RegisteredSpec, RotationSpec,
+    RotationStrategy, SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
 };
 
 /// API group of both resources.
@@ -240,6 +240,19 @@ mod tests {
         assert_eq!(client(serde_json::json!({"rotation": {"every": "1m"}})).validate(), Ok(()));
         let message = refused(serde_json::json!({"rotation": {"every": "59s"}}));
         assert!(message.contains("rotation.every must be at least 1m"), "{message}");
+        let new_client = serde_json::json!({"rotation": {"every": "1h", "strategy": "NewClient", "overlap": "10s"}});
+        assert_eq!(client(new_client).validate(), Ok(()));
+        for (rotation, says) in [
+            (serde_json::json!({"strategy": "NewClient", "overlap": "9s"}), "rotation.overlap must be at least 10s"),
+            (serde_json::json!({"overlap": "1m"}), "rotation.overlap applies to strategy NewClient only"),
+            (
+                serde_json::json!({"every": "10m", "strategy": "NewClient", "overlap": "10m"}),
+                "rotation.overlap must be shorter than rotation.every",
+            ),
+        ] {
+            let message = refused(serde_json::json!({ "rotation": rotation }));
+            assert!(message.contains(says), "{rotation}: {message}");
+        }
         let hydra = serde_json::json!({"appRef": null, "grantTypes": null, "redirectUris": null, "backend": "hydra",
             "clientAuthMethod": "none", "hydra": {"grantTypes": ["client_credentials"]}});
         let message = refused(hydra);

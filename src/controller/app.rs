@@ -247,8 +247,12 @@ async fn unmanaged_clients(
     paged(
         |lp| async move { clients.list(&lp).await },
         |guard| {
-            let backend_id = guard.0.ok().filter(|c| c.app_ref() == app).and_then(|c| c.status?.backend_id);
-            owned.extend(backend_id);
+            let Some(status) = guard.0.ok().filter(|c| c.app_ref() == app).and_then(|c| c.status) else {
+                return;
+            };
+            owned.extend(status.backend_id);
+            // A client replaced by a NewClient rotation keeps working until it retires.
+            owned.extend(status.previous_client.filter(|p| !p.retired).map(|p| p.backend_id));
         },
     )
     .await
@@ -258,18 +262,14 @@ async fn unmanaged_clients(
     paged(
         |lp| async move { secrets.list_metadata(&lp.labels(managed)).await },
         |meta| {
-            let annotations = meta.annotations();
-            let (Some(id), Some(signature)) =
-                (annotations.get(secret::BACKEND_ID), annotations.get(secret::BACKEND_ID_SIGNATURE))
-            else {
+            let Some(controller) = meta.owner_references().iter().find(|r| r.controller == Some(true)) else {
                 return;
             };
-            let signed_by_controller = meta
-                .owner_references()
-                .iter()
-                .any(|r| r.controller == Some(true) && secret::verify(record_key, &r.uid, id, signature));
-            if signed_by_controller {
-                owned.insert(id.clone());
+            for pair in [
+                (secret::BACKEND_ID, secret::BACKEND_ID_SIGNATURE),
+                (secret::PREVIOUS_BACKEND_ID, secret::PREVIOUS_BACKEND_ID_SIGNATURE),
+            ] {
+                owned.extend(secret::signed(meta.annotations(), pair, record_key, &controller.uid));
             }
         },
     )

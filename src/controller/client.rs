@@ -29,7 +29,8 @@ use super::{
 };
 use crate::{
     api::{
-        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, Validate,
+        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, PreviousClient,
+        ROTATE_ANNOTATION, RotationStrategy, Validate,
     },
     backend,
 };
@@ -180,9 +181,11 @@ async fn set_finalizers(
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, ctx, &mut status).await;
-    // The next scheduled rotation, from what this pass issued or found (the status now says).
+    // The next scheduled rotation, from what this pass issued or found (the status now says),
+    // or the end of a previous client's overlap if that comes first.
     let issued = status.last_rotated_at.as_deref().and_then(|t| t.parse().ok());
-    let due = rotation_due_at(obj, ctx, issued);
+    let retires = status.previous_client.as_ref().filter(|p| !p.retired).and_then(|p| p.retires_at.parse().ok());
+    let due = [rotation_due_at(obj, ctx, issued), retires].into_iter().flatten().min();
     crate::metrics::secret_age(&key_of(obj), issued, rotation_every(obj));
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled_until(&key_of(obj), due))
@@ -216,13 +219,17 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
         Found::Missing | Found::Foreign { .. } => None,
     };
-    // The Secret is written before the status, so it is the first place to look after a crash;
-    // credentials whose Secret write failed are the last (the status may not show them yet).
-    let undelivered = || ctx.lock_undelivered().get(&key_of(obj)).map(|c| c.backend_id.clone());
+    // Credentials whose Secret write failed are the newest (a NewClient rotation's name another
+    // client than the Secret); the Secret is written before the status, so it comes next.
+    let held_creds = ctx.lock_undelivered().get(&key_of(obj)).cloned();
+    let recorded =
+        held_creds.as_ref().map(|c| c.backend_id.clone()).or(secret_backend_id).or(status.backend_id.clone());
     // A hydra client's id is chosen, so it is known even when a crash hid its creation.
     let known_id = match &obj.spec.hydra {
-        Some(_) => Some(desired::hydra_client_id(obj)),
-        None => secret_backend_id.or(status.backend_id.clone()).or_else(undelivered),
+        Some(_) => Some(
+            recorded.filter(|id| desired::is_hydra_client_id(obj, id)).unwrap_or_else(|| desired::hydra_client_id(obj)),
+        ),
+        None => recorded,
     };
     let current = match &known_id {
         Some(id) => find(ctx, &t, id).await?,
@@ -238,10 +245,10 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     let answers = |answered: &Option<String>| pending.is_some() && *answered == pending;
     let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
-    let held = current.as_ref().and_then(|c| {
-        let undelivered = ctx.lock_undelivered();
-        undelivered.get(&key_of(obj)).filter(|h| h.backend_id == c.id).map(|h| answers(&h.rotate_request))
-    });
+    let held_creds = held_creds.filter(|h| current.as_ref().is_some_and(|c| h.backend_id == c.id));
+    let held = held_creds.as_ref().map(|h| answers(&h.rotate_request));
+    let mut previous = previous_client(held_creds.as_ref(), inspected.previous, status.previous_client.as_ref());
+    status.previous_client.clone_from(&previous);
     let facts = credentials::Facts {
         client: match &current {
             None => ClientState::Missing,
@@ -257,11 +264,32 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         held,
         requested: pending.is_some(),
         due: rotation_due(obj, ctx, &found, status),
+        new_client: strategy(obj) == RotationStrategy::NewClient,
+        previous: match &previous {
+            None => credentials::Previous::None,
+            Some(p) if p.retired => credentials::Previous::None,
+            Some(p) if p.retires_at.parse::<Timestamp>().is_ok_and(|at| Timestamp::now() < at) => {
+                credentials::Previous::Serving
+            }
+            Some(_) => credentials::Previous::Expired,
+        },
     };
-    let (current, deliver_held, deactivate_it, rotation) = match (credentials::plan(&facts), current) {
-        (Plan::Keep { deliver_held, deactivate, rotate }, Some(c)) => (c, deliver_held, deactivate, rotate),
+    let plan = credentials::plan(&facts);
+    if credentials::retire_previous(&facts, &plan)
+        && let Some(p) = previous.as_mut()
+    {
+        retire(obj, ctx, &t, p).await?;
+        p.retired = true;
+        status.previous_client.clone_from(&previous);
+    }
+    // Written with every secret until it retires, so a crash still finds it.
+    let serving = previous.filter(|p| !p.retired);
+    let (current, deliver_held, deactivate_it, rotation, new_client) = match (plan, current) {
+        (Plan::Keep { deliver_held, deactivate, rotate, new_client }, Some(c)) => {
+            (c, deliver_held, deactivate, rotate, new_client)
+        }
         (Plan::Create { replaces }, _) => {
-            let delivery = Delivery { secrets: &secrets, existing: &mut existing };
+            let delivery = Delivery { secrets: &secrets, existing: &mut existing, previous: serving };
             return create(obj, ctx, &t, &wanted, replaces, delivery, status).await;
         }
         _ => return Ok(settled::INACTIVE.into()),
@@ -297,23 +325,40 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         ctx.event(obj, EventType::Normal, if taken_over.is_some() { "TookOver" } else { "Updated" }, note).await;
     }
     if let Some(rotation) = rotation {
-        let secret = if obj.spec.client_auth_method.has_secret() {
-            Some(t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?)
+        let (client, secret, previous) = if new_client {
+            let (client, secret) = replacement(obj, ctx, &t, &wanted, &current).await?;
+            let retires_at = Timestamp::now() + overlap(obj);
+            let replaced = PreviousClient {
+                client_id: current.client_id.clone(),
+                backend_id: current.id.clone(),
+                retires_at: retires_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                retired: false,
+            };
+            (client, secret, Some(replaced))
+        } else if obj.spec.client_auth_method.has_secret() {
+            let secret = t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?;
+            (current.clone(), Some(secret), serving)
         } else {
-            None
+            (current.clone(), None, serving)
         };
         let issued_at = now();
         let delivery = secret::Credentials {
-            client_id: current.client_id.clone(),
+            client_id: client.client_id.clone(),
             client_secret: secret.clone(),
-            backend_id: current.id.clone(),
+            backend_id: client.id.clone(),
             rotate_request: pending.clone().or_else(|| status.last_handled_rotate_request.clone()),
             issuer: t.issuer.clone(),
             issued_at: Some(issued_at.clone()),
+            previous: previous.clone(),
         };
         deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
-        if secret.is_some() {
+        if secret.is_some() || new_client {
             status.last_rotated_at = Some(issued_at);
+        }
+        if new_client {
+            status.backend_id = Some(client.id.clone());
+            status.client_id = Some(client.client_id.clone());
+            status.previous_client = previous;
         }
         let (metric, reason, note) = match rotation {
             Rotation::Regenerate => (
@@ -333,7 +378,16 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             ),
         };
         metric.inc();
-        ctx.event(obj, EventType::Normal, reason, note.into()).await;
+        let note = match &status.previous_client {
+            Some(p) if new_client => {
+                format!(
+                    "{note}: new client {}; the previous one, {}, works until {}",
+                    client.client_id, p.client_id, p.retires_at
+                )
+            }
+            _ => note.to_string(),
+        };
+        ctx.event(obj, EventType::Normal, reason, note).await;
     }
     if pending.is_some() {
         status.last_handled_rotate_request = rotate_request;
@@ -345,10 +399,12 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     Ok(settled::CLIENT.into())
 }
 
-/// Where a pass writes credentials: the Secrets API and the UID of this client's Secret.
+/// Where a pass writes credentials: the Secrets API and the UID of this client's Secret, and
+/// the previous client to record with them.
 struct Delivery<'a> {
     secrets: &'a Api<Secret>,
     existing: &'a mut Option<String>,
+    previous: Option<PreviousClient>,
 }
 
 /// Creates the backend client and writes its credentials, which answer the rotate request.
@@ -376,6 +432,7 @@ async fn create(
         rotate_request: rotate_request.clone(),
         issuer: t.issuer.clone(),
         issued_at: Some(issued_at.clone()),
+        previous: delivery.previous,
     };
     deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
     status.last_rotated_at = Some(issued_at);
@@ -391,6 +448,81 @@ async fn create(
     ctx.event(obj, EventType::Normal, reason, note).await;
     Ok(settled::CLIENT.into())
 }
+
+/// The client a `NewClient` rotation replaced, from the newest record: credentials held for
+/// the Secret, the Secret, the status (which alone says whether it retired).
+fn previous_client(
+    held: Option<&secret::Credentials>,
+    in_secret: Option<PreviousClient>,
+    in_status: Option<&PreviousClient>,
+) -> Option<PreviousClient> {
+    let mut p = held.and_then(|h| h.previous.clone()).or(in_secret).or_else(|| in_status.cloned())?;
+    p.retired = in_status.is_some_and(|s| s.backend_id == p.backend_id && s.retired);
+    Some(p)
+}
+
+/// Creates the client that replaces `current` in a `NewClient` rotation, with the same
+/// settings. A hydra client's id is chosen: one that a kill hid after an earlier try created
+/// it is taken with a new secret (its first never reached the Secret).
+async fn replacement(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    wanted: &backend::ClientSettings,
+    current: &backend::Client,
+) -> Result<(backend::Client, Option<backend::SecretString>), Error> {
+    let mut wanted = wanted.clone();
+    if let Some(h) = wanted.hydra.as_mut() {
+        h.client_id = desired::next_hydra_client_id(obj, &current.id);
+        if let Some(found) = find(ctx, t, &h.client_id).await? {
+            let owner = found.settings.hydra.as_ref().map(|h| h.owner.as_str());
+            tenancy::check_owner(owner, obj.metadata.uid.as_deref(), &format!("Hydra client {}", found.id))?;
+            let secret = match obj.spec.client_auth_method.has_secret() {
+                true => {
+                    Some(t.backend.rotate_secret(&t.app, &found.id).await.map_err(Error::backend("rotate secret"))?)
+                }
+                false => None,
+            };
+            return Ok((found, secret));
+        }
+    }
+    let (client, creds) = t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
+    ctx.lists.put(&t.name, &t.app, client.clone()).await;
+    Ok((client, creds.client_secret))
+}
+
+/// Deactivates the client a `NewClient` rotation replaced, unless it is inactive or gone
+/// already (a kill after the call and before the status write): once per client.
+async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient) -> Result<(), Error> {
+    let Some(client) = find(ctx, t, &p.backend_id).await?.filter(|c| c.active) else {
+        return Ok(());
+    };
+    // Hydra's owner says whose it is; a record signed for this resource names only its own.
+    if let Some(h) = &client.settings.hydra
+        && Some(&h.owner) != obj.metadata.uid.as_ref()
+    {
+        return Ok(());
+    }
+    deactivate(ctx, t, &p.backend_id).await?;
+    crate::metrics::metrics().retirements.inc();
+    let note =
+        format!("deactivated the previous client {}: its overlap ended or a newer rotation replaced it", p.client_id);
+    ctx.event(obj, EventType::Normal, "RetiredPreviousClient", note).await;
+    Ok(())
+}
+
+/// `spec.rotation.strategy`.
+fn strategy(obj: &OAuthClient) -> RotationStrategy {
+    obj.spec.rotation.as_ref().map(|r| r.strategy).unwrap_or_default()
+}
+
+/// How long a replaced client keeps working: `spec.rotation.overlap`, 10 minutes by default.
+fn overlap(obj: &OAuthClient) -> Duration {
+    let overlap = obj.spec.rotation.as_ref().and_then(|r| r.overlap.as_deref());
+    overlap.and_then(|o| crate::config::parse_duration(o).ok()).unwrap_or(DEFAULT_OVERLAP)
+}
+
+const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
 
 /// When the current secret was issued: the Secret's record (written with the secret, so it
 /// survives a crash before the status write), else the status.
@@ -498,9 +630,11 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
         write_status(api, obj, obj.status.as_ref(), &status).await?;
         return Err(e);
     }
-    if obj.spec.deletion_policy == DeletionPolicy::Orphan && (obj.spec.registered.is_some() || obj.spec.hydra.is_some())
-    {
-        registered::release(obj, ctx).await;
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan {
+        if obj.spec.registered.is_some() || obj.spec.hydra.is_some() {
+            registered::release(obj, ctx).await;
+        }
+        retire_on_orphan(obj, ctx, &secrets).await;
     }
     ctx.waits_on_secret(obj, None);
     ctx.lock_undelivered().remove(&key_of(obj));
@@ -514,8 +648,9 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
     Ok(Action::await_change())
 }
 
-/// Deactivates the backend client, found where the status recorded it: the app may be gone
-/// already (a namespace being deleted) or no longer let this namespace in.
+/// Deactivates the backend client and a previous one that has not retired, found where the
+/// Secret and the status recorded them: the app may be gone already (a namespace being
+/// deleted) or no longer let this namespace in.
 async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret>) -> Result<(), Error> {
     let status = obj.status.clone().unwrap_or_default();
     let t = match &status.backend_ref {
@@ -528,25 +663,57 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
             Err(e) => return Err(e),
         },
     };
-    // A Hydra client goes only if it is this resource's (its owner says so, not a record).
-    if obj.spec.hydra.is_some() {
-        let id = desired::hydra_client_id(obj);
-        let owned = find(ctx, &t, &id)
-            .await?
-            .and_then(|c| c.settings.hydra)
-            .is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref());
-        return if owned { deactivate(ctx, &t, &id).await } else { Ok(()) };
-    }
-    let from_secret = match obj.spec.registered {
-        Some(_) => None,
-        None => match secret::inspect(secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?.found {
-            Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
-            Found::Missing | Found::Foreign { .. } => None,
-        },
+    let (from_secret, previous) = match obj.spec.registered {
+        Some(_) => (None, None),
+        None => {
+            let inspected = secret::inspect(secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
+            let id = match inspected.found {
+                Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
+                Found::Missing | Found::Foreign { .. } => None,
+            };
+            (id, previous_client(None, inspected.previous, status.previous_client.as_ref()))
+        }
     };
-    match from_secret.or(status.backend_id) {
-        Some(id) => deactivate(ctx, &t, &id).await,
-        None => Ok(()),
+    let mut ids: Vec<String> = from_secret.or(status.backend_id).into_iter().collect();
+    if obj.spec.hydra.is_some() {
+        ids.retain(|id| desired::is_hydra_client_id(obj, id));
+        if ids.is_empty() {
+            ids.push(desired::hydra_client_id(obj));
+        }
+    }
+    ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id));
+    for id in ids {
+        // A Hydra client goes only if it is this resource's (its owner says so, not a record).
+        if obj.spec.hydra.is_some() {
+            let owned = find(ctx, &t, &id)
+                .await?
+                .and_then(|c| c.settings.hydra)
+                .is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref());
+            if !owned {
+                continue;
+            }
+        }
+        deactivate(ctx, &t, &id).await?;
+    }
+    Ok(())
+}
+
+/// Under the Orphan policy the current client stays, but the one a `NewClient` rotation
+/// replaced was due to retire anyway: retired now, or left (with a log line) when the backend
+/// cannot be reached, so that a deletion never waits for it.
+async fn retire_on_orphan(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret>) {
+    let status = obj.status.clone().unwrap_or_default();
+    let Some(recorded) = &status.backend_ref else { return };
+    let Ok(t) = Target::recorded(ctx, recorded) else { return };
+    let in_secret = match secret::inspect(secrets, obj, &t.key).await {
+        Ok(inspected) => inspected.previous,
+        Err(_) => None,
+    };
+    let Some(p) = previous_client(None, in_secret, status.previous_client.as_ref()).filter(|p| !p.retired) else {
+        return;
+    };
+    if let Err(e) = retire(obj, ctx, &t, &p).await {
+        tracing::warn!(error = %e.message(), client = %p.client_id, "could not retire the previous client of an orphaned OAuthClient");
     }
 }
 

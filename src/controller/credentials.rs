@@ -1,7 +1,8 @@
 //! What a pass does about a client's credentials, decided without I/O from what the pass read:
 //! create a client, write credentials held from an earlier pass, deactivate, rotate (to answer
 //! a rotate request, on the schedule of `spec.rotation.every`, or to regenerate a Secret that
-//! was lost or edited), or keep. The rules
+//! was lost or edited; in place, or by a new client that replaces the current one), retire the
+//! client a `NewClient` rotation replaced, or keep. The rules
 //! that make "rotate exactly once, never lose a shown secret" hold are the rows of the table
 //! tested below; `client::sync` reads, plans, acts, then writes the status.
 
@@ -43,6 +44,20 @@ pub struct Facts {
     /// `spec.rotation.every` has passed since the Secret's secret was issued (and the spread of
     /// rotations after a start has reached this resource).
     pub due: bool,
+    /// `spec.rotation.strategy` is `NewClient`.
+    pub new_client: bool,
+    pub previous: Previous,
+}
+
+/// The client an earlier `NewClient` rotation replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Previous {
+    /// None, or retired already.
+    None,
+    /// Still working: its overlap has not ended.
+    Serving,
+    /// Its overlap has ended.
+    Expired,
 }
 
 /// Why a secret is rotated.
@@ -65,8 +80,9 @@ pub enum Plan {
     /// `replaces`: the recorded client is inactive or gone.
     Create { replaces: bool },
     /// Keep the client: write the held credentials first (`deliver_held`), then deactivate it
-    /// (`deactivate`) or rotate its secret (`rotate`).
-    Keep { deliver_held: bool, deactivate: bool, rotate: Option<Rotation> },
+    /// (`deactivate`) or rotate its secret (`rotate`), in place or, with `new_client`, by a new
+    /// client that takes over the Secret while this one serves out the overlap.
+    Keep { deliver_held: bool, deactivate: bool, rotate: Option<Rotation>, new_client: bool },
 }
 
 pub fn plan(facts: &Facts) -> Plan {
@@ -92,6 +108,20 @@ pub fn plan(facts: &Facts) -> Plan {
         deliver_held: facts.held.is_some(),
         deactivate: !facts.want_active && facts.client == ClientState::Active,
         rotate,
+        // A lost or edited Secret may have leaked: its secret is revoked at once.
+        new_client: facts.new_client && matches!(rotate, Some(Rotation::Requested | Rotation::Scheduled)),
+    }
+}
+
+/// Whether the pass retires the previous client (before anything else): when its overlap has
+/// ended, when a new rotation replaces the current client (one previous client at a time), or
+/// when the spec wants no working client.
+pub fn retire_previous(facts: &Facts, plan: &Plan) -> bool {
+    let replacing = matches!(plan, Plan::Keep { new_client: true, .. });
+    match facts.previous {
+        Previous::None => false,
+        Previous::Expired => true,
+        Previous::Serving => replacing || !facts.want_active,
     }
 }
 
@@ -103,7 +133,11 @@ mod tests {
     const ANSWERED: S = S::Intact { answers_request: true };
 
     fn facts(client: C, want_active: bool, secret: S, held: Option<bool>, requested: bool) -> Facts {
-        Facts { client, want_active, secret, held, requested, due: false }
+        Facts { client, want_active, secret, held, requested, due: false, new_client: false, previous: Previous::None }
+    }
+
+    fn new_client(f: Facts) -> Facts {
+        Facts { new_client: true, ..f }
     }
 
     fn due(f: Facts) -> Facts {
@@ -111,7 +145,11 @@ mod tests {
     }
 
     fn keep(deliver_held: bool, deactivate: bool, rotate: Option<R>) -> Plan {
-        Plan::Keep { deliver_held, deactivate, rotate }
+        Plan::Keep { deliver_held, deactivate, rotate, new_client: false }
+    }
+
+    fn replace(rotate: R) -> Plan {
+        Plan::Keep { deliver_held: false, deactivate: false, rotate: Some(rotate), new_client: true }
     }
 
     /// The rows that matter, each with why.
@@ -229,9 +267,61 @@ mod tests {
                 due(facts(C::Missing, true, INTACT, None, false)),
                 Plan::Create { replaces: false },
             ),
+            (
+                "NewClient: a request makes a new client",
+                new_client(facts(C::Active, true, INTACT, None, true)),
+                replace(R::Requested),
+            ),
+            (
+                "NewClient: a due secret makes a new client",
+                new_client(due(facts(C::Active, true, INTACT, None, false))),
+                replace(R::Scheduled),
+            ),
+            (
+                "NewClient: a lost Secret is regenerated in place (it may have leaked)",
+                new_client(facts(C::Active, true, S::Damaged, None, true)),
+                keep(false, false, Some(R::Regenerate)),
+            ),
+            (
+                "NewClient: held credentials of the new client are written, not replaced again",
+                new_client(facts(C::Active, true, INTACT, Some(true), true)),
+                keep(true, false, None),
+            ),
         ];
         for (why, facts, want) in rows {
             assert_eq!(plan(facts), *want, "{why}: {facts:?}");
+        }
+    }
+
+    #[test]
+    fn retirement_table() {
+        let serving = |f: Facts| Facts { previous: Previous::Serving, ..f };
+        let expired = |f: Facts| Facts { previous: Previous::Expired, ..f };
+        let settled = facts(C::Active, true, INTACT, None, false);
+        let rows: &[(&str, Facts, bool)] = &[
+            ("no previous client: nothing to retire", new_client(facts(C::Active, true, INTACT, None, true)), false),
+            ("within its overlap it keeps working", new_client(serving(settled)), false),
+            ("its overlap has ended", new_client(expired(settled)), true),
+            (
+                "ended, while the current client is replaced anyway",
+                expired(facts(C::Inactive, true, INTACT, None, false)),
+                true,
+            ),
+            ("a new rotation replaces it: one previous client at a time", new_client(serving(due(settled))), true),
+            (
+                "an in-place regeneration keeps it serving",
+                new_client(serving(facts(C::Active, true, S::Missing, None, false))),
+                false,
+            ),
+            ("the spec wants no working client", serving(facts(C::Active, false, INTACT, None, false)), true),
+            (
+                "the current client is recreated: the previous one serves on",
+                serving(facts(C::Missing, true, S::Missing, None, false)),
+                false,
+            ),
+        ];
+        for (why, facts, want) in rows {
+            assert_eq!(retire_previous(facts, &plan(facts)), *want, "{why}: {facts:?}");
         }
     }
 
@@ -246,26 +336,44 @@ mod tests {
                     for held in [None, Some(false), Some(true)] {
                         for requested in [false, true] {
                             for due in [false, true] {
-                                let f = Facts { due, ..facts(client, want_active, secret, held, requested) };
-                                check(&f, plan(&f));
-                                rows += 1;
+                                for new_client in [false, true] {
+                                    for previous in [Previous::None, Previous::Serving, Previous::Expired] {
+                                        let base = facts(client, want_active, secret, held, requested);
+                                        let f = Facts { due, new_client, previous, ..base };
+                                        check(&f, plan(&f));
+                                        rows += 1;
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        assert_eq!(rows, 288);
+        assert_eq!(rows, 1728);
     }
 
     fn check(f: &Facts, plan: Plan) {
+        let retire = retire_previous(f, &plan);
+        assert!(!(retire && f.previous == Previous::None), "retires only a previous client: {f:?}");
+        if f.previous == Previous::Expired {
+            assert!(retire, "an ended overlap retires the previous client: {f:?}");
+        }
+        if f.previous == Previous::Serving && f.want_active && !matches!(plan, Plan::Keep { new_client: true, .. }) {
+            assert!(!retire, "a previous client serves out its overlap: {f:?}");
+        }
         match plan {
             Plan::Nothing => assert!(f.client == C::Missing && !f.want_active, "{f:?}"),
             Plan::Create { replaces } => {
                 assert!(f.want_active && f.client != C::Active, "creates only when no active client: {f:?}");
                 assert_eq!(replaces, f.client == C::Inactive, "{f:?}");
             }
-            Plan::Keep { deliver_held, deactivate, rotate } => {
+            Plan::Keep { deliver_held, deactivate, rotate, new_client } => {
+                assert_eq!(
+                    new_client,
+                    f.new_client && matches!(rotate, Some(R::Requested | R::Scheduled)),
+                    "NewClient replaces the client for requested and scheduled rotations only: {f:?}"
+                );
                 assert_ne!(f.client, C::Missing, "keeps only what exists: {f:?}");
                 assert_eq!(deliver_held, f.held.is_some(), "shown credentials are never dropped: {f:?}");
                 assert_eq!(deactivate, !f.want_active && f.client == C::Active, "{f:?}");

@@ -146,6 +146,27 @@ pub fn hydra_client_id(client: &OAuthClient) -> String {
     chosen.unwrap_or_else(|| client.metadata.uid.clone().unwrap_or_default())
 }
 
+/// The id of the Hydra client that replaces `current` in a `NewClient` rotation: the base id
+/// of [`hydra_client_id`] with the next generation, `<base>-r<n>`. Chosen, like the first, so
+/// that a client whose creation a crash hid is found again.
+pub fn next_hydra_client_id(client: &OAuthClient, current: &str) -> String {
+    let base = hydra_client_id(client);
+    format!("{base}-r{}", hydra_generation(&base, current).unwrap_or(0) + 1)
+}
+
+/// Whether `id` is one of the ids this resource's Hydra clients take.
+pub fn is_hydra_client_id(client: &OAuthClient, id: &str) -> bool {
+    hydra_generation(&hydra_client_id(client), id).is_some()
+}
+
+fn hydra_generation(base: &str, id: &str) -> Option<u32> {
+    if id == base {
+        return Some(0);
+    }
+    let n = id.strip_prefix(base)?.strip_prefix("-r")?;
+    n.bytes().all(|b| b.is_ascii_digit()).then(|| n.parse().ok()).flatten()
+}
+
 /// A registered client's metadata: the spec's, and the UID of the resource that owns it, so
 /// that no other resource adopts it.
 fn registered_metadata(client: &OAuthClient) -> serde_json::Map<String, serde_json::Value> {
@@ -255,6 +276,25 @@ mod tests {
         assert_eq!(settings.access_token_format.as_deref(), Some("jwt"));
         assert_eq!(settings.client_name.as_deref(), Some("Web"));
         assert_eq!(settings.jwks_uri, None);
+    }
+
+    #[test]
+    fn hydra_clients_of_new_client_rotations_take_numbered_ids() {
+        let mut client: OAuthClient = sample("oauthclient-hydra.yaml");
+        client.metadata.uid = Some("u-1".into());
+        client.spec.hydra.as_mut().expect("hydra").client_id = None;
+        assert_eq!(next_hydra_client_id(&client, "u-1"), "u-1-r1");
+        assert_eq!(next_hydra_client_id(&client, "u-1-r1"), "u-1-r2");
+        assert_eq!(next_hydra_client_id(&client, "u-1-r41"), "u-1-r42");
+        for ours in ["u-1", "u-1-r1", "u-1-r42"] {
+            assert!(is_hydra_client_id(&client, ours), "{ours}");
+        }
+        for other in ["u-2", "u-1-r", "u-1-rx", "u-1-r-1", "u-1-r1-r2", "xu-1", "u-1r1"] {
+            assert!(!is_hydra_client_id(&client, other), "{other}");
+        }
+        client.spec.hydra.as_mut().expect("hydra").client_id = Some("billing".into());
+        assert_eq!(next_hydra_client_id(&client, "billing"), "billing-r1");
+        assert!(!is_hydra_client_id(&client, "u-1"), "a chosen clientId replaces the UID");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! Annotations record what the operator needs after a crash: the backend id of the client (so
 //! it is adopted, not created twice), signed for this owner with a key only the operator holds
 //! (a namespace user can edit the annotations, and must not steer the operator to another
-//! client); the rotate request the secret answers (so a rotation is not repeated); and a
-//! checksum of the data (so an edited or emptied Secret is noticed).
+//! client); the rotate request the secret answers (so a rotation is not repeated); a checksum
+//! of the data (so an edited or emptied Secret is noticed); and, after a `NewClient` rotation,
+//! the previous client and when it retires, signed the same way (so a crash before the status
+//! write still retires it, and nothing else).
 
 use std::collections::BTreeMap;
 
@@ -22,7 +24,10 @@ use kube::{
 use ring::{digest, hmac};
 
 use super::{MANAGER, desired};
-use crate::{api::OAuthClient, backend::SecretString};
+use crate::{
+    api::{OAuthClient, PreviousClient},
+    backend::SecretString,
+};
 
 pub const BACKEND_ID: &str = "oauth-operator.dev/backend-id";
 /// HMAC of the owner's UID and [`BACKEND_ID`]: without a valid one the backend id is ignored.
@@ -31,6 +36,10 @@ pub const ROTATE_REQUEST: &str = "oauth-operator.dev/rotate-request";
 /// When the secret in the Secret was issued (RFC 3339): the age `spec.rotation.every` counts.
 pub const ISSUED_AT: &str = "oauth-operator.dev/issued-at";
 const CHECKSUM: &str = "oauth-operator.dev/checksum";
+pub const PREVIOUS_BACKEND_ID: &str = "oauth-operator.dev/previous-backend-id";
+pub const PREVIOUS_BACKEND_ID_SIGNATURE: &str = "oauth-operator.dev/previous-backend-id-signature";
+const PREVIOUS_CLIENT_ID: &str = "oauth-operator.dev/previous-client-id";
+const PREVIOUS_RETIRES_AT: &str = "oauth-operator.dev/previous-retires-at";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "oauth-operator");
 
 /// What the operator finds in the Secret.
@@ -53,11 +62,13 @@ pub enum Found {
     },
 }
 
-/// The Secret as a pass read it: what it holds, and its UID when it is this owner's.
+/// The Secret as a pass read it: what it holds, its UID when it is this owner's, and the
+/// previous client it records (signed).
 #[derive(Debug)]
 pub struct Inspected {
     pub found: Found,
     pub uid: Option<String>,
+    pub previous: Option<PreviousClient>,
 }
 
 /// What to write. Kept in memory until a write succeeds: the backend shows a secret once.
@@ -71,22 +82,31 @@ pub struct Credentials {
     pub issuer: Option<String>,
     /// When the backend issued the secret (RFC 3339).
     pub issued_at: Option<String>,
+    /// The client a `NewClient` rotation replaced, until it retires.
+    pub previous: Option<PreviousClient>,
 }
 
 /// Reads the Secret of `owner` and tells whether it is its own and still holds what the
 /// operator wrote. `key` verifies the backend id it records.
 pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) -> Result<Inspected, kube::Error> {
     let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else {
-        return Ok(Inspected { found: Found::Missing, uid: None });
+        return Ok(Inspected { found: Found::Missing, uid: None, previous: None });
     };
     let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
-        return Ok(Inspected { found: Found::Foreign { holder: controller_of(&secret.metadata) }, uid: None });
+        let found = Found::Foreign { holder: controller_of(&secret.metadata) };
+        return Ok(Inspected { found, uid: None, previous: None });
     };
     let annotations = secret.annotations();
-    let backend_id = annotations
-        .get(BACKEND_ID)
-        .filter(|id| annotations.get(BACKEND_ID_SIGNATURE).is_some_and(|sig| verify(key, uid, id, sig)))
-        .cloned();
+    let backend_id = signed(annotations, (BACKEND_ID, BACKEND_ID_SIGNATURE), key, uid);
+    let previous = signed(annotations, (PREVIOUS_BACKEND_ID, PREVIOUS_BACKEND_ID_SIGNATURE), key, uid).map(|id| {
+        let text = |k: &str| annotations.get(k).cloned().unwrap_or_default();
+        PreviousClient {
+            client_id: text(PREVIOUS_CLIENT_ID),
+            backend_id: id,
+            retires_at: text(PREVIOUS_RETIRES_AT),
+            retired: false,
+        }
+    });
     let keys = desired::secret_keys(owner);
     let data = secret.data.clone().unwrap_or_default();
     let value = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned());
@@ -101,7 +121,18 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     } else {
         Found::Damaged { backend_id }
     };
-    Ok(Inspected { found, uid: secret.metadata.uid })
+    Ok(Inspected { found, uid: secret.metadata.uid, previous })
+}
+
+/// The backend id an annotation pair (id, signature) records, if signed for owner `uid`.
+pub fn signed(
+    annotations: &BTreeMap<String, String>,
+    (id, signature): (&str, &str),
+    key: &hmac::Key,
+    uid: &str,
+) -> Option<String> {
+    let value = annotations.get(id)?;
+    annotations.get(signature).is_some_and(|sig| verify(key, uid, value, sig)).then(|| value.clone())
 }
 
 /// Whether `uid` is the controller of the object.
@@ -209,6 +240,12 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     if let Some(issued_at) = &creds.issued_at {
         annotations.insert(ISSUED_AT.into(), issued_at.clone());
     }
+    if let Some(p) = &creds.previous {
+        annotations.insert(PREVIOUS_BACKEND_ID.into(), p.backend_id.clone());
+        annotations.insert(PREVIOUS_BACKEND_ID_SIGNATURE.into(), sign(key, uid, &p.backend_id));
+        annotations.insert(PREVIOUS_CLIENT_ID.into(), p.client_id.clone());
+        annotations.insert(PREVIOUS_RETIRES_AT.into(), p.retires_at.clone());
+    }
     Secret {
         metadata: ObjectMeta {
             name: Some(desired::secret_name(owner)),
@@ -287,6 +324,12 @@ mod tests {
             rotate_request: Some("r1".into()),
             issuer: None,
             issued_at: Some("2026-11-28T08:00:00Z".into()),
+            previous: Some(PreviousClient {
+                client_id: "oc_0".into(),
+                backend_id: "41".into(),
+                retires_at: "2026-11-28T08:10:00Z".into(),
+                retired: false,
+            }),
         };
         let secret = build(&owner(), &creds, &key());
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));
@@ -300,6 +343,12 @@ mod tests {
         assert_eq!(annotations[BACKEND_ID], "42");
         assert_eq!(annotations[ROTATE_REQUEST], "r1");
         assert_eq!(annotations[ISSUED_AT], "2026-11-28T08:00:00Z");
+        assert_eq!(
+            (annotations[PREVIOUS_CLIENT_ID].as_str(), annotations[PREVIOUS_RETIRES_AT].as_str()),
+            ("oc_0", "2026-11-28T08:10:00Z")
+        );
+        let previous = signed(annotations, (PREVIOUS_BACKEND_ID, PREVIOUS_BACKEND_ID_SIGNATURE), &key(), "u-1");
+        assert_eq!(previous.as_deref(), Some("41"), "the previous client is signed for its owner too");
         assert!(!annotations[CHECKSUM].contains("oc_secret_x"));
         assert!(verify(&key(), "u-1", "42", &annotations[BACKEND_ID_SIGNATURE]), "the record is signed for its owner");
         let owner_ref = &secret.metadata.owner_references.as_ref().expect("owner")[0];
@@ -335,6 +384,7 @@ mod tests {
                 rotate_request: None,
                 issuer: None,
                 issued_at: None,
+                previous: None,
             },
             &key(),
         );
