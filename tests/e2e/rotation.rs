@@ -154,7 +154,8 @@ async fn strategies_under_load(
         for name in &names {
             api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
         }
-        let handled = |c: &OAuthClient| c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_ref()) == Some(&value);
+        let handled =
+            |c: &OAuthClient| c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_ref()) == Some(&value);
         until("both rotations handled", async || {
             let (a, b) = (api.get(&names[0]).await.expect("get"), api.get(&names[1]).await.expect("get"));
             handled(&a) && handled(&b)
@@ -164,7 +165,8 @@ async fn strategies_under_load(
         let previous: PreviousClient = status.previous_client.clone().expect("the previous client is shown");
         assert_eq!(previous.backend_id, ids[round - 1], "the client this rotation replaced");
         assert!(!previous.retired, "it keeps working during the overlap");
-        let rotated_at: k8s_openapi::jiff::Timestamp = status.last_rotated_at.expect("rotated at").parse().expect("time");
+        let rotated_at: k8s_openapi::jiff::Timestamp =
+            status.last_rotated_at.expect("rotated at").parse().expect("time");
         let retires_at: k8s_openapi::jiff::Timestamp = previous.retires_at.parse().expect("time");
         let overlap = retires_at.duration_since(rotated_at).as_secs();
         assert!((19..=21).contains(&overlap), "retires 20 s after the rotation: {overlap}");

@@ -40,6 +40,8 @@ fn main() -> std::process::ExitCode {
         ),
         trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating_rotate_at_most_twice),
         trial("faults::hydra_kills_while_creating_leave_no_orphan", hydra_kills_while_creating_leave_no_orphan),
+        trial("faults::kills_during_new_client_rotations_lose_nothing", kills_during_new_client_rotations_lose_nothing),
+        trial("faults::hydra_kills_during_new_client_rotations_lose_nothing", hydra_kills_during_new_client_rotations),
         trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_an_outage_recover),
         trial("faults::api_server_restart_is_survived", api_server_restart_is_survived),
         trial("faults::deletion_waits_for_the_backend", deletion_waits_for_the_backend),
@@ -276,6 +278,101 @@ async fn kills_while_rotating_rotate_at_most_twice(client: Client) {
         assert!((1..=2).contains(&rotations), "{}: {rotations} rotations for one request", c.name_any());
     }
     println!("faults: 50 rotations under 6 SIGKILLs: rotations per request {histogram:?} (count: resources)");
+}
+
+/// What a `NewClient` rotation of 30 resources goes through: kills while the new clients are
+/// created and written (until each resource handled the request), then kills while the
+/// previous clients retire (10 s later). Returns the resources and the kills that came
+/// mid-work.
+async fn new_client_rotations_under_kills(client: &Client, ns: &str, args: &[String]) -> (Vec<OAuthClient>, usize) {
+    let mut operator = start(client, args).await;
+    let before = all_ready(client, ns, Duration::from_secs(120), |_| true).await;
+    request_rotation(client, &before, "swap-1").await;
+    let handled =
+        |c: &OAuthClient| c.status.as_ref().and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("swap-1");
+    let retired = move |c: &OAuthClient| {
+        handled(c) && c.status.as_ref().and_then(|s| s.previous_client.as_ref()).is_some_and(|p| p.retired)
+    };
+    let mut mid_work = kill_repeatedly(client, &mut operator, args, 4, ns, handled).await;
+    mid_work += kill_repeatedly(client, &mut operator, args, 3, ns, retired).await;
+    let after = all_ready(client, ns, Duration::from_secs(120), retired).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.name_any(), a.name_any());
+        let previous = a.status.as_ref().and_then(|s| s.previous_client.clone()).expect("previous client");
+        let first = b.status.as_ref().and_then(|s| s.backend_id.clone());
+        assert_eq!(Some(previous.backend_id), first, "{}: the previous client is the one replaced", a.name_any());
+    }
+    (after, mid_work)
+}
+
+async fn kills_during_new_client_rotations_lose_nothing(client: Client) {
+    let (ns, shard) = ("f-swap", "f-swap");
+    let args = shard_args(shard, &["--unmanaged-grace", "3s"]);
+    let started = Instant::now();
+    let swap = json!({"rotation": {"strategy": "NewClient", "overlap": "10s"}});
+    namespace(&client, ns).await;
+    // A backend limited to 10 requests a second, so the kills fall mid-work.
+    let app = app_doc("app", ns, json!({"backend": "slow", "pruneUnmanagedClients": true}));
+    apply_in_shard::<OAuthApp>(&client, ns, app, shard).await;
+    let docs = (0..30).map(|i| client_doc(&format!("s{i}"), "app", swap.clone()));
+    join_all(docs.map(|doc| apply_in_shard::<OAuthClient>(&client, ns, doc, shard))).await;
+    let (after, mid_work) = new_client_rotations_under_kills(&client, ns, &args).await;
+    assert!(mid_work >= 6, "only {mid_work} of 7 kills came mid-work");
+    // Orphans of a kill between a create and its Secret are pruned once past the grace period.
+    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    until_within("orphans pruned", Duration::from_secs(60), async || {
+        apps.get("app").await.ok().and_then(|a| a.status?.unmanaged_clients) == Some(0)
+    })
+    .await;
+    let created = assert_one_working_client_each(&client, ns, &after).await;
+    let emu = &Env::get().emu;
+    for c in &after {
+        let previous = c.status.as_ref().and_then(|s| s.previous_client.clone()).expect("previous");
+        let calls = emu.calls("DELETE", &format!("/oauth/apps/{ns}/clients/{}", previous.backend_id)).await;
+        assert_eq!(calls, 1, "{}: the previous client is deactivated exactly once", c.name_any());
+    }
+    println!(
+        "faults: 30 NewClient rotations, 7 SIGKILLs ({mid_work} mid-work): all retired and working after {:?}; backend clients created {created} (30 first, 30 new, orphans pruned {}); each previous client deactivated once; lost secrets 0",
+        started.elapsed(),
+        created - 60
+    );
+}
+
+/// On Ory Hydra the new client's id is chosen (`<uid>-r1`): one a kill hid is found again.
+async fn hydra_kills_during_new_client_rotations(client: Client) {
+    let (ns, shard) = ("f-hydra-swap", "f-hydra-swap");
+    let args = shard_args(shard, &[]);
+    let started = Instant::now();
+    namespace(&client, ns).await;
+    let doc = |i: usize| {
+        json!({"metadata": {"name": format!("h{i}")}, "spec": {"backend": "hydra-slow",
+            "hydra": {"grantTypes": ["client_credentials"]},
+            "rotation": {"strategy": "NewClient", "overlap": "10s"}}})
+    };
+    join_all((0..30).map(|i| apply_in_shard::<OAuthClient>(&client, ns, doc(i), shard))).await;
+    let (after, mid_work) = new_client_rotations_under_kills(&client, ns, &args).await;
+    assert!(mid_work >= 6, "only {mid_work} of 7 kills came mid-work");
+    let hydra = &Env::get().hydra;
+    let uids: HashSet<String> = after.iter().filter_map(|c| c.metadata.uid.clone()).collect();
+    let ours: HashSet<String> =
+        hydra.client_ids().await.into_iter().filter(|id| uids.iter().any(|uid| id.starts_with(uid.as_str()))).collect();
+    let wanted: HashSet<String> = uids.iter().map(|uid| format!("{uid}-r1")).collect();
+    assert_eq!(
+        ours, wanted,
+        "each resource holds exactly its replacement: the previous deleted, no orphan, no duplicate"
+    );
+    let client = &client;
+    let checks = after.iter().map(|c| async move {
+        let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
+        let (id, secret) = credentials(client, ns, &name).await;
+        hydra.token_status(&id, &secret, true).await
+    });
+    let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
+    assert_eq!(lost, 0, "every Secret gets a token from Hydra (lost secrets: {lost})");
+    println!(
+        "faults: hydra, 30 NewClient rotations, 7 SIGKILLs ({mid_work} mid-work): all retired and working after {:?}; Hydra holds exactly the 30 replacements; lost secrets 0",
+        started.elapsed()
+    );
 }
 
 async fn backend_faults_and_an_outage_recover(client: Client) {

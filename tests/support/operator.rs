@@ -92,6 +92,7 @@ impl Operator {
                 "backends:
 {hydra}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
+  slow: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 10}}
   apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
   apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{wrong}'}}
   mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
