@@ -20,6 +20,7 @@ pub fn trials() -> Vec<Trial> {
     vec![
         trial("backends::application_create_update_rotate_delete", application_create_update_rotate_delete),
         trial("backends::application_orphan_policy_keeps_it", application_orphan_policy_keeps_it),
+        trial("backends::application_new_client_rotation_and_deletion", application_new_client_rotation_and_deletion),
         trial("backends::application_rejected_api_key_is_reported", application_rejected_api_key_is_reported),
         trial(
             "backends::registered_waits_for_its_secret_and_pushes_changes",
@@ -107,6 +108,53 @@ async fn application_create_update_rotate_delete(client: Client) {
     assert!(!app.active, "disabled in the backend");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     assert!(secrets.get_opt("web-oauth-client").await.expect("get").is_none(), "the Secret is gone");
+}
+
+/// A NewClient rotation on the OAuth Applications API makes a new application with the same
+/// settings; the previous one works until its overlap ends. A deletion during an overlap
+/// disables both.
+async fn application_new_client_rotation_and_deletion(client: Client) {
+    let ns = namespace(&client, "e2e-apps-new-client").await;
+    let spec = json!({"clientName": "Swap", "rotation": {"strategy": "NewClient", "overlap": "10s"}});
+    apply::<OAuthClient>(&client, &ns, application_doc("swap", spec)).await;
+    client_ready(&client, &ns, "swap").await;
+    let (first, first_secret) = credentials(&client, &ns, "swap-oauth-client").await;
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    let rotate = async |value: &str| {
+        let annotate = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": value}}});
+        api.patch("swap", &PatchParams::default(), &Patch::Merge(annotate)).await.expect("annotate");
+        wait(&api, "swap", "rotated", |o| {
+            o.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some(value)
+        })
+        .await
+        .expect("client")
+    };
+    let rotated = rotate("r1").await;
+    let (second, second_secret) = credentials(&client, &ns, "swap-oauth-client").await;
+    assert_ne!(second, first, "a new application");
+    let previous = rotated.status.and_then(|s| s.previous_client).expect("previous client");
+    assert_eq!((previous.client_id.as_str(), previous.retired), (first.as_str(), false));
+    let read = async |id: &str| applications().get_client(&AppKey::none(), id).await.expect("get").expect("exists");
+    let (old, new) = (read(&first).await, read(&second).await);
+    assert_eq!(new.settings.application, old.settings.application, "the same settings");
+    assert_eq!(new.settings.redirect_uris, old.settings.redirect_uris);
+    assert_eq!(token_status(&first, &first_secret).await, 200, "the previous application works during the overlap");
+    assert_eq!(token_status(&second, &second_secret).await, 200, "the new one works");
+    wait(&api, "swap", "the previous application retired", |o| {
+        o.and_then(|c| c.status.as_ref()?.previous_client.as_ref()).is_some_and(|p| p.retired)
+    })
+    .await;
+    assert!(!read(&first).await.active, "disabled after the overlap");
+    assert_eq!(token_status(&first, &first_secret).await, 401, "and refused");
+
+    // Deleted during the next overlap: the current and the previous application are disabled.
+    rotate("r2").await;
+    let (third, _) = credentials(&client, &ns, "swap-oauth-client").await;
+    assert!(read(&second).await.active, "serving its overlap");
+    api.delete("swap", &DeleteParams::default()).await.expect("delete");
+    wait(&api, "swap", "gone", |o| o.is_none()).await;
+    assert!(!read(&second).await.active, "the previous application is disabled with the resource");
+    assert!(!read(&third).await.active, "and so is the current one");
 }
 
 async fn application_orphan_policy_keeps_it(client: Client) {
