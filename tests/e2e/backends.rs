@@ -146,6 +146,20 @@ async fn application_new_client_rotation_and_deletion(client: Client) {
     .await;
     assert!(!read(&first).await.active, "disabled after the overlap");
     assert_eq!(token_status(&first, &first_secret).await, 401, "and refused");
+    // Retired and settled: passes read and write nothing, here or in the backend.
+    let path = format!("/api/oauth-applications/{second}");
+    let both = async || writes_under(&path).await + writes_under(&format!("/api/oauth-applications/{first}")).await;
+    let (writes, before) = (both().await, api.get("swap").await.expect("get").resource_version());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let secret_version = secrets.get("swap-oauth-client").await.expect("get").resource_version();
+    passes(2, "GET", &path).await;
+    assert_eq!(both().await, writes, "no backend write once retired (a new application would show in the Secret)");
+    assert_eq!(api.get("swap").await.expect("get").resource_version(), before, "no status write");
+    assert_eq!(
+        secrets.get("swap-oauth-client").await.expect("get").resource_version(),
+        secret_version,
+        "no Secret write"
+    );
 
     // Deleted during the next overlap: the current and the previous application are disabled.
     rotate("r2").await;
