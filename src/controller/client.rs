@@ -24,7 +24,7 @@ use super::{
     credentials::{self, ClientState, Plan, Rotation, SecretState},
     desired, error_policy, key_of, prelude, registered, schedule,
     secret::{self, Found},
-    target::{Target, deactivate, find, now, target},
+    target::{Target, deactivate, find, now, rfc3339, target},
     tenancy, watch, write_status,
 };
 use crate::{
@@ -239,12 +239,26 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         Some((c, h)) => tenancy::claim_hydra_owner(obj, &c.id, &h.owner)?,
         None => None,
     };
-    let wanted = desired::client_settings(obj);
+    let mut wanted = desired::client_settings(obj);
+    // A NewClient rotation's Hydra client keeps the id it was created with.
+    if let (Some(h), Some(c)) = (wanted.hydra.as_mut(), &current) {
+        h.client_id.clone_from(&c.id);
+    }
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     let pending = rotate_request.clone().filter(|r| status.last_handled_rotate_request.as_ref() != Some(r));
     let answers = |answered: &Option<String>| pending.is_some() && *answered == pending;
     let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
+    // The Secret is read fresh while the status may come from a cache that lags: its record
+    // of the issue time wins when newer.
+    // (A time to come is a user's edit, and never recorded.)
+    if let Found::Intact { issued_at: Some(text), .. } = &found
+        && let Ok(issued) = text.parse::<Timestamp>()
+        && issued <= Timestamp::now()
+        && status.last_rotated_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|s| s < issued)
+    {
+        status.last_rotated_at = Some(rfc3339(issued));
+    }
     let held_creds = held_creds.filter(|h| current.as_ref().is_some_and(|c| h.backend_id == c.id));
     let held = held_creds.as_ref().map(|h| answers(&h.rotate_request));
     let mut previous = previous_client(held_creds.as_ref(), inspected.previous, status.previous_client.as_ref());
@@ -331,7 +345,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             let replaced = PreviousClient {
                 client_id: current.client_id.clone(),
                 backend_id: current.id.clone(),
-                retires_at: retires_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                retires_at: rfc3339(retires_at),
                 retired: false,
             };
             (client, secret, Some(replaced))

@@ -159,5 +159,10 @@ pub(super) async fn deactivate(ctx: &Context, t: &Target, id: &str) -> Result<()
 
 /// Now, as the status records times (RFC 3339, seconds).
 pub(super) fn now() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    rfc3339(Timestamp::now())
+}
+
+/// A time as the status records it.
+pub(super) fn rfc3339(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

@@ -18,7 +18,13 @@ use oauth_operator::api::{OAuthApp, OAuthClient, PreviousClient};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{Env, env::trial, operator::USER, resources::*, samples::sample_with};
+use crate::support::{
+    Env,
+    env::{RESYNC, trial},
+    operator::USER,
+    resources::*,
+    samples::sample_with,
+};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -124,6 +130,16 @@ async fn hydra_new_client_fails_no_request_in_place_does(client: Client) {
     }
     assert!(hydra.client(&replaced[3]).await.is_some(), "the current client stays");
     assert!(replaced[1].ends_with("-r1") && replaced[3].ends_with("-r3"), "chosen ids: {replaced:?}");
+    // Settled on its third client: two passes later (each reads the Secret) Hydra's copy and
+    // the status are unchanged.
+    let updated_at = async || hydra.client(&replaced[3]).await.expect("in Hydra")["updated_at"].clone();
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    let (settled, version) = (updated_at().await, api.get("hnc").await.expect("get").metadata.resource_version);
+    let reads = || Env::get().cp.requests_by(USER, "get", "secrets", "hnc-secret");
+    let start = reads();
+    until_within("two more passes", RESYNC * 6, async || reads() >= start + 2).await;
+    assert_eq!(updated_at().await, settled, "no write in Hydra at steady state");
+    assert_eq!(api.get("hnc").await.expect("get").metadata.resource_version, version, "no status write");
 }
 
 /// Applies a `NewClient` and an `InPlace` client, starts a consumer of each, rotates both three
