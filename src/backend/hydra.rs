@@ -94,7 +94,7 @@ impl Backend for HydraBackend {
             if let Some(token) = &token {
                 url.query_pairs_mut().append_pair("page_token", token);
             }
-            let response = self.http.send("list_hydra_clients", self.http.client.get(url)).await?;
+            let response = self.http.send("list_hydra_clients", self.http.client.get(url)).await.map_err(retryable)?;
             let link = response.headers().get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok());
             let next = link.filter_map(next_page_token).next();
             let page: Vec<Wire> = http::parse(response).await?;
@@ -106,14 +106,19 @@ impl Backend for HydraBackend {
     }
 
     async fn get_client(&self, _: &AppKey, id: &str) -> Result<Option<Client>> {
-        let read = self.http.call::<Wire>("get_hydra_client", Method::GET, self.url(Some(id)), None).await;
+        let read =
+            self.http.call::<Wire>("get_hydra_client", Method::GET, self.url(Some(id)), None).await.map_err(retryable);
         Ok(http::found(read)?.map(Client::from))
     }
 
     async fn create_client(&self, _: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let secret = if has_secret(&settings.client_auth_method) { Some(new_secret()?) } else { None };
         let body = body(settings, secret.as_ref())?;
-        let wire: Wire = self.http.call("create_hydra_client", Method::POST, self.url(None), Some(&body)).await?;
+        let wire: Wire = self
+            .http
+            .call("create_hydra_client", Method::POST, self.url(None), Some(&body))
+            .await
+            .map_err(retryable)?;
         let client = Client::from(wire);
         let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
@@ -121,20 +126,40 @@ impl Backend for HydraBackend {
 
     async fn update_client(&self, _: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
         let body = body(settings, None)?;
-        let wire: Wire = self.http.call("update_hydra_client", Method::PUT, self.url(Some(id)), Some(&body)).await?;
+        let wire: Wire = self
+            .http
+            .call("update_hydra_client", Method::PUT, self.url(Some(id)), Some(&body))
+            .await
+            .map_err(retryable)?;
         Ok(wire.into())
     }
 
     async fn deactivate_client(&self, _: &AppKey, id: &str) -> Result<()> {
         let request = self.http.client.delete(self.url(Some(id)));
-        self.http.send("delete_hydra_client", request).await.map(drop)
+        self.http.send("delete_hydra_client", request).await.map(drop).map_err(retryable)
     }
 
     async fn rotate_secret(&self, _: &AppKey, id: &str) -> Result<SecretString> {
         let secret = new_secret()?;
         let patch = json!([{"op": "replace", "path": "/client_secret", "value": secret.expose()}]);
-        let _: Value = self.http.call("rotate_hydra_secret", Method::PATCH, self.url(Some(id)), Some(&patch)).await?;
+        let _: Value = self
+            .http
+            .call("rotate_hydra_secret", Method::PATCH, self.url(Some(id)), Some(&patch))
+            .await
+            .map_err(retryable)?;
         Ok(secret)
+    }
+}
+
+/// Hydra answers 400 "Unable to serialize access due to a concurrent update in another
+/// session" when its database aborted the request's transaction for conflicting with another
+/// (seen under load): nothing was stored, and the same request succeeds when tried again.
+fn retryable(e: Error) -> Error {
+    match e {
+        Error::Invalid { status: 400, message } if message.contains("concurrent update") => {
+            Error::Transient { message }
+        }
+        e => e,
     }
 }
 
@@ -275,6 +300,15 @@ impl From<Wire> for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_serialization_conflict_is_retried_other_refusals_are_not() {
+        let conflict = "Unable to serialize access due to a concurrent update in another session";
+        let retried = retryable(Error::Invalid { status: 400, message: conflict.into() });
+        assert!(matches!(retried, Error::Transient { .. }), "{retried:?}");
+        let refused = retryable(Error::Invalid { status: 400, message: "invalid_redirect_uri".into() });
+        assert!(matches!(refused, Error::Invalid { status: 400, .. }), "{refused:?}");
+    }
 
     #[test]
     fn the_next_page_token_comes_from_the_link_header_only() {

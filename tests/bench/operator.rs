@@ -1,7 +1,7 @@
 //! The operator's benchmark: a real kube-apiserver + etcd, the emulator with 5 ms latency, the
 //! operator as its own (release) process. Prints one table.
 //!
-//! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50]
+//! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50] [--only memory]
 //!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra]
 //!
 //! `--backend hydra`: the throughput table only, on Ory Hydra (built from Go modules, its
@@ -60,6 +60,8 @@ struct Args {
     rotations: usize,
     resync: u64,
     hydra: bool,
+    /// `--only memory`: the memory rows alone (`--rss` clients).
+    memory_only: bool,
 }
 
 fn args() -> Args {
@@ -71,6 +73,7 @@ fn args() -> Args {
         rotations: 200,
         resync: 30,
         hydra: false,
+        memory_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -87,6 +90,7 @@ fn args() -> Args {
                 "emulator" => a.hydra = false,
                 other => panic!("--backend hydra|emulator, not {other}"),
             },
+            "--only" if value == "memory" => a.memory_only = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -100,6 +104,14 @@ impl Table {
         let (what, value) = (what.into(), value.into());
         println!("bench: {what}: {value}");
         self.0.push((what, value));
+    }
+
+    /// The table in Markdown, under `heading`.
+    fn print(&self, heading: &str) {
+        println!("\n| {heading} | value |\n|---|---|");
+        for (what, value) in &self.0 {
+            println!("| {what} | {value} |");
+        }
     }
 }
 
@@ -135,6 +147,12 @@ async fn main() {
     let mut operator = Operator::start(&cp, &client, &emu, &op_args).await;
     let mut table = Table(Vec::new());
     let mut total = 0usize;
+    if a.memory_only {
+        throughput_operator(&client, "b-rss", a.rss, false).await;
+        operator.kill();
+        memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss).await;
+        return table.print("measure");
+    }
 
     for &n in &a.sizes {
         let ns = format!("b-{n}");
@@ -161,11 +179,7 @@ async fn main() {
     }
 
     if a.hydra {
-        println!("\n| measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations) | value |\n|---|---|");
-        for (what, value) in &table.0 {
-            println!("| {what} | {value} |");
-        }
-        return;
+        return table.print("measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations)");
     }
 
     let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
@@ -207,19 +221,16 @@ async fn main() {
         throughput_operator(&client, ns, a.rss - total, false).await;
     }
     operator.kill();
-    let (peak_mib, rss_mib, cpu, sync) = memory(&cp, &client, &emu, &op_args, a.rss.max(total)).await;
-    table.row(
-        format!("fresh operator syncing {} clients + Secrets: peak RSS", a.rss.max(total)),
-        format!("{peak_mib:.1} MiB"),
-    );
+    memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss.max(total)).await;
+    table.print("measure");
+}
+
+async fn memory_rows(table: &mut Table, cp: &ControlPlane, client: &Client, emu: &Emulator, args: &[&str], n: usize) {
+    let (peak_mib, rss_mib, cpu, sync) = memory(cp, client, emu, args, n).await;
+    table.row(format!("fresh operator syncing {n} clients + Secrets: peak RSS"), format!("{peak_mib:.1} MiB"));
     table.row("RSS once synced", format!("{rss_mib:.1} MiB"));
     table.row("initial sync: CPU seconds", format!("{cpu:.1}"));
     table.row("initial sync: wall time", format!("{sync:.1?}"));
-
-    println!("\n| measure | value |\n|---|---|");
-    for (what, value) in &table.0 {
-        println!("| {what} | {value} |");
-    }
 }
 
 fn ready(c: &OAuthClient) -> bool {

@@ -237,8 +237,9 @@ async fn the_list_pages_past_250_clients(_: Client) {
         // Public clients: nothing to hash, so 300 creations take a moment.
         let body = json!({"client_id": format!("paging-{n:03}"), "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code"], "redirect_uris": ["https://a.example.com/cb"]});
-        // Setup, not the operator under test: Hydra's in-memory store has once answered 400 to
-        // one of these creations under the suite's load; try such a one again, saying why.
+        // Setup, not the operator under test: under the suite's load Hydra may answer 400
+        // "concurrent update" (a conflicting transaction, nothing stored; the operator retries
+        // it as transient); try such a one again, saying why.
         let mut answers = Vec::new();
         for _ in 0..3 {
             let (status, answer) = hydra.admin_call(Method::POST, "/admin/clients", Some(body.clone())).await;
