@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    AppKey, ApplicationSettings, Backend, Capabilities, Client, ClientSettings, Credentials, Error, Result,
+    AppKey, ApplicationSettings, Backend, Capabilities, Client, ClientSettings, Credentials, Error, Kind, Mode, Result,
     SecretString,
     http::{self, Http, HttpConfig},
 };
@@ -39,22 +39,14 @@ impl ApplicationsBackend {
     }
 
     fn application<'a>(&self, settings: &'a ClientSettings) -> Result<&'a ApplicationSettings> {
-        super::required(&settings.application, "an OAuth Applications backend", "application")
+        super::required(settings.application(), "an OAuth Applications backend", "application")
     }
 }
 
 #[async_trait]
 impl Backend for ApplicationsBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            apps: false,
-            scopes: false,
-            grants: false,
-            domain_verification: false,
-            issued_secrets: true,
-            list_clients: false,
-            chosen_client_ids: false,
-        }
+        Capabilities { kind: Kind::Applications, list_clients: false, chosen_client_ids: false }
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
@@ -141,7 +133,7 @@ impl From<Wire> for Client {
             client_id: w.client_id,
             settings: Box::new(ClientSettings {
                 redirect_uris: w.redirect_urls,
-                application: Some(Box::new(ApplicationSettings {
+                mode: Mode::Application(Box::new(ApplicationSettings {
                     name: w.name,
                     kind: w.kind,
                     owner_org_id: w.owner_org_id,
@@ -205,7 +197,7 @@ mod tests {
         let client = Client::from(wire);
         assert_eq!(client.id, "c1");
         assert!(!client.active);
-        let app = client.settings.application.expect("application settings");
+        let app = client.settings.application().expect("application settings");
         assert_eq!((app.kind.as_str(), app.allowed_scopes.len()), ("web", 1));
     }
 }

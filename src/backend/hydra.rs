@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, HydraSettings, Result, SecretString,
+    AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, HydraSettings, Kind, Mode, Result,
+    SecretString,
     http::{self, Http, HttpConfig},
 };
 
@@ -77,15 +78,7 @@ fn has_secret(method: &str) -> bool {
 #[async_trait]
 impl Backend for HydraBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            apps: false,
-            scopes: false,
-            grants: false,
-            domain_verification: false,
-            issued_secrets: true,
-            list_clients: true,
-            chosen_client_ids: true,
-        }
+        Capabilities { kind: Kind::Hydra, list_clients: true, chosen_client_ids: true }
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
@@ -177,7 +170,7 @@ fn next_page_token(header: &str) -> Option<String> {
 
 /// The full client as PUT and POST take it; `secret` sets a new one.
 fn body(settings: &ClientSettings, secret: Option<&SecretString>) -> Result<Value> {
-    let h = super::required(&settings.hydra, "an Ory Hydra backend", "hydra")?;
+    let h = super::required(settings.hydra(), "an Ory Hydra backend", "hydra")?;
     let mut body = json!({
         "client_id": h.client_id,
         "owner": h.owner,
@@ -282,7 +275,7 @@ impl From<Wire> for Client {
                 contacts: w.contacts.unwrap_or_default(),
                 access_token_format: text(w.access_token_strategy),
                 skip_consent: w.skip_consent,
-                hydra: Some(Box::new(HydraSettings {
+                mode: Mode::Hydra(Box::new(HydraSettings {
                     client_id: w.client_id,
                     owner: w.owner.unwrap_or_default(),
                     response_types: w.response_types.unwrap_or_default(),
@@ -342,7 +335,7 @@ mod tests {
         }))
         .unwrap();
         let client = Client::from(wire);
-        let h = client.settings.hydra.as_ref().expect("hydra settings");
+        let h = client.settings.hydra().expect("hydra settings");
         assert_eq!(h.scopes, DEFAULT_SCOPES);
         assert_eq!(h.lifespans.len(), 1);
         assert_eq!(h.lifespans["client_credentials_grant_access_token_lifespan"], 5_400_000);
@@ -354,7 +347,7 @@ mod tests {
     fn the_body_carries_every_field_and_the_secret_only_when_given() {
         let settings = ClientSettings {
             client_auth_method: "client_secret_basic".into(),
-            hydra: Some(Box::new(HydraSettings {
+            mode: Mode::Hydra(Box::new(HydraSettings {
                 client_id: "c1".into(),
                 lifespans: BTreeMap::from([(LIFESPANS[3].to_string(), 60_000)]),
                 ..Default::default()

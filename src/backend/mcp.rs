@@ -21,8 +21,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, RegisteredSettings, Result,
-    SecretString,
+    AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, Kind, Mode, RegisteredSettings,
+    RegisteredStatus, Result, SecretString,
     http::{self, Http, HttpConfig},
 };
 
@@ -55,22 +55,14 @@ impl McpBackend {
     }
 
     fn registered<'a>(&self, settings: &'a ClientSettings) -> Result<&'a RegisteredSettings> {
-        super::required(&settings.registered, "an MCP OAuth clients backend", "registered")
+        super::required(settings.registered(), "an MCP OAuth clients backend", "registered")
     }
 }
 
 #[async_trait]
 impl Backend for McpBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            apps: false,
-            scopes: false,
-            grants: false,
-            domain_verification: false,
-            issued_secrets: false,
-            list_clients: true,
-            chosen_client_ids: false,
-        }
+        Capabilities { kind: Kind::Registered, list_clients: true, chosen_client_ids: false }
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
@@ -145,7 +137,11 @@ fn fields(r: &RegisteredSettings, redirect_uris: &[String]) -> Map<String, Value
         "redirect_uris": redirect_uris,
         "metadata": r.metadata,
         "server_ids": r.server_ids,
-        "status": r.status,
+        "status": match r.status {
+            RegisteredStatus::Active => "active",
+            RegisteredStatus::Inactive => "inactive",
+            RegisteredStatus::Revoked => "revoked",
+        },
     });
     match body {
         Value::Object(map) => map,
@@ -194,14 +190,20 @@ struct Wire {
 
 impl From<Wire> for Client {
     fn from(w: Wire) -> Self {
+        // A status this adapter does not know counts as not in use.
+        let status = match w.status.as_str() {
+            "active" => RegisteredStatus::Active,
+            "revoked" => RegisteredStatus::Revoked,
+            _ => RegisteredStatus::Inactive,
+        };
         Client {
             id: w.id,
             client_id: w.client_id.clone(),
-            active: w.status == "active",
+            active: status == RegisteredStatus::Active,
             created_at: w.created_at.and_then(|t| t.parse().ok()),
             settings: Box::new(ClientSettings {
                 redirect_uris: w.redirect_uris,
-                registered: Some(Box::new(RegisteredSettings {
+                mode: Mode::Registered(Box::new(RegisteredSettings {
                     provider: w.provider,
                     provider_name: w.provider_name,
                     client_id: w.client_id,
@@ -210,7 +212,7 @@ impl From<Wire> for Client {
                     scopes: w.scopes,
                     metadata: w.metadata.unwrap_or_default(),
                     server_ids: w.server_ids,
-                    status: w.status,
+                    status,
                 })),
                 ..Default::default()
             }),
@@ -247,9 +249,9 @@ mod tests {
 
     #[test]
     fn updates_replace_every_collection_and_never_carry_a_secret() {
-        let r = RegisteredSettings { provider: "github".into(), status: "active".into(), ..Default::default() };
+        let r = RegisteredSettings { provider: "github".into(), ..Default::default() };
         let body = fields(&r, &[]);
-        assert_eq!(body["scopes"], json!([]));
+        assert_eq!((&body["scopes"], &body["status"]), (&json!([]), &json!("active")));
         assert!(!body.contains_key("client_secret") && !body.contains_key("provider"));
     }
 }

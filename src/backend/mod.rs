@@ -19,20 +19,28 @@ pub use secret::SecretString;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What a backend can do; the reconcilers check it before asking for a feature.
+/// What a backend is and can do; the reconcilers check it before asking for a feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    pub apps: bool,
-    pub scopes: bool,
-    pub grants: bool,
-    pub domain_verification: bool,
-    /// The backend issues client secrets (as opposed to storing ones the user registers).
-    pub issued_secrets: bool,
+    /// Which kind of client it keeps: a spec's mode needs its kind.
+    pub kind: Kind,
     /// Clients can be listed (else each is read on its own).
     pub list_clients: bool,
-    /// The operator chooses each client's id (`ClientSettings::hydra`), so a client whose
-    /// creation a crash hid is found again by reading that id.
+    /// The operator chooses each client's id ([`HydraSettings::client_id`]), so a client
+    /// whose creation a crash hid is found again by reading that id.
     pub chosen_client_ids: bool,
+}
+
+/// The kinds of backend, by the kind of client ([`Mode`]) each keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Apps with clients, scopes and domains (the Wacht API).
+    Wacht,
+    /// Applications that are clients (the OAuth Applications API).
+    Applications,
+    /// Clients whose secret the user registers (the MCP OAuth clients API).
+    Registered,
+    Hydra,
 }
 
 /// Where an app lives: its deployment (`None`: the one the API key belongs to) and slug.
@@ -146,22 +154,59 @@ pub struct ClientSettings {
     pub access_token_format: Option<String>,
     pub access_token_ttl_seconds: Option<i64>,
     pub skip_consent: Option<bool>,
-    /// What the OAuth Applications API keeps of a client (its only settings there besides
-    /// the redirect URIs).
+    /// The kind of client, with what only that kind has.
     #[serde(skip)]
-    pub application: Option<Box<ApplicationSettings>>,
-    /// What the MCP OAuth clients API keeps of a registered client (all its settings there
-    /// besides the redirect URIs), without the secret.
-    #[serde(skip)]
-    pub registered: Option<Box<RegisteredSettings>>,
-    /// What Ory Hydra keeps of a client besides the fields above.
-    #[serde(skip)]
-    pub hydra: Option<Box<HydraSettings>>,
+    pub mode: Mode,
 }
 
-/// A mode block of the settings that a backend cannot do without (`spec.<field>`).
-pub(crate) fn required<'a, T>(block: &'a Option<Box<T>>, backend: &str, field: &str) -> Result<&'a T> {
-    block.as_deref().ok_or_else(|| Error::Unsendable { message: format!("{backend} needs spec.{field}") })
+/// The kinds of client, one per kind of backend (the Wacht API's has the common fields only).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Mode {
+    #[default]
+    Wacht,
+    /// What the OAuth Applications API keeps of a client (its only settings there besides
+    /// the redirect URIs).
+    Application(Box<ApplicationSettings>),
+    /// What the MCP OAuth clients API keeps of a registered client (all its settings there
+    /// besides the redirect URIs), without the secret.
+    Registered(Box<RegisteredSettings>),
+    /// What Ory Hydra keeps of a client besides the common fields.
+    Hydra(Box<HydraSettings>),
+}
+
+impl ClientSettings {
+    pub fn application(&self) -> Option<&ApplicationSettings> {
+        match &self.mode {
+            Mode::Application(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn registered(&self) -> Option<&RegisteredSettings> {
+        match &self.mode {
+            Mode::Registered(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn hydra(&self) -> Option<&HydraSettings> {
+        match &self.mode {
+            Mode::Hydra(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn hydra_mut(&mut self) -> Option<&mut HydraSettings> {
+        match &mut self.mode {
+            Mode::Hydra(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// The settings of a kind of client a backend cannot do without (`spec.<field>`).
+pub(crate) fn required<T>(settings: Option<T>, backend: &str, field: &str) -> Result<T> {
+    settings.ok_or_else(|| Error::Unsendable { message: format!("{backend} needs spec.{field}") })
 }
 
 /// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on
@@ -188,8 +233,17 @@ pub struct RegisteredSettings {
     pub scopes: Vec<String>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub server_ids: Vec<String>,
-    /// `active`, `inactive` or `revoked`.
-    pub status: String,
+    pub status: RegisteredStatus,
+}
+
+/// Whether a registered client is in use. `Revoked` is the backend's alone: a revoked
+/// client cannot be used again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RegisteredStatus {
+    #[default]
+    Active,
+    Inactive,
+    Revoked,
 }
 
 /// A client of Ory Hydra. Its id is chosen by the operator; `owner` and the owner key of
@@ -227,21 +281,12 @@ pub struct Credentials {
     pub client_secret: Option<SecretString>,
 }
 
-/// A user's consent to a client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    pub id: String,
-    pub scopes: Vec<String>,
-    pub resource: Option<String>,
-    pub status: String,
-}
-
 /// A management API that holds OAuth apps and clients.
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
-    // Apps, scopes and grants: only backends whose capabilities say so have them.
+    // Apps and scopes: the Wacht API's alone.
     async fn list_apps(&self, _deployment: Option<&str>) -> Result<Vec<App>> {
         Err(Error::Unsupported("apps"))
     }
@@ -270,7 +315,7 @@ pub trait Backend: Send + Sync {
         Ok(self.list_clients(app).await?.into_iter().find(|c| c.id == id))
     }
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)>;
-    /// Registers a client whose secret the user holds (`settings.registered`); the secret is
+    /// Registers a client whose secret the user holds (`Mode::Registered`); the secret is
     /// write-only.
     async fn register_client(
         &self,
@@ -288,11 +333,4 @@ pub trait Backend: Send + Sync {
     /// Soft delete; a client that is already gone counts as done for the caller to decide.
     async fn deactivate_client(&self, app: &AppKey, id: &str) -> Result<()>;
     async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString>;
-
-    async fn list_grants(&self, _app: &AppKey, _client: &str) -> Result<Vec<Grant>> {
-        Err(Error::Unsupported("grants"))
-    }
-    async fn revoke_grant(&self, _app: &AppKey, _client: &str, _grant: &str) -> Result<()> {
-        Err(Error::Unsupported("grants"))
-    }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials, DomainStatus, Error, Grant,
+    App, AppKey, AppUpdate, Backend, Capabilities, Client, ClientSettings, Credentials, DomainStatus, Error, Kind,
     NewApp, Result, Scope, ScopeMapping, SecretString,
     http::{Http, HttpConfig, parse},
 };
@@ -65,15 +65,7 @@ impl WachtBackend {
 #[async_trait]
 impl Backend for WachtBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            apps: true,
-            scopes: true,
-            grants: true,
-            domain_verification: true,
-            issued_secrets: true,
-            list_clients: true,
-            chosen_client_ids: false,
-        }
+        Capabilities { kind: Kind::Wacht, list_clients: true, chosen_client_ids: false }
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {
@@ -189,17 +181,6 @@ impl Backend for WachtBackend {
             .call("rotate_secret", Method::POST, self.app_url(app, &["clients", id, "rotate-secret"]), None)
             .await?;
         Ok(SecretString::new(rotated.client_secret))
-    }
-
-    async fn list_grants(&self, app: &AppKey, client: &str) -> Result<Vec<Grant>> {
-        let list: GrantList =
-            self.http.call("list_grants", Method::GET, self.app_url(app, &["clients", client, "grants"]), None).await?;
-        Ok(list.grants.into_iter().map(Grant::from).collect())
-    }
-
-    async fn revoke_grant(&self, app: &AppKey, client: &str, grant: &str) -> Result<()> {
-        let url = self.app_url(app, &["clients", client, "grants", grant, "revoke"]);
-        self.http.send("revoke_grant", self.http.client.post(url)).await.map(drop)
     }
 }
 
@@ -384,26 +365,6 @@ impl WireClient {
 #[derive(Deserialize)]
 struct Rotated {
     client_secret: String,
-}
-
-#[derive(Deserialize)]
-struct GrantList {
-    grants: Vec<WireGrant>,
-}
-
-#[derive(Deserialize)]
-struct WireGrant {
-    id: String,
-    #[serde(default)]
-    scopes: Vec<String>,
-    resource: Option<String>,
-    status: String,
-}
-
-impl From<WireGrant> for Grant {
-    fn from(w: WireGrant) -> Self {
-        Grant { id: w.id, scopes: w.scopes, resource: w.resource, status: w.status }
-    }
 }
 
 #[cfg(test)]

@@ -197,8 +197,8 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     obj.validate()?;
     let t = target(obj, ctx).await?;
     status.backend_ref = Some(t.record());
-    if obj.spec.registered.is_some() {
-        return registered::sync(obj, ctx, &t, status).await;
+    if let Some(spec) = &obj.spec.registered {
+        return registered::sync(obj, spec, ctx, &t, status).await;
     }
     if obj.spec.hydra.is_some() {
         tenancy::claim_client(ctx, obj).await?;
@@ -235,13 +235,13 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         Some(id) => find(ctx, &t, id).await?,
         None => None,
     };
-    let taken_over = match current.as_ref().and_then(|c| c.settings.hydra.as_ref().map(|h| (c, h))) {
+    let taken_over = match current.as_ref().and_then(|c| c.settings.hydra().map(|h| (c, h))) {
         Some((c, h)) => tenancy::claim_hydra_owner(obj, &c.id, &h.owner)?,
         None => None,
     };
     let mut wanted = desired::client_settings(obj);
     // A NewClient rotation's Hydra client keeps the id it was created with.
-    if let (Some(h), Some(c)) = (wanted.hydra.as_mut(), &current) {
+    if let (Some(h), Some(c)) = (wanted.hydra_mut(), &current) {
         h.client_id.clone_from(&c.id);
     }
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
@@ -486,10 +486,10 @@ async fn replacement(
     current: &backend::Client,
 ) -> Result<(backend::Client, Option<backend::SecretString>), Error> {
     let mut wanted = wanted.clone();
-    if let Some(h) = wanted.hydra.as_mut() {
+    if let Some(h) = wanted.hydra_mut() {
         h.client_id = desired::next_hydra_client_id(obj, &current.id);
         if let Some(found) = find(ctx, t, &h.client_id).await? {
-            let owner = found.settings.hydra.as_ref().map(|h| h.owner.as_str());
+            let owner = found.settings.hydra().map(|h| h.owner.as_str());
             tenancy::check_owner(owner, obj.metadata.uid.as_deref(), &format!("Hydra client {}", found.id))?;
             let secret = match obj.spec.client_auth_method.has_secret() {
                 true => {
@@ -512,7 +512,7 @@ async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient
         return Ok(());
     };
     // Hydra's owner says whose it is; a record signed for this resource names only its own.
-    if let Some(h) = &client.settings.hydra
+    if let Some(h) = client.settings.hydra()
         && Some(&h.owner) != obj.metadata.uid.as_ref()
     {
         return Ok(());
@@ -701,8 +701,7 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
         if obj.spec.hydra.is_some() {
             let owned = find(ctx, &t, &id)
                 .await?
-                .and_then(|c| c.settings.hydra)
-                .is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref());
+                .is_some_and(|c| c.settings.hydra().is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref()));
             if !owned {
                 continue;
             }

@@ -4,8 +4,8 @@
 use crate::{
     api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
     backend::{
-        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, NewApp, RegisteredSettings, Scope,
-        ScopeMapping, hydra,
+        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, Mode, NewApp, RegisteredSettings,
+        RegisteredStatus, Scope, ScopeMapping, hydra,
     },
 };
 
@@ -81,7 +81,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
     if let Some(app) = &spec.application {
         return ClientSettings {
             redirect_uris: spec.redirect_uris.clone(),
-            application: Some(Box::new(ApplicationSettings {
+            mode: Mode::Application(Box::new(ApplicationSettings {
                 name: spec.client_name.clone().unwrap_or_else(|| client.metadata.name.clone().unwrap_or_default()),
                 kind: wire(&app.kind),
                 owner_org_id: app.owner_org_id.clone().unwrap_or_default(),
@@ -93,7 +93,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
     if let Some(r) = &spec.registered {
         return ClientSettings {
             redirect_uris: spec.redirect_uris.clone(),
-            registered: Some(Box::new(RegisteredSettings {
+            mode: Mode::Registered(Box::new(RegisteredSettings {
                 provider: r.provider.clone(),
                 provider_name: r.provider_name.clone(),
                 client_id: String::new(),
@@ -102,7 +102,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
                 scopes: r.scopes.clone(),
                 metadata: registered_metadata(client),
                 server_ids: r.server_ids.clone(),
-                status: if spec.active { "active" } else { "inactive" }.into(),
+                status: if spec.active { RegisteredStatus::Active } else { RegisteredStatus::Inactive },
             })),
             ..Default::default()
         };
@@ -119,7 +119,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
             h.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
         metadata.insert(super::tenancy::OWNER_METADATA.into(), uid.clone().into());
         let lifespans = h.token_lifespans.as_ref().map(|l| l.fields()).unwrap_or_default();
-        settings.hydra = Some(Box::new(HydraSettings {
+        settings.mode = Mode::Hydra(Box::new(HydraSettings {
             client_id: hydra_client_id(client),
             owner: uid,
             response_types: h.response_types.iter().map(wire).collect(),
@@ -199,9 +199,7 @@ fn wacht_settings(spec: &OAuthClientSpec) -> ClientSettings {
         access_token_format: spec.access_token_format.as_ref().map(wire),
         access_token_ttl_seconds: spec.access_token_ttl_seconds.map(i64::from),
         skip_consent: spec.skip_consent,
-        application: None,
-        registered: None,
-        hydra: None,
+        mode: Mode::Wacht,
     }
 }
 
@@ -218,17 +216,20 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
 /// do the fields set on creation only (an application's type and owner, a provider).
 pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool {
     let mut normalized = wanted.clone();
-    if let (Some(w), Some(c)) = (normalized.application.as_mut(), current.application.as_ref()) {
-        w.kind.clone_from(&c.kind);
-        w.owner_org_id.clone_from(&c.owner_org_id);
-    }
-    if let (Some(w), Some(c)) = (normalized.registered.as_mut(), current.registered.as_ref()) {
-        w.provider.clone_from(&c.provider);
-        // Clients registered before owners were recorded get theirs with the next update, not
-        // with a write of their own: an upgrade makes no backend write.
-        if !c.metadata.contains_key(super::tenancy::OWNER_METADATA) {
-            w.metadata.remove(super::tenancy::OWNER_METADATA);
+    match (&mut normalized.mode, &current.mode) {
+        (Mode::Application(w), Mode::Application(c)) => {
+            w.kind.clone_from(&c.kind);
+            w.owner_org_id.clone_from(&c.owner_org_id);
         }
+        (Mode::Registered(w), Mode::Registered(c)) => {
+            w.provider.clone_from(&c.provider);
+            // Clients registered before owners were recorded get theirs with the next update,
+            // not with a write of their own: an upgrade makes no backend write.
+            if !c.metadata.contains_key(super::tenancy::OWNER_METADATA) {
+                w.metadata.remove(super::tenancy::OWNER_METADATA);
+            }
+        }
+        _ => {}
     }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
@@ -322,16 +323,14 @@ mod tests {
         let mut client: OAuthClient = sample("oauthclient-registered.yaml");
         client.metadata.uid = Some("u-1".into());
         let wanted = client_settings(&client);
-        assert_eq!(
-            wanted.registered.as_ref().expect("registered").metadata[super::super::tenancy::OWNER_METADATA],
-            "u-1"
-        );
-        let mut settings = wanted.registered.clone().expect("registered");
+        assert_eq!(wanted.registered().expect("registered").metadata[super::super::tenancy::OWNER_METADATA], "u-1");
+        let mut settings = wanted.registered().cloned().expect("registered");
         settings.metadata.remove(super::super::tenancy::OWNER_METADATA);
-        let mut before_upgrade = ClientSettings { registered: Some(settings.clone()), ..wanted.clone() };
+        let mut before_upgrade =
+            ClientSettings { mode: Mode::Registered(Box::new(settings.clone())), ..wanted.clone() };
         assert!(client_matches(&wanted, &before_upgrade), "settled before the upgrade: no write");
         settings.scopes.push("drift".into());
-        before_upgrade.registered = Some(settings);
+        before_upgrade.mode = Mode::Registered(Box::new(settings));
         assert!(!client_matches(&wanted, &before_upgrade), "a real change still updates (and records the owner)");
     }
 

@@ -90,15 +90,7 @@ mod tests {
     #[async_trait]
     impl Backend for Gated {
         fn capabilities(&self) -> Capabilities {
-            Capabilities {
-                apps: true,
-                scopes: false,
-                grants: false,
-                domain_verification: false,
-                issued_secrets: true,
-                list_clients: true,
-                chosen_client_ids: false,
-            }
+            Capabilities { kind: crate::backend::Kind::Wacht, list_clients: true, chosen_client_ids: false }
         }
         async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
             self.lists.fetch_add(1, Ordering::SeqCst);

@@ -21,8 +21,8 @@ use super::{
     tenancy,
 };
 use crate::{
-    api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION},
-    backend::{self, Client, SecretString},
+    api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, RegisteredSpec},
+    backend::{self, Client, Mode, RegisteredStatus, SecretString},
 };
 
 /// The user's credentials as read from their Secret.
@@ -36,21 +36,19 @@ struct Upstream {
 /// Ready message.
 pub(super) async fn sync(
     obj: &OAuthClient,
+    spec: &RegisteredSpec,
     ctx: &Context,
     t: &Target,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
-    ctx.waits_on_secret(obj, obj.spec.registered.as_ref().map(|r| r.credentials_secret.name.as_str()));
+    ctx.waits_on_secret(obj, Some(&spec.credentials_secret.name));
     tenancy::claim_client(ctx, obj).await?;
-    let upstream = read_credentials(ctx, obj).await?;
+    let upstream = read_credentials(ctx, obj, spec).await?;
     let mut wanted = desired::client_settings(obj);
-    let provider = match wanted.registered.as_mut() {
-        Some(r) => {
-            r.client_id.clone_from(&upstream.client_id);
-            r.provider.clone()
-        }
-        None => unreachable!("registered mode has registered settings"),
-    };
+    if let Mode::Registered(r) = &mut wanted.mode {
+        r.client_id.clone_from(&upstream.client_id);
+    }
+    let provider = spec.provider.clone();
     let mut current = match &status.backend_id {
         Some(id) => find(ctx, t, id).await?,
         None => None,
@@ -78,10 +76,10 @@ pub(super) async fn sync(
             Err(e) => return Err(Error::backend("register client")(e)),
         },
     };
-    let owner = current.settings.registered.as_ref().and_then(|r| r.metadata.get(tenancy::OWNER_METADATA));
+    let owner = current.settings.registered().and_then(|r| r.metadata.get(tenancy::OWNER_METADATA));
     let what = format!("the {provider} client {} of this backend", current.id);
     tenancy::check_owner(owner.and_then(|o| o.as_str()), obj.metadata.uid.as_deref(), &what)?;
-    if current.settings.registered.as_ref().is_some_and(|r| r.status == "revoked") {
+    if current.settings.registered().is_some_and(|r| r.status == RegisteredStatus::Revoked) {
         return Err(Error::Refused {
             reason: reason::REVOKED,
             message: format!(
@@ -94,8 +92,7 @@ pub(super) async fn sync(
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
     // A client taken over (not one settled before an upgrade) records its new owner at once.
-    let unowned =
-        current.settings.registered.as_ref().is_some_and(|r| !r.metadata.contains_key(tenancy::OWNER_METADATA));
+    let unowned = current.settings.registered().is_some_and(|r| !r.metadata.contains_key(tenancy::OWNER_METADATA));
     if !desired::client_matches(&wanted, &current.settings) || (adopted && unowned) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
@@ -143,9 +140,9 @@ pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
         let owns = |metadata: &serde_json::Map<_, serde_json::Value>| {
             metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) == Some(uid.as_str())
         };
-        match (settings.registered.as_deref_mut(), settings.hydra.as_deref_mut()) {
-            (Some(r), _) if owns(&r.metadata) => drop(r.metadata.remove(tenancy::OWNER_METADATA)),
-            (_, Some(h)) if h.owner == *uid => {
+        match &mut settings.mode {
+            Mode::Registered(r) if owns(&r.metadata) => drop(r.metadata.remove(tenancy::OWNER_METADATA)),
+            Mode::Hydra(h) if h.owner == *uid => {
                 h.owner.clear();
                 h.metadata.remove(tenancy::OWNER_METADATA);
             }
@@ -173,12 +170,11 @@ fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) 
 async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Client>, Error> {
     let list =
         ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
-    Ok(list.iter().find(|c| c.settings.registered.as_ref().is_some_and(|r| r.provider == provider)).cloned())
+    Ok(list.iter().find(|c| c.settings.registered().is_some_and(|r| r.provider == provider)).cloned())
 }
 
 /// The client id and secret from the Secret that `spec.registered.credentialsSecret` names.
-async fn read_credentials(ctx: &Context, obj: &OAuthClient) -> Result<Upstream, Error> {
-    let Some(r) = &obj.spec.registered else { unreachable!("registered mode") };
+async fn read_credentials(ctx: &Context, obj: &OAuthClient, r: &RegisteredSpec) -> Result<Upstream, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = &r.credentials_secret.name;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);

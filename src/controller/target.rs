@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 use super::{Context, Error, Waiting, conditions::reason, tenancy};
 use crate::{
     api::{BackendRef, InvalidSpec, OAuthApp, OAuthClient},
-    backend::{self, AppKey, Backend, Client},
+    backend::{self, AppKey, Backend, Client, Kind},
     config::Configured,
 };
 
@@ -101,18 +101,14 @@ async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Erro
     let (name, configured) = tenancy::backend(ctx, obj.spec.backend.as_deref(), &ns).await?;
     let owner_org = obj.spec.application.as_ref().and_then(|a| a.owner_org_id.as_deref());
     tenancy::check_pinned(&name, &configured.access.pinned_owner_org, "spec.application.ownerOrgId", owner_org)?;
-    let caps = configured.backend.capabilities();
-    let (fits, needs) = if obj.spec.registered.is_some() {
-        (!caps.issued_secrets, "an MCP OAuth clients backend (type mcp-oauth-clients)")
+    let (kind, needs) = if obj.spec.registered.is_some() {
+        (Kind::Registered, "an MCP OAuth clients backend (type mcp-oauth-clients)")
     } else if obj.spec.hydra.is_some() {
-        (caps.chosen_client_ids, "an Ory Hydra backend (type hydra)")
+        (Kind::Hydra, "an Ory Hydra backend (type hydra)")
     } else {
-        (
-            caps.issued_secrets && !caps.apps && !caps.chosen_client_ids,
-            "an OAuth Applications backend (type oauth-applications)",
-        )
+        (Kind::Applications, "an OAuth Applications backend (type oauth-applications)")
     };
-    if !fits {
+    if configured.backend.capabilities().kind != kind {
         return Err(Error::InvalidSpec(InvalidSpec(format!(
             "spec.backend: backend {name:?} is not {needs}, which this client's spec needs"
         ))));

@@ -210,24 +210,6 @@ async fn clients(layout: Layout) {
     assert_eq!(category(backend.rotate_secret(&app, "not-a-number").await), ErrorCategory::Invalid);
 }
 
-async fn grants(layout: Layout) {
-    let Setup { emu, backend } = setup(layout);
-    let app = key("gr");
-    backend.create_app(None, &new_app("gr")).await.expect("create app");
-    let (client, credentials) =
-        backend.create_client(&app, &settings("client_secret_basic")).await.expect("create client");
-    let secret = credentials.client_secret.expect("secret");
-    assert!(backend.list_grants(&app, &client.id).await.expect("list grants").is_empty());
-    assert_eq!(emu.token_status(&client.client_id, secret.expose(), true, REDIRECT).await, 200);
-    let grants = backend.list_grants(&app, &client.id).await.expect("list grants");
-    assert_eq!(grants.len(), 1);
-    assert_eq!(grants[0].status, "active");
-    backend.revoke_grant(&app, &client.id, &grants[0].id).await.expect("revoke");
-    backend.revoke_grant(&app, &client.id, &grants[0].id).await.expect("revoking again is fine");
-    assert_eq!(backend.list_grants(&app, &client.id).await.expect("list grants")[0].status, "revoked");
-    assert_eq!(category(backend.revoke_grant(&app, &client.id, "grant_missing").await), ErrorCategory::NotFound);
-}
-
 async fn error_classes(layout: Layout) {
     let Setup { emu, backend } = setup(layout);
     let wrong = self::backend(&emu, "wrong-key", layout, Duration::from_secs(5));
@@ -273,7 +255,7 @@ macro_rules! in_both_layouts {
     };
 }
 
-in_both_layouts!(apps, domain, scopes, clients, grants, error_classes);
+in_both_layouts!(apps, domain, scopes, clients, error_classes);
 
 /// The key-scoped layout acts on the key's deployment only.
 #[tokio::test]

@@ -3,8 +3,8 @@
 //! and each error class.
 
 use oauth_operator::backend::{
-    AppKey, ApplicationSettings, Backend, ClientSettings, ErrorCategory, RegisteredSettings, SecretString,
-    applications::ApplicationsBackend, mcp::McpBackend,
+    AppKey, ApplicationSettings, Backend, ClientSettings, ErrorCategory, Mode, RegisteredSettings, RegisteredStatus,
+    SecretString, applications::ApplicationsBackend, mcp::McpBackend,
 };
 use serde_json::{Value, json};
 
@@ -13,10 +13,25 @@ use crate::support::emulator::Emulator;
 
 const KEY: &str = "other-key";
 
+/// What only an application has, to change.
+fn application_mut(settings: &mut ClientSettings) -> &mut ApplicationSettings {
+    match &mut settings.mode {
+        Mode::Application(a) => a,
+        other => panic!("not an application: {other:?}"),
+    }
+}
+
+fn registered_mut(settings: &mut ClientSettings) -> &mut RegisteredSettings {
+    match &mut settings.mode {
+        Mode::Registered(r) => r,
+        other => panic!("not a registered client: {other:?}"),
+    }
+}
+
 fn application(name: &str, owner: &str) -> ClientSettings {
     ClientSettings {
         redirect_uris: vec![REDIRECT.into()],
-        application: Some(Box::new(ApplicationSettings {
+        mode: Mode::Application(Box::new(ApplicationSettings {
             name: name.into(),
             kind: "web".into(),
             owner_org_id: owner.into(),
@@ -34,7 +49,7 @@ async fn applications_register_read_update_rotate_disable() {
     let (app, creds) = backend.create_client(&none, &application("Shop", "")).await.expect("register");
     let secret = creds.client_secret.expect("a secret on register");
     assert_eq!(app.id, creds.client_id);
-    assert_eq!(app.settings.application.as_ref().expect("settings").owner_org_id, "org_default");
+    assert_eq!(app.settings.application().expect("settings").owner_org_id, "org_default");
     assert_eq!(emu.token_status(&app.client_id, secret.expose(), false, REDIRECT).await, 200);
 
     let read = backend.get_client(&none, &app.id).await.expect("get").expect("exists");
@@ -43,9 +58,9 @@ async fn applications_register_read_update_rotate_disable() {
 
     let mut changed = application("Shop 2", "");
     changed.redirect_uris = vec!["https://shop.example.com/cb".into()];
-    changed.application.as_mut().expect("settings").allowed_scopes.clear();
+    application_mut(&mut changed).allowed_scopes.clear();
     let updated = backend.update_client(&none, &app.id, &changed).await.expect("patch");
-    let settings = updated.settings.application.expect("settings");
+    let settings = updated.settings.application().expect("settings");
     assert_eq!((settings.name.as_str(), settings.allowed_scopes.len()), ("Shop 2", 0), "an empty list clears");
     assert_eq!(updated.settings.redirect_uris, ["https://shop.example.com/cb"]);
 
@@ -70,7 +85,7 @@ async fn applications_refuse_bad_input_and_keys() {
     let without_owner = ApplicationsBackend::new(emu.http(KEY, 5), None).expect("backend");
     assert_eq!(category(without_owner.create_client(&none, &application("A", "")).await), ErrorCategory::Invalid);
     let mut bad_type = application("A", "org");
-    bad_type.application.as_mut().expect("settings").kind = "server".into();
+    application_mut(&mut bad_type).kind = "server".into();
     assert_eq!(category(without_owner.create_client(&none, &bad_type).await), ErrorCategory::Invalid);
     let wrong = ApplicationsBackend::new(emu.http("wrong", 5), None).expect("backend");
     assert_eq!(category(wrong.get_client(&none, "x").await), ErrorCategory::Unauthorized);
@@ -83,7 +98,7 @@ async fn applications_refuse_bad_input_and_keys() {
 fn registered(provider: &str) -> ClientSettings {
     ClientSettings {
         redirect_uris: vec![REDIRECT.into()],
-        registered: Some(Box::new(RegisteredSettings {
+        mode: Mode::Registered(Box::new(RegisteredSettings {
             provider: provider.into(),
             provider_name: "GitHub".into(),
             client_id: "gh-id".into(),
@@ -92,7 +107,7 @@ fn registered(provider: &str) -> ClientSettings {
             scopes: vec!["read:user".into()],
             metadata: json!({"token_auth_method": "client_secret_post"}).as_object().cloned().unwrap_or_default(),
             server_ids: vec!["srv_1".into()],
-            status: "active".into(),
+            status: RegisteredStatus::Active,
         })),
         ..Default::default()
     }
@@ -112,13 +127,13 @@ async fn mcp_clients_register_list_update_push_delete() {
 
     // Updates: collections replace (and clear with the replace flags), the secret stays.
     let mut changed = registered("github");
-    let r = changed.registered.as_mut().expect("registered");
+    let r = registered_mut(&mut changed);
     r.provider_name = "GitHub Enterprise".into();
     r.scopes.clear();
     r.metadata.clear();
-    r.status = "inactive".into();
+    r.status = RegisteredStatus::Inactive;
     let updated = backend.update_client(&none, &created.id, &changed).await.expect("patch");
-    let r = updated.settings.registered.expect("registered");
+    let r = updated.settings.registered().expect("registered");
     assert_eq!(r.provider_name, "GitHub Enterprise");
     assert!(r.scopes.is_empty() && r.metadata.is_empty(), "emptied collections are cleared");
     assert_eq!(r.server_ids, ["srv_1"]);
@@ -162,7 +177,7 @@ async fn mcp_clients_default_to_the_session_scope_and_check_keys() {
     assert!(other.list_clients(&none).await.expect("list").is_empty(), "scopes are apart");
 
     let mut missing = registered("gitlab");
-    missing.registered.as_mut().expect("registered").token_url.clear();
+    registered_mut(&mut missing).token_url.clear();
     assert_eq!(
         category(session.register_client(&none, &missing, &SecretString::new("s")).await),
         ErrorCategory::Invalid

@@ -38,7 +38,7 @@ use kube::{
 };
 use oauth_operator::{
     api::{OAuthApp, OAuthClient},
-    backend::{AppKey, Backend, ClientSettings, hydra::HydraBackend},
+    backend::{AppKey, Backend, ClientSettings, Mode, hydra::HydraBackend},
 };
 use serde_json::json;
 use support::{
@@ -370,7 +370,7 @@ impl Limit {
             true => ClientSettings {
                 client_auth_method: "client_secret_basic".into(),
                 grant_types: vec!["client_credentials".into()],
-                hydra: Some(Box::default()),
+                mode: Mode::Hydra(Box::default()),
                 ..Default::default()
             },
             false => ClientSettings {
@@ -396,14 +396,14 @@ impl Limit {
     /// event, status patch).
     async fn create(&self, client: &Client, name: &str) {
         let ns = self.api.namespace().expect("ns").to_string();
-        let hydra = self.settings.hydra.is_some();
+        let hydra = self.settings.hydra().is_some();
         let doc = if hydra { hydra_doc(name) } else { client_doc(name, "app", json!({})) };
         apply_in_shard::<OAuthClient>(client, &ns, doc, "limit").await;
         let _slot = self.slots.acquire().await.expect("semaphore");
         let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
         self.api.patch(name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
         let mut settings = self.settings.clone();
-        if let Some(h) = settings.hydra.as_mut() {
+        if let Some(h) = settings.hydra_mut() {
             // The operator chooses the id and records the owner: the same fields here.
             h.client_id = format!("{ns}-{name}");
             h.owner = h.client_id.clone();

@@ -10,7 +10,7 @@ use kube::{
 use libtest_mimic::Trial;
 use oauth_operator::{
     api::OAuthClient,
-    backend::{AppKey, Backend, ClientSettings, RegisteredSettings, SecretString},
+    backend::{AppKey, Backend, ClientSettings, Mode, RegisteredSettings, SecretString},
 };
 use serde_json::{Value, json};
 
@@ -59,7 +59,7 @@ async fn application_create_update_rotate_delete(client: Client) {
     assert_eq!(status.backend_id.as_deref(), Some(id.as_str()), "the application's id is its client id");
     assert_eq!(token_status(&id, &secret).await, 200, "the issued secret authenticates");
     let app = applications().get_client(&AppKey::none(), &id).await.expect("get").expect("exists");
-    let settings = app.settings.application.expect("application");
+    let settings = app.settings.application().cloned().expect("application");
     assert_eq!((settings.name.as_str(), settings.kind.as_str()), ("Web shop", "web"));
     assert_eq!(settings.owner_org_id, "org_e2e", "the backend configuration's owner");
     assert_eq!(settings.allowed_scopes, ["workspace:read"]);
@@ -76,7 +76,7 @@ async fn application_create_update_rotate_delete(client: Client) {
     .await;
     let app = applications().get_client(&AppKey::none(), &id).await.expect("get").expect("exists");
     assert_eq!(app.settings.redirect_uris, uris);
-    assert_eq!(app.settings.application.expect("application").allowed_scopes.len(), 2);
+    assert_eq!(app.settings.application().cloned().expect("application").allowed_scopes.len(), 2);
     assert_eq!(credentials(&client, &ns, "web-oauth-client").await, (id.clone(), secret.clone()));
 
     // Steady state: passes read the application and write nothing, here or in Kubernetes.
@@ -136,7 +136,7 @@ async fn application_new_client_rotation_and_deletion(client: Client) {
     assert_eq!((previous.client_id.as_str(), previous.retired), (first.as_str(), false));
     let read = async |id: &str| applications().get_client(&AppKey::none(), id).await.expect("get").expect("exists");
     let (old, new) = (read(&first).await, read(&second).await);
-    assert_eq!(new.settings.application, old.settings.application, "the same settings");
+    assert_eq!(new.settings.application(), old.settings.application(), "the same settings");
     assert_eq!(new.settings.redirect_uris, old.settings.redirect_uris);
     assert_eq!(token_status(&first, &first_secret).await, 200, "the previous application works during the overlap");
     assert_eq!(token_status(&second, &second_secret).await, 200, "the new one works");
@@ -206,9 +206,9 @@ async fn registered_waits_for_its_secret_and_pushes_changes(client: Client) {
     assert!(emu.mcp_secret_matches(&id, "gh-secret-one").await, "the pushed secret is stored");
     let listed = mcp().list_clients(&AppKey::none()).await.expect("list");
     let ours: Vec<_> =
-        listed.iter().filter(|c| c.settings.registered.as_ref().is_some_and(|r| r.provider == "github-e2e")).collect();
+        listed.iter().filter(|c| c.settings.registered().is_some_and(|r| r.provider == "github-e2e")).collect();
     assert_eq!(ours.len(), 1, "one backend client for the provider");
-    let registered = ours[0].settings.registered.clone().expect("registered");
+    let registered = ours[0].settings.registered().cloned().expect("registered");
     assert_eq!((registered.provider_name.as_str(), registered.scopes.len()), ("GitHub", 1));
     assert_eq!(registered.metadata["token_auth_method"], "client_secret_post");
 
@@ -225,7 +225,7 @@ async fn registered_waits_for_its_secret_and_pushes_changes(client: Client) {
     })
     .await;
     let current = mcp().get_client(&AppKey::none(), &id).await.expect("get").expect("exists");
-    let registered = current.settings.registered.expect("registered");
+    let registered = current.settings.registered().cloned().expect("registered");
     assert_eq!(registered.provider_name, "GitHub Enterprise");
     assert!(registered.scopes.is_empty(), "an emptied list is cleared (replace_scopes)");
     assert_eq!(patches().await, before + 1, "one PATCH for the update");
@@ -261,13 +261,12 @@ async fn registered_adopts_the_provider_and_orphans(client: Client) {
     let ns = namespace(&client, "e2e-mcp-adopt").await;
     // A client for the provider exists already (made by hand, or before a crash).
     let settings = ClientSettings {
-        registered: Some(Box::new(RegisteredSettings {
+        mode: Mode::Registered(Box::new(RegisteredSettings {
             provider: "gitlab-e2e".into(),
             provider_name: "GitLab".into(),
             client_id: "gl-client".into(),
             authorization_url: "https://gitlab.com/oauth/authorize".into(),
             token_url: "https://gitlab.com/oauth/token".into(),
-            status: "active".into(),
             ..Default::default()
         })),
         ..Default::default()
@@ -284,8 +283,7 @@ async fn registered_adopts_the_provider_and_orphans(client: Client) {
     assert_eq!(gitlab.status.expect("status").backend_id.as_deref(), Some(existing.id.as_str()), "adopted");
     assert!(Env::get().emu.mcp_secret_matches(&existing.id, "gl-secret").await, "the user's secret is pushed");
     let listed = mcp().list_clients(&AppKey::none()).await.expect("list");
-    let count =
-        listed.iter().filter(|c| c.settings.registered.as_ref().is_some_and(|r| r.provider == "gitlab-e2e")).count();
+    let count = listed.iter().filter(|c| c.settings.registered().is_some_and(|r| r.provider == "gitlab-e2e")).count();
     assert_eq!(count, 1, "no duplicate");
 
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);

@@ -567,7 +567,7 @@ async fn an_upgrade_writes_nothing_to_the_backend(client: Client) {
         applications().create_client(&AppKey::none(), &client_settings(&shop)).await.expect("application");
     let github: OAuthClient = serde_json::from_value(doc("OAuthClient", "github")).expect("github");
     let mut settings = client_settings(&github);
-    let registered = settings.registered.as_mut().expect("registered");
+    let oauth_operator::backend::Mode::Registered(registered) = &mut settings.mode else { panic!("registered") };
     registered.client_id = "gh-upgrade".into();
     registered.metadata.remove("oauth-operator.dev/owner"); // 0.1.0 recorded no owner
     let github_secret = "upgrade-upstream-secret";

@@ -194,7 +194,8 @@ async fn claimed_app_or_provider_is_refused(admin: Client) {
     let adopted = client_ready(&dev_c, C, "t3-gh").await.status.expect("status").backend_id;
     assert_eq!(adopted.as_deref(), Some(holder.as_str()), "adopted once released");
     assert!(Env::get().emu.mcp_secret_matches(&holder, "t3-secret-c").await, "team-c's secret now");
-    let owner = mcp().get_client(&AppKey::none(), &holder).await.expect("get").and_then(|c| c.settings.registered);
+    let owner =
+        mcp().get_client(&AppKey::none(), &holder).await.expect("get").and_then(|c| c.settings.registered().cloned());
     let new_owner = Api::<OAuthClient>::namespaced(dev_c.clone(), C).get("t3-gh").await.expect("get").metadata.uid;
     assert_eq!(
         owner.and_then(|r| r.metadata.get("oauth-operator.dev/owner").cloned()),
