@@ -50,6 +50,10 @@ pub struct Context {
     /// write made (a Secret's creation makes two: the create, then the apply of its content):
     /// its credentials Secrets, and OAuthClients it added the finalizer to.
     written: Mutex<HashMap<String, Vec<String>>>,
+    /// A hash of the status each object's (`Kind/namespace/name`) last status write set: a
+    /// pass whose cached copy does not show that write yet computes the same status, and does
+    /// not write it again.
+    statuses: Mutex<HashMap<String, u64>>,
     /// The Secrets other than their own that OAuthClients wait on (a registered client's
     /// credentials, a Secret in the way of its template): an event of one requeues just these.
     readers: Mutex<Readers>,
@@ -87,6 +91,7 @@ impl Context {
             failures: Mutex::default(),
             undelivered: Mutex::default(),
             written: Mutex::default(),
+            statuses: Mutex::default(),
             readers: Mutex::default(),
             apps: std::sync::OnceLock::new(),
             clients: std::sync::OnceLock::new(),
@@ -167,11 +172,26 @@ impl Context {
     /// write (or forgets them, with none), so that the watch events of that write trigger no pass.
     pub(super) fn wrote<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str, versions: Vec<String>) {
         let key = format!("{}/{namespace}/{name}", K::kind(&()));
+        if versions.is_empty() {
+            self.statuses.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        }
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         match versions.is_empty() {
             false => written.insert(key, versions),
             true => written.remove(&key),
         };
+    }
+
+    /// Whether `hash` is that of the status this process last wrote for `obj`.
+    pub(super) fn wrote_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) -> bool {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).get(&key) == Some(&hash)
+    }
+
+    /// Records the hash of the status just written for `obj`.
+    pub(super) fn record_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, hash);
     }
 
     /// Whether an object is as the operator last wrote it.

@@ -73,7 +73,14 @@ where
     {
         ctx.event(obj, e.event_type(), why, message).await;
     }
-    write_status(api, obj, current, &status).await
+    // A cache that lags this process's own last status write: that write said this already.
+    let hash = super::watch::hash(&serde_json::to_string(&status).unwrap_or_default());
+    if current != Some(&status) && ctx.wrote_status(obj, hash) {
+        return Ok(());
+    }
+    write_status(api, obj, current, &status).await?;
+    ctx.record_status(obj, hash);
+    Ok(())
 }
 
 /// An object the operator cannot even decode (an older CRD let it in): its status says why.
