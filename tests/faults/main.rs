@@ -242,7 +242,16 @@ async fn hydra_kills_while_creating_leave_no_orphan(client: Client) {
     assert_eq!(uids.len(), 100);
     assert_eq!(ids.len(), 100, "exactly one Hydra client per resource: no orphan, no duplicate");
     assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), uids, "each is the resource's chosen id");
-    let client = &client;
+    assert_every_secret_gets_a_hydra_token(&client, ns, &clients).await;
+    println!(
+        "faults: hydra, 100 clients, 12 SIGKILLs ({mid_work} mid-work): all Ready and working after {:?}; Hydra holds {} clients (orphans 0, pruned 0); lost secrets 0",
+        started.elapsed(),
+        ids.len()
+    );
+}
+
+async fn assert_every_secret_gets_a_hydra_token(client: &Client, ns: &str, clients: &[OAuthClient]) {
+    let hydra = &Env::get().hydra;
     let checks = clients.iter().map(|c| async move {
         let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
         let (id, secret) = credentials(client, ns, &name).await;
@@ -250,11 +259,6 @@ async fn hydra_kills_while_creating_leave_no_orphan(client: Client) {
     });
     let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
     assert_eq!(lost, 0, "every Secret gets a token from Hydra (lost secrets: {lost})");
-    println!(
-        "faults: hydra, 100 clients, 12 SIGKILLs ({mid_work} mid-work): all Ready and working after {:?}; Hydra holds {} clients (orphans 0, pruned 0); lost secrets 0",
-        started.elapsed(),
-        ids.len()
-    );
 }
 
 async fn kills_while_rotating_rotate_at_most_twice(client: Client) {
@@ -361,14 +365,7 @@ async fn hydra_kills_during_new_client_rotations(client: Client) {
         ours, wanted,
         "each resource holds exactly its replacement: the previous deleted, no orphan, no duplicate"
     );
-    let client = &client;
-    let checks = after.iter().map(|c| async move {
-        let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
-        let (id, secret) = credentials(client, ns, &name).await;
-        hydra.token_status(&id, &secret, true).await
-    });
-    let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
-    assert_eq!(lost, 0, "every Secret gets a token from Hydra (lost secrets: {lost})");
+    assert_every_secret_gets_a_hydra_token(&client, ns, &after).await;
     println!(
         "faults: hydra, 30 NewClient rotations, 7 SIGKILLs ({mid_work} mid-work): all retired and working after {:?}; Hydra holds exactly the 30 replacements; lost secrets 0",
         started.elapsed()
