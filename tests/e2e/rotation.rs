@@ -38,7 +38,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// Where a consumer asks for tokens.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Issuer {
     Emulator,
     Hydra,
@@ -197,7 +197,7 @@ async fn strategies_under_load(
     let (nc_ok, nc_failed) = new_client.stop().await;
     let (ip_ok, ip_failed) = in_place.stop().await;
     println!(
-        "rotation strategies under load: NewClient {nc_failed} failed of {} token requests; InPlace {ip_failed} failed of {}",
+        "rotation strategies under load ({issuer:?}): NewClient {nc_failed} failed of {} token requests; InPlace {ip_failed} failed of {}",
         nc_ok + nc_failed,
         ip_ok + ip_failed
     );
