@@ -24,7 +24,7 @@ use super::{
     credentials::{self, ClientState, Plan, Rotation, SecretState},
     desired, error_policy, key_of, prelude, registered, schedule,
     secret::{self, Found},
-    target::{Target, deactivate, find, now, rfc3339, target},
+    target::{Target, app_ready, deactivate, find, now, rfc3339, target},
     tenancy, watch, write_status,
 };
 use crate::{
@@ -121,7 +121,7 @@ pub async fn run(
 
 /// What of an app its clients depend on: its spec, and whether it exists in the backend.
 fn app_readiness(app: &DeserializeGuard<OAuthApp>) -> Option<u64> {
-    let ready = app.0.as_ref().ok().and_then(|a| a.status.as_ref()).is_some_and(|s| s.app_id.is_some());
+    let ready = app.0.as_ref().is_ok_and(app_ready);
     Some(watch::hash(&(app.meta().generation, ready)))
 }
 

@@ -53,8 +53,11 @@ pub(super) async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, E
         .apps
         .get()
         .and_then(|store| store.get(&ObjectRef::new(app_name).within(&app_ns)))
-        .and_then(|guard| guard.0.as_ref().ok().cloned());
-    // Not seen yet (just created, or the watch is starting): ask the API server.
+        .and_then(|guard| guard.0.as_ref().ok().cloned())
+        .filter(app_ready);
+    // Not seen yet (just created, or the watch is starting), or not in the backend yet in
+    // this copy, which can lag the event that brought this pass (each controller watches the
+    // apps): ask the API server. A waiting client gets no retry but the app's next change.
     let app = match cached {
         Some(app) => Some(app),
         None => {
@@ -79,8 +82,7 @@ pub(super) async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, E
             }));
         }
     }
-    let ready = app.status.as_ref().is_some_and(|s| s.app_id.is_some());
-    if !ready {
+    if !app_ready(&app) {
         return Err(Error::Waiting(Waiting {
             reason: reason::APP_NOT_READY,
             message: format!("OAuthApp {app_ns}/{app_name} is not in the backend yet"),
@@ -93,6 +95,11 @@ pub(super) async fn target(obj: &OAuthClient, ctx: &Context) -> Result<Target, E
     tenancy::check_pinned(&name, pinned, "the OAuthApp's spec.deploymentId", app.spec.deployment_id.as_deref())?;
     let key = AppKey { deployment: app.spec.deployment_id.clone(), slug: app.spec.slug.clone() };
     Ok(Target::new(name, configured, key))
+}
+
+/// Whether an app exists in the backend (its status has the backend's id).
+pub(super) fn app_ready(app: &OAuthApp) -> bool {
+    app.status.as_ref().is_some_and(|s| s.app_id.is_some())
 }
 
 /// The backend of an `application` or `registered` client, if it is of the kind the spec needs.
