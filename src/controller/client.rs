@@ -250,11 +250,8 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     let previous_secret = status.secret_name.replace(desired::secret_name(obj));
 
     // The Secret is read fresh while the status may come from a cache that lags: its record
-    // of the issue time wins when newer.
-    // (A time to come is a user's edit, and never recorded.)
-    if let Found::Intact { issued_at: Some(text), .. } = &found
-        && let Ok(issued) = text.parse::<Timestamp>()
-        && issued <= Timestamp::now()
+    // of the issue time wins when newer (a time to come is a user's edit, and never recorded).
+    if let Some(issued) = recorded_issue(&found).filter(|t| *t <= Timestamp::now())
         && status.last_rotated_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|s| s < issued)
     {
         status.last_rotated_at = Some(rfc3339(issued));
@@ -538,14 +535,19 @@ fn overlap(obj: &OAuthClient) -> Duration {
 
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
 
+/// The issue time an intact Secret records.
+fn recorded_issue(found: &Found) -> Option<Timestamp> {
+    match found {
+        Found::Intact { issued_at: Some(text), .. } => text.parse().ok(),
+        _ => None,
+    }
+}
+
 /// When the current secret was issued: the Secret's record (written with the secret, so it
 /// survives a crash before the status write), else the status.
 fn issued_at(found: &Found, status: &OAuthClientStatus) -> Option<Timestamp> {
-    let recorded = match found {
-        Found::Intact { issued_at, .. } => issued_at.as_deref(),
-        _ => None,
-    };
-    let issued: Timestamp = recorded.or(status.last_rotated_at.as_deref())?.parse().ok()?;
+    let from_status = || status.last_rotated_at.as_deref()?.parse().ok();
+    let issued: Timestamp = recorded_issue(found).or_else(from_status)?;
     // A namespace user can edit the record: a time to come does not put rotations off.
     Some(issued.min(Timestamp::now()))
 }

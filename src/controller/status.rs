@@ -73,9 +73,12 @@ where
     {
         ctx.event(obj, e.event_type(), why, message).await;
     }
+    if current == Some(&status) {
+        return Ok(());
+    }
     // A cache that lags this process's own last status write: that write said this already.
     let hash = super::watch::hash(&serde_json::to_string(&status).unwrap_or_default());
-    if current != Some(&status) && ctx.wrote_status(obj, hash) {
+    if ctx.wrote_status(obj, hash) {
         return Ok(());
     }
     write_status(api, obj, current, &status).await?;
