@@ -130,7 +130,7 @@ pub struct DomainStatus {
 }
 
 /// The settings of a client that the operator manages; the same shape creates and updates.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Hash, Serialize, Deserialize)]
 pub struct ClientSettings {
     pub client_auth_method: String,
     pub grant_types: Vec<String>,
@@ -160,7 +160,7 @@ pub struct ClientSettings {
 }
 
 /// The kinds of client, one per kind of backend (the Wacht API's has the common fields only).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
 pub enum Mode {
     #[default]
     Wacht,
@@ -211,7 +211,7 @@ pub(crate) fn required<T>(settings: Option<T>, backend: &str, field: &str) -> Re
 
 /// An application of the OAuth Applications API. `kind` and `owner_org_id` are set on
 /// create only.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
 pub struct ApplicationSettings {
     pub name: String,
     /// `web`, `native`, `public` or `user-agent-based`.
@@ -222,7 +222,7 @@ pub struct ApplicationSettings {
 
 /// An upstream provider's client, registered with the MCP OAuth clients API. `provider` is
 /// set on create only and unique in the backend's scope.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
 pub struct RegisteredSettings {
     pub provider: String,
     pub provider_name: String,
@@ -238,7 +238,7 @@ pub struct RegisteredSettings {
 
 /// Whether a registered client is in use. `Revoked` is the backend's alone: a revoked
 /// client cannot be used again.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RegisteredStatus {
     #[default]
     Active,
@@ -248,7 +248,7 @@ pub enum RegisteredStatus {
 
 /// A client of Ory Hydra. Its id is chosen by the operator; `owner` and the owner key of
 /// `metadata` name the resource that manages it.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
 pub struct HydraSettings {
     pub client_id: String,
     pub owner: String,

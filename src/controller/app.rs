@@ -240,7 +240,7 @@ async fn unmanaged_clients(
     backend: &dyn Backend,
     key: &AppKey,
     record_key: &ring::hmac::Key,
-) -> Result<Vec<crate::backend::Client>, Error> {
+) -> Result<Vec<super::lists::Listed>, Error> {
     let mut owned = HashSet::new();
     let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
     let app = Some((obj.namespace().unwrap_or_default(), obj.name_any()));

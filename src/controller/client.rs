@@ -22,7 +22,9 @@ use super::{
     Context, Error, conclude,
     conditions::{self, reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
-    desired, error_policy, key_of, prelude, registered, schedule,
+    desired, error_policy, key_of,
+    lists::Listed,
+    prelude, registered, schedule,
     secret::{self, Found},
     target::{Target, app_ready, deactivate, find, now, rfc3339, target},
     tenancy, watch, write_status,
@@ -235,8 +237,8 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         Some(id) => find(ctx, &t, id).await?,
         None => None,
     };
-    let taken_over = match current.as_ref().and_then(|c| c.settings.hydra().map(|h| (c, h))) {
-        Some((c, h)) => tenancy::claim_hydra_owner(obj, &c.id, &h.owner)?,
+    let taken_over = match current.as_ref().and_then(|c| c.hydra_owner().map(|owner| (c, owner))) {
+        Some((c, owner)) => tenancy::claim_hydra_owner(obj, &c.id, owner)?,
         None => None,
     };
     let mut wanted = desired::client_settings(obj);
@@ -327,7 +329,7 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if !desired::client_matches(&wanted, &current.settings) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
-        ctx.lists.put(&t.name, &t.app, updated).await;
+        ctx.lists.put(&t.name, &t.app, updated.into()).await;
         let note = match &taken_over {
             // Its secret is unknown: the missing Secret makes this pass rotate it once.
             Some(owner) => format!("took over Hydra client {} (owner was {owner:?})", current.id),
@@ -430,6 +432,7 @@ async fn create(
 ) -> Result<String, Error> {
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     let (client, creds) = t.backend.create_client(&t.app, wanted).await.map_err(Error::backend("create client"))?;
+    let client = Listed::from(client);
     ctx.lists.put(&t.name, &t.app, client.clone()).await;
     // Recorded before the Secret write: a failure below still lands in the status, so the
     // next pass finds this client instead of creating another.
@@ -480,14 +483,17 @@ async fn replacement(
     ctx: &Context,
     t: &Target,
     wanted: &backend::ClientSettings,
-    current: &backend::Client,
-) -> Result<(backend::Client, Option<backend::SecretString>), Error> {
+    current: &Listed,
+) -> Result<(Listed, Option<backend::SecretString>), Error> {
     let mut wanted = wanted.clone();
     if let Some(h) = wanted.hydra_mut() {
         h.client_id = desired::next_hydra_client_id(obj, &current.id);
         if let Some(found) = find(ctx, t, &h.client_id).await? {
-            let owner = found.settings.hydra().map(|h| h.owner.as_str());
-            tenancy::check_owner(owner, obj.metadata.uid.as_deref(), &format!("Hydra client {}", found.id))?;
+            tenancy::check_owner(
+                found.hydra_owner(),
+                obj.metadata.uid.as_deref(),
+                &format!("Hydra client {}", found.id),
+            )?;
             let secret = match obj.spec.client_auth_method.has_secret() {
                 true => {
                     Some(t.backend.rotate_secret(&t.app, &found.id).await.map_err(Error::backend("rotate secret"))?)
@@ -498,6 +504,7 @@ async fn replacement(
         }
     }
     let (client, creds) = t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
+    let client = Listed::from(client);
     ctx.lists.put(&t.name, &t.app, client.clone()).await;
     Ok((client, creds.client_secret))
 }
@@ -509,8 +516,8 @@ async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient
         return Ok(());
     };
     // Hydra's owner says whose it is; a record signed for this resource names only its own.
-    if let Some(h) = client.settings.hydra()
-        && Some(&h.owner) != obj.metadata.uid.as_ref()
+    if let Some(owner) = client.hydra_owner()
+        && Some(owner) != obj.metadata.uid.as_deref()
     {
         return Ok(());
     }
@@ -703,7 +710,7 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
         if obj.spec.hydra.is_some() {
             let owned = find(ctx, &t, &id)
                 .await?
-                .is_some_and(|c| c.settings.hydra().is_some_and(|h| Some(&h.owner) == obj.metadata.uid.as_ref()));
+                .is_some_and(|c| c.hydra_owner().is_some_and(|owner| Some(owner) == obj.metadata.uid.as_deref()));
             if !owned {
                 continue;
             }

@@ -211,31 +211,69 @@ fn wire<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
+/// A backend client's settings as far as [`client_matches`] reads them: a digest of what it
+/// compares in full, and the values it takes from the backend where a spec is silent. The
+/// list cache keeps this instead of the settings (a list holds thousands of clients).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fingerprint {
+    digest: u64,
+    skip_consent: Option<bool>,
+    access_token_ttl_seconds: Option<i64>,
+    access_token_format: Option<String>,
+    id_token_signing_alg: Option<String>,
+    /// A registered client's metadata records its owner.
+    owner_recorded: bool,
+}
+
+impl Fingerprint {
+    pub fn of(current: &ClientSettings) -> Self {
+        let owner_recorded =
+            current.registered().is_none_or(|r| r.metadata.contains_key(super::tenancy::OWNER_METADATA));
+        Self {
+            digest: digest(current.clone()),
+            skip_consent: current.skip_consent,
+            access_token_ttl_seconds: current.access_token_ttl_seconds,
+            access_token_format: current.access_token_format.clone(),
+            id_token_signing_alg: current.id_token_signing_alg.clone(),
+            owner_recorded,
+        }
+    }
+}
+
 /// Whether the backend's copy of a client already has the settings. Unset optional fields
 /// the backend leaves alone (`skip_consent`, TTL, format) count as matching its value, and so
 /// do the fields set on creation only (an application's type and owner, a provider).
-pub fn client_matches(wanted: &ClientSettings, current: &ClientSettings) -> bool {
+pub fn client_matches(wanted: &ClientSettings, current: &Fingerprint) -> bool {
     let mut normalized = wanted.clone();
-    match (&mut normalized.mode, &current.mode) {
-        (Mode::Application(w), Mode::Application(c)) => {
-            w.kind.clone_from(&c.kind);
-            w.owner_org_id.clone_from(&c.owner_org_id);
-        }
-        (Mode::Registered(w), Mode::Registered(c)) => {
-            w.provider.clone_from(&c.provider);
-            // Clients registered before owners were recorded get theirs with the next update,
-            // not with a write of their own: an upgrade makes no backend write.
-            if !c.metadata.contains_key(super::tenancy::OWNER_METADATA) {
-                w.metadata.remove(super::tenancy::OWNER_METADATA);
-            }
-        }
-        _ => {}
+    // Clients registered before owners were recorded get theirs with the next update, not
+    // with a write of their own: an upgrade makes no backend write.
+    if let Mode::Registered(w) = &mut normalized.mode
+        && !current.owner_recorded
+    {
+        w.metadata.remove(super::tenancy::OWNER_METADATA);
     }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
     normalized.access_token_format = wanted.access_token_format.clone().or(current.access_token_format.clone());
     normalized.id_token_signing_alg = wanted.id_token_signing_alg.clone().or(current.id_token_signing_alg.clone());
-    &normalized == current
+    digest(normalized) == current.digest
+}
+
+/// A digest of the settings but for the fields set on creation only. 64 bits: two different
+/// settings share one with odds of 2⁻⁶⁴, and the cost of that is a skipped update.
+fn digest(mut settings: ClientSettings) -> u64 {
+    use std::hash::{Hash, Hasher};
+    match &mut settings.mode {
+        Mode::Application(a) => {
+            a.kind.clear();
+            a.owner_org_id.clear();
+        }
+        Mode::Registered(r) => r.provider.clear(),
+        _ => {}
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    settings.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The Secret the credentials go to: `spec.secretTemplate.name`, else `<name>-oauth-client`.
@@ -313,9 +351,26 @@ mod tests {
         let wanted = client_settings(&client);
         let mut reported = wanted.clone();
         reported.access_token_ttl_seconds = Some(3600); // a backend default the spec leaves unset
-        assert!(client_matches(&wanted, &reported));
+        assert!(client_matches(&wanted, &Fingerprint::of(&reported)));
         reported.redirect_uris.push("https://drift.example.com/cb".into());
-        assert!(!client_matches(&wanted, &reported));
+        assert!(!client_matches(&wanted, &Fingerprint::of(&reported)));
+    }
+
+    #[test]
+    fn fields_set_on_creation_and_backend_defaults_match_and_a_set_value_does_not() {
+        let client: OAuthClient = sample("oauthclient-application.yaml");
+        let wanted = client_settings(&client);
+        let mut reported = wanted.clone();
+        let Mode::Application(a) = &mut reported.mode else { panic!("an application") };
+        (a.kind, a.owner_org_id) = ("native".into(), "org-other".into());
+        reported.skip_consent = Some(true);
+        assert!(client_matches(&wanted, &Fingerprint::of(&reported)), "creation-only fields and a default");
+        let mut explicit = wanted.clone();
+        explicit.skip_consent = Some(false);
+        assert!(!client_matches(&explicit, &Fingerprint::of(&reported)), "a value the spec sets is compared");
+        let Mode::Application(a) = &mut reported.mode else { panic!("an application") };
+        a.allowed_scopes.push("drift".into());
+        assert!(!client_matches(&wanted, &Fingerprint::of(&reported)));
     }
 
     #[test]
@@ -328,10 +383,13 @@ mod tests {
         settings.metadata.remove(super::super::tenancy::OWNER_METADATA);
         let mut before_upgrade =
             ClientSettings { mode: Mode::Registered(Box::new(settings.clone())), ..wanted.clone() };
-        assert!(client_matches(&wanted, &before_upgrade), "settled before the upgrade: no write");
+        assert!(client_matches(&wanted, &Fingerprint::of(&before_upgrade)), "settled before the upgrade: no write");
         settings.scopes.push("drift".into());
         before_upgrade.mode = Mode::Registered(Box::new(settings));
-        assert!(!client_matches(&wanted, &before_upgrade), "a real change still updates (and records the owner)");
+        assert!(
+            !client_matches(&wanted, &Fingerprint::of(&before_upgrade)),
+            "a real change still updates (and records the owner)"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The clients of each backend app, listed at most once per resync period and shared by all
 //! reconciles: the Wacht API has no GET of one client, and listing once per client would
 //! make a pass cost O(clients²) in transfer. One list at a time per app: passes that find the
-//! copy stale while a list is under way wait for it instead of listing too.
+//! copy stale while a list is under way wait for it instead of listing too. A listed client
+//! is kept as a [`Listed`]: its identity and a fingerprint of its settings, about a third of
+//! the full client.
 
 use std::{
     collections::HashMap,
@@ -11,11 +13,86 @@ use std::{
 
 use tokio::time::Instant;
 
-use crate::backend::{AppKey, Backend, Client, Result};
+use k8s_openapi::jiff::Timestamp;
+
+use super::{desired::Fingerprint, tenancy::OWNER_METADATA};
+use crate::backend::{AppKey, Backend, Client, Mode, RegisteredStatus, Result};
 
 type Key = (String, AppKey);
 /// When a list was fetched, and the list.
-type Entry = Option<(Instant, Arc<Vec<Client>>)>;
+type Entry = Option<(Instant, Arc<Vec<Listed>>)>;
+
+/// A backend client as passes read it: who it is, a fingerprint of its settings rather than
+/// the settings, and the little more of them that passes decide on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    /// The backend's handle for the client in its API paths.
+    pub id: String,
+    /// The public OAuth client id.
+    pub client_id: String,
+    pub active: bool,
+    pub created_at: Option<Timestamp>,
+    pub settings: Fingerprint,
+    pub kind: Held,
+}
+
+/// What passes read of a kind of client besides the comparison: whose it is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Held {
+    Other,
+    /// A Hydra client and its `owner` (empty: none).
+    Hydra {
+        owner: String,
+    },
+    Registered(Box<Registration>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    pub provider: String,
+    /// The owner its metadata records, if any.
+    pub owner: Option<String>,
+    pub revoked: bool,
+}
+
+impl Listed {
+    /// Hydra's owner of the client, if it is a Hydra client.
+    pub fn hydra_owner(&self) -> Option<&str> {
+        match &self.kind {
+            Held::Hydra { owner } => Some(owner),
+            _ => None,
+        }
+    }
+
+    pub fn registration(&self) -> Option<&Registration> {
+        match &self.kind {
+            Held::Registered(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl From<Client> for Listed {
+    fn from(client: Client) -> Self {
+        let kind = match client.settings.mode {
+            Mode::Hydra(ref h) => Held::Hydra { owner: h.owner.clone() },
+            Mode::Registered(ref r) => Held::Registered(Box::new(Registration {
+                provider: r.provider.clone(),
+                owner: r.metadata.get(OWNER_METADATA).and_then(|o| o.as_str()).map(str::to_string),
+                revoked: r.status == RegisteredStatus::Revoked,
+            })),
+            _ => Held::Other,
+        };
+        Listed {
+            settings: Fingerprint::of(&client.settings),
+            id: client.id,
+            client_id: client.client_id,
+            active: client.active,
+            created_at: client.created_at,
+            kind,
+        }
+    }
+}
 
 pub struct ClientLists {
     max_age: Duration,
@@ -29,7 +106,7 @@ impl ClientLists {
 
     /// The clients of `app` on backend `name`, listed again when the copy is older than
     /// `max_age` or when `fresh` is asked for (unless a list began while this call waited).
-    pub async fn get(&self, name: &str, backend: &dyn Backend, app: &AppKey, fresh: bool) -> Result<Arc<Vec<Client>>> {
+    pub async fn get(&self, name: &str, backend: &dyn Backend, app: &AppKey, fresh: bool) -> Result<Arc<Vec<Listed>>> {
         let asked = Instant::now();
         let slot = self.slot(name, app);
         let mut entry = slot.lock().await;
@@ -40,14 +117,15 @@ impl ClientLists {
             return Ok(list.clone());
         }
         let started = Instant::now();
-        let list = Arc::new(backend.list_clients(app).await?);
+        let list: Vec<Listed> = backend.list_clients(app).await?.into_iter().map(Listed::from).collect();
+        let list = Arc::new(list);
         *entry = Some((started, list.clone()));
         Ok(list)
     }
 
     /// Records a client the operator just created or changed, so the next pass sees it
     /// without listing again.
-    pub async fn put(&self, name: &str, app: &AppKey, client: Client) {
+    pub async fn put(&self, name: &str, app: &AppKey, client: Listed) {
         let slot = self.slot(name, app);
         if let Some((_, list)) = slot.lock().await.as_mut() {
             let list = Arc::make_mut(list);

@@ -17,12 +17,13 @@ use super::{
     Context, Error, Waiting,
     conditions::{reason, settled},
     desired,
+    lists::Listed,
     target::{Target, find, now},
     tenancy,
 };
 use crate::{
     api::{OAuthClient, OAuthClientStatus, ROTATE_ANNOTATION, RegisteredSpec},
-    backend::{self, Client, Mode, RegisteredStatus, SecretString},
+    backend::{self, Mode, SecretString},
 };
 
 /// The user's credentials as read from their Secret.
@@ -60,6 +61,7 @@ pub(super) async fn sync(
         Some(c) => c,
         None => match t.backend.register_client(&t.app, &wanted, &upstream.secret).await {
             Ok(client) => {
+                let client = Listed::from(client);
                 ctx.lists.put(&t.name, &t.app, client.clone()).await;
                 record(status, &client, &upstream);
                 let note = format!("registered the {provider} client {} with the backend", client.client_id);
@@ -76,10 +78,10 @@ pub(super) async fn sync(
             Err(e) => return Err(Error::backend("register client")(e)),
         },
     };
-    let owner = current.settings.registered().and_then(|r| r.metadata.get(tenancy::OWNER_METADATA));
+    let registration = current.registration();
     let what = format!("the {provider} client {} of this backend", current.id);
-    tenancy::check_owner(owner.and_then(|o| o.as_str()), obj.metadata.uid.as_deref(), &what)?;
-    if current.settings.registered().is_some_and(|r| r.status == RegisteredStatus::Revoked) {
+    tenancy::check_owner(registration.and_then(|r| r.owner.as_deref()), obj.metadata.uid.as_deref(), &what)?;
+    if registration.is_some_and(|r| r.revoked) {
         return Err(Error::Refused {
             reason: reason::REVOKED,
             message: format!(
@@ -92,11 +94,11 @@ pub(super) async fn sync(
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
     // A client taken over (not one settled before an upgrade) records its new owner at once.
-    let unowned = current.settings.registered().is_some_and(|r| !r.metadata.contains_key(tenancy::OWNER_METADATA));
+    let unowned = registration.is_some_and(|r| r.owner.is_none());
     if !desired::client_matches(&wanted, &current.settings) || (adopted && unowned) {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
-        ctx.lists.put(&t.name, &t.app, updated).await;
+        ctx.lists.put(&t.name, &t.app, updated.into()).await;
         status.client_id = Some(upstream.client_id.clone());
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
@@ -135,7 +137,9 @@ pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
     };
     let result = async {
         let t = Target::recorded(ctx, recorded)?;
-        let Some(mut current) = find(ctx, &t, id).await? else { return Ok(()) };
+        // The full settings go back with the owner removed: read alone, not from the list.
+        let read = t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"))?;
+        let Some(mut current) = read else { return Ok(()) };
         let settings = &mut *current.settings;
         let owns = |metadata: &serde_json::Map<_, serde_json::Value>| {
             metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) == Some(uid.as_str())
@@ -150,7 +154,7 @@ pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
         }
         let released =
             t.backend.update_client(&t.app, id, &current.settings).await.map_err(Error::backend("release client"))?;
-        ctx.lists.put(&t.name, &t.app, released).await;
+        ctx.lists.put(&t.name, &t.app, released.into()).await;
         Ok::<_, Error>(())
     }
     .await;
@@ -159,7 +163,7 @@ pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
     }
 }
 
-fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) {
+fn record(status: &mut OAuthClientStatus, client: &Listed, upstream: &Upstream) {
     status.backend_id = Some(client.id.clone());
     status.client_id = Some(client.client_id.clone());
     status.credentials_secret_version = Some(upstream.version.clone());
@@ -167,10 +171,10 @@ fn record(status: &mut OAuthClientStatus, client: &Client, upstream: &Upstream) 
 }
 
 /// The backend client registered for `provider`, if any.
-async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Client>, Error> {
+async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Listed>, Error> {
     let list =
         ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
-    Ok(list.iter().find(|c| c.settings.registered().is_some_and(|r| r.provider == provider)).cloned())
+    Ok(list.iter().find(|c| c.registration().is_some_and(|r| r.provider == provider)).cloned())
 }
 
 /// The client id and secret from the Secret that `spec.registered.credentialsSecret` names.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 
-use super::{Context, Error, Waiting, conditions::reason, tenancy};
+use super::{Context, Error, Waiting, conditions::reason, lists::Listed, tenancy};
 use crate::{
     api::{BackendRef, InvalidSpec, OAuthApp, OAuthClient},
-    backend::{self, AppKey, Backend, Client, Kind},
+    backend::{self, AppKey, Backend, Kind},
     config::Configured,
 };
 
@@ -126,10 +126,14 @@ async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Erro
 /// The backend client with this id, listing again once if the shared copy lacks it (or
 /// reading it alone where the backend cannot list, or where it can and the id is one the
 /// operator chose: a list read by offsets may skip a client while others come and go).
-pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Client>, Error> {
+pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<Listed>, Error> {
     let caps = t.backend.capabilities();
+    let read_alone = async || {
+        let read = t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"))?;
+        Ok(read.map(Listed::from))
+    };
     if !caps.list_clients {
-        return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
+        return read_alone().await;
     }
     // A chosen id is read alone once the shared copy lacks it: no list per new client.
     let refreshes: &[bool] = if caps.chosen_client_ids { &[false] } else { &[false, true] };
@@ -141,7 +145,7 @@ pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<C
         }
     }
     if caps.chosen_client_ids {
-        return t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"));
+        return read_alone().await;
     }
     Ok(None)
 }
