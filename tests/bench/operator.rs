@@ -182,16 +182,25 @@ async fn main() {
         return table.print("measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations)");
     }
 
-    let (p50, p99) = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
+    let op = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
     total += a.latency_count;
     let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, false, "l-latency").await);
-    let (l50, l99) = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
+    let lim = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
+    let ((p50, p99), (l50, l99)) = (op.secret, lim.secret);
     table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
     table.row(format!("create → Secret at {}/s: p99", a.rate), format!("{p99:.0?}"));
     table.row(format!("create → Secret at {}/s, limit run: p50", a.rate), format!("{l50:.0?}"));
     table.row(format!("create → Secret at {}/s, limit run: p99", a.rate), format!("{l99:.0?}"));
     let ratio = |op: Duration, limit: Duration| format!("{:.2}", op.as_secs_f64() / limit.as_secs_f64().max(1e-3));
     table.row("create → Secret ratio operator/limit: p50, p99", format!("{}, {}", ratio(p50, l50), ratio(p99, l99)));
+    let pair = |(a, b): (Duration, Duration)| format!("{a:.0?}, {b:.0?}");
+    for (step, o, l) in [
+        ("create → in a watch", op.seen, lim.seen),
+        ("create → finalizer in a watch", op.finalizer, lim.finalizer),
+        ("finalizer → Secret", op.rest, lim.rest),
+    ] {
+        table.row(format!("{step}: p50, p99 operator; limit run"), format!("{}; {}", pair(o), pair(l)));
+    }
 
     let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
     let (r50, r99) = rotations(&client, &rotation_ns, a.rotations, None).await;
@@ -472,20 +481,33 @@ fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (at(0.50), at(0.99))
 }
 
+/// The p50 and p99 of the steps from a create to its Secret, as the bench's watches see them.
+struct Latency {
+    /// Create → Secret with credentials.
+    secret: (Duration, Duration),
+    /// Create → the resource in a watch (what any operator waits for before it can act).
+    seen: (Duration, Duration),
+    /// Create → the finalizer in a watch (the first write for it).
+    finalizer: (Duration, Duration),
+    /// That finalizer → the Secret.
+    rest: (Duration, Duration),
+}
+
 /// Creates `n` clients at `rate` per second; the time from each create to its Secret. With
 /// `limit`, the limit program makes them (in its own namespace `ns`), else the operator.
-async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<Arc<Limit>>) -> (Duration, Duration) {
+async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<Arc<Limit>>) -> Latency {
     if limit.is_none() {
         app_in_backend(client, ns).await;
     }
     let seen = watch_secrets(client, ns);
+    let sightings = watch_clients(client, ns);
     let mut created = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::new();
     for i in 0..n {
         ticker.tick().await;
         let name = format!("c{i}");
-        created.insert(format!("{name}-oauth-client"), Instant::now());
+        created.insert(name.clone(), Instant::now());
         let (client, ns, limit) = (client.clone(), ns.to_string(), limit.clone());
         tasks.push(tokio::spawn(async move {
             match limit {
@@ -496,8 +518,39 @@ async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<A
     }
     join_all(tasks).await;
     until_within("every Secret", Duration::from_secs(300), async || seen.lock().await.len() >= n).await;
-    let seen = seen.lock().await;
-    percentiles(created.iter().map(|(name, at)| seen[name].saturating_duration_since(*at)).collect())
+    let all_sighted = async || sightings.lock().await.values().filter(|(_, f)| f.is_some()).count() >= n;
+    until("every finalizer in the watch", all_sighted).await;
+    let (seen, sightings) = (seen.lock().await, sightings.lock().await);
+    let steps = |step: &dyn Fn(&str, Instant) -> Duration| {
+        percentiles(created.iter().map(|(name, at)| step(name, *at)).collect())
+    };
+    let secret_at = |name: &str| seen[&format!("{name}-oauth-client")];
+    let finalizer_at = |name: &str| sightings[name].1.expect("finalizer");
+    Latency {
+        secret: steps(&|name, at| secret_at(name).saturating_duration_since(at)),
+        seen: steps(&|name, at| sightings[name].0.saturating_duration_since(at)),
+        finalizer: steps(&|name, at| finalizer_at(name).saturating_duration_since(at)),
+        rest: steps(&|name, _| secret_at(name).saturating_duration_since(finalizer_at(name))),
+    }
+}
+
+/// When each OAuthClient of `ns` was first seen by a watch, and first seen with a finalizer.
+fn watch_clients(client: &Client, ns: &str) -> Arc<tokio::sync::Mutex<HashMap<String, (Instant, Option<Instant>)>>> {
+    let seen = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).applied_objects().boxed();
+        while let Some(Ok(c)) = events.next().await {
+            let now = Instant::now();
+            let mut seen = sink.lock().await;
+            let entry = seen.entry(c.name_any()).or_insert((now, None));
+            if entry.1.is_none() && !c.finalizers().is_empty() {
+                entry.1 = Some(now);
+            }
+        }
+    });
+    seen
 }
 
 /// When each Secret of `ns` was first seen with a client secret, and when its secret changed.
