@@ -42,12 +42,7 @@ pub async fn run(
 ) {
     let (store, writer) = reflector::store();
     let _ = ctx.apps.set(store.clone());
-    let changes = watcher(apps, wc)
-        .default_backoff()
-        .modify(watch::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(watch::user_changes, Default::default());
+    let changes = watch::changed(writer, watcher(apps, wc).default_backoff().modify(watch::slim), watch::user_changes);
     watch::controller(changes, store, concurrency)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy::<OAuthApp>, ctx)

@@ -64,22 +64,14 @@ pub async fn run(
     let _ = ctx.clients.set(store.clone());
     // Our own writes change nothing a pass needs: only what a user changes triggers one.
     let own = ctx.clone();
-    let changes = watcher(clients, wc.clone())
-        .default_backoff()
-        .modify(watch::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(watch::user_changes, Default::default())
+    let events = watcher(clients, wc.clone()).default_backoff().modify(watch::slim);
+    let changes = watch::changed(writer, events, watch::user_changes)
         .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.is_own_write(c))));
     // An app requeues its clients when its spec changes or it first lands in the backend.
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store);
-    let app_changes = watcher(apps, wc)
-        .default_backoff()
-        .modify(watch::slim)
-        .reflect(app_writer)
-        .applied_objects()
-        .predicate_filter(app_readiness, Default::default());
+    let app_changes =
+        watch::changed(app_writer, watcher(apps, wc).default_backoff().modify(watch::slim), app_readiness);
     let mapper_store = store.clone();
     let readers = ctx.clone();
     let waiting = ctx.clone();

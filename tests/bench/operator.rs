@@ -534,8 +534,11 @@ async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<A
     }
 }
 
-/// When each OAuthClient of `ns` was first seen by a watch, and first seen with a finalizer.
-fn watch_clients(client: &Client, ns: &str) -> Arc<tokio::sync::Mutex<HashMap<String, (Instant, Option<Instant>)>>> {
+/// When each OAuthClient was first seen by a watch, and first seen with a finalizer.
+type Sightings = Arc<tokio::sync::Mutex<HashMap<String, (Instant, Option<Instant>)>>>;
+
+/// The [`Sightings`] of the OAuthClients of `ns`.
+fn watch_clients(client: &Client, ns: &str) -> Sightings {
     let seen = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
     let sink = seen.clone();
