@@ -22,7 +22,9 @@ use kube::{
 use super::{
     Context, Error, conclude,
     conditions::{self, reason},
-    desired, error_policy, key_of, prelude, secret, tenancy, watch,
+    desired, error_policy, key_of,
+    lists::Listed,
+    prelude, secret, tenancy, watch,
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
@@ -146,7 +148,8 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
             ctx.event(obj, EventType::Normal, "PrunedUnmanagedClient", note).await;
         }
         if !old.is_empty() {
-            ctx.lists.get(&backend_name, backend.as_ref(), &key, true).await.map_err(Error::backend("list clients"))?;
+            let listed = ctx.lists.with(&backend_name, backend.as_ref(), &key, true, |_| ());
+            listed.await.map_err(Error::backend("list clients"))?;
         }
         unmanaged = young;
     }
@@ -235,7 +238,7 @@ async fn unmanaged_clients(
     backend: &dyn Backend,
     key: &AppKey,
     record_key: &ring::hmac::Key,
-) -> Result<Vec<super::lists::Listed>, Error> {
+) -> Result<Vec<Listed>, Error> {
     let mut owned = HashSet::new();
     let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
     let app = Some((obj.namespace().unwrap_or_default(), obj.name_any()));
@@ -270,16 +273,18 @@ async fn unmanaged_clients(
     )
     .await
     .map_err(Error::kube("list credentials Secrets"))?;
-    let list = ctx.lists.get(name, backend, key, false).await.map_err(Error::backend("list clients"))?;
-    Ok(list.iter().filter(|c| c.active && !owned.contains(&c.id)).cloned().collect())
+    let unmanaged = |list: &[Listed]| list.iter().filter(|c| c.active && !owned.contains(&c.id)).cloned().collect();
+    ctx.lists.with(name, backend, key, false, unmanaged).await.map_err(Error::backend("list clients"))
 }
 
-/// Every object of a list, a page of 500 at a time: a list of thousands is never held whole.
+/// Every object of a list, a page of 100 at a time: a list of thousands is never held whole,
+/// and app passes run side by side, each with a page of full objects (about 4 KB each as text
+/// and parsed, with their managed fields) in hand.
 async fn paged<T: Clone, F: Future<Output = kube::Result<ObjectList<T>>>>(
     fetch: impl Fn(ListParams) -> F,
     mut each: impl FnMut(T),
 ) -> kube::Result<()> {
-    let mut params = ListParams::default().limit(500);
+    let mut params = ListParams::default().limit(100);
     loop {
         let page = fetch(params.clone()).await?;
         let next = page.metadata.continue_.clone().filter(|t| !t.is_empty());

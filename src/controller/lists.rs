@@ -20,7 +20,7 @@ use crate::backend::{AppKey, Backend, Client, Mode, RegisteredStatus, Result};
 
 type Key = (String, AppKey);
 /// When a list was fetched, and the list.
-type Entry = Option<(Instant, Arc<Vec<Listed>>)>;
+type Entry = Option<(Instant, Vec<Listed>)>;
 
 /// A backend client as passes read it: who it is, a fingerprint of its settings rather than
 /// the settings, and the little more of them that passes decide on.
@@ -104,9 +104,17 @@ impl ClientLists {
         Self { max_age, lists: Mutex::default() }
     }
 
-    /// The clients of `app` on backend `name`, listed again when the copy is older than
-    /// `max_age` or when `fresh` is asked for (unless a list began while this call waited).
-    pub async fn get(&self, name: &str, backend: &dyn Backend, app: &AppKey, fresh: bool) -> Result<Arc<Vec<Listed>>> {
+    /// Reads the clients of `app` on backend `name` with `read`, listed again when the copy is
+    /// older than `max_age` or when `fresh` is asked for (unless a list began while this call
+    /// waited). The copy is read in place, under its lock: a list of thousands is never copied.
+    pub async fn with<R>(
+        &self,
+        name: &str,
+        backend: &dyn Backend,
+        app: &AppKey,
+        fresh: bool,
+        read: impl FnOnce(&[Listed]) -> R,
+    ) -> Result<R> {
         let asked = Instant::now();
         let slot = self.slot(name, app);
         let mut entry = slot.lock().await;
@@ -114,13 +122,12 @@ impl ClientLists {
             && at.elapsed() < self.max_age
             && (!fresh || *at >= asked)
         {
-            return Ok(list.clone());
+            return Ok(read(list));
         }
         let started = Instant::now();
-        let list: Vec<Listed> = backend.list_clients(app).await?.into_iter().map(Listed::from).collect();
-        let list = Arc::new(list);
-        *entry = Some((started, list.clone()));
-        Ok(list)
+        let list = backend.list_clients(app).await?.into_iter().map(Listed::from).collect();
+        let (_, list) = entry.insert((started, list));
+        Ok(read(list))
     }
 
     /// Records a client the operator just created or changed, so the next pass sees it
@@ -128,9 +135,10 @@ impl ClientLists {
     pub async fn put(&self, name: &str, app: &AppKey, client: Listed) {
         let slot = self.slot(name, app);
         if let Some((_, list)) = slot.lock().await.as_mut() {
-            let list = Arc::make_mut(list);
-            list.retain(|c| c.id != client.id);
-            list.insert(0, client);
+            match list.iter_mut().find(|c| c.id == client.id) {
+                Some(known) => *known = client,
+                None => list.push(client),
+            }
         }
     }
 
@@ -195,7 +203,7 @@ mod tests {
         let backend = Arc::new(Gated { lists: AtomicUsize::new(0), gate: Semaphore::new(0) });
         let get = |fresh: bool| {
             let (lists, backend) = (lists.clone(), backend.clone());
-            tokio::spawn(async move { lists.get("b", &*backend, &AppKey::none(), fresh).await.is_ok() })
+            tokio::spawn(async move { lists.with("b", &*backend, &AppKey::none(), fresh, |_| ()).await.is_ok() })
         };
         let count = || backend.lists.load(Ordering::SeqCst);
 
@@ -224,7 +232,7 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(61)).await;
         backend.gate.add_permits(1);
-        lists.get("b", &*backend, &AppKey::none(), false).await.expect("list");
+        lists.with("b", &*backend, &AppKey::none(), false, |_| ()).await.expect("list");
         assert_eq!(count(), 4, "listed again once stale");
     }
 }

@@ -172,9 +172,9 @@ fn record(status: &mut OAuthClientStatus, client: &Listed, upstream: &Upstream) 
 
 /// The backend client registered for `provider`, if any.
 async fn by_provider(ctx: &Context, t: &Target, provider: &str) -> Result<Option<Listed>, Error> {
-    let list =
-        ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, true).await.map_err(Error::backend("list clients"))?;
-    Ok(list.iter().find(|c| c.registration().is_some_and(|r| r.provider == provider)).cloned())
+    let registered =
+        |list: &[Listed]| list.iter().find(|c| c.registration().is_some_and(|r| r.provider == provider)).cloned();
+    ctx.lists.with(&t.name, t.backend.as_ref(), &t.app, true, registered).await.map_err(Error::backend("list clients"))
 }
 
 /// The client id and secret from the Secret that `spec.registered.credentialsSecret` names.

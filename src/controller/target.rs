@@ -138,10 +138,11 @@ pub(super) async fn find(ctx: &Context, t: &Target, id: &str) -> Result<Option<L
     // A chosen id is read alone once the shared copy lacks it: no list per new client.
     let refreshes: &[bool] = if caps.chosen_client_ids { &[false] } else { &[false, true] };
     for &fresh in refreshes {
-        let list =
-            ctx.lists.get(&t.name, t.backend.as_ref(), &t.app, fresh).await.map_err(Error::backend("list clients"))?;
-        if let Some(client) = list.iter().find(|c| c.id == id) {
-            return Ok(Some(client.clone()));
+        let found = ctx
+            .lists
+            .with(&t.name, t.backend.as_ref(), &t.app, fresh, |list| list.iter().find(|c| c.id == id).cloned());
+        if let Some(client) = found.await.map_err(Error::backend("list clients"))? {
+            return Ok(Some(client));
         }
     }
     if caps.chosen_client_ids {
