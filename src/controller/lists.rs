@@ -2,8 +2,7 @@
 //! reconciles: the Wacht API has no GET of one client, and listing once per client would
 //! make a pass cost O(clients²) in transfer. One list at a time per app: passes that find the
 //! copy stale while a list is under way wait for it instead of listing too. A listed client
-//! is kept as a [`Listed`]: its identity and a fingerprint of its settings, about a third of
-//! the full client.
+//! is kept as a [`Listed`]: its identity and a fingerprint of its settings, not the settings.
 
 use std::{
     collections::HashMap,
@@ -11,9 +10,8 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::Instant;
-
 use k8s_openapi::jiff::Timestamp;
+use tokio::time::Instant;
 
 use super::{desired::Fingerprint, tenancy::OWNER_METADATA};
 use crate::backend::{AppKey, Backend, Client, Mode, RegisteredStatus, Result};
@@ -47,6 +45,7 @@ pub enum Held {
     Registered(Box<Registration>),
 }
 
+/// A registered client (the MCP OAuth clients API) as passes read it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
     pub provider: String,
