@@ -695,6 +695,9 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
         if ids.is_empty() {
             ids.push(desired::hydra_client_id(obj));
         }
+        // The client a NewClient rotation cut short by a kill may have made, its request
+        // withdrawn since, so that no pass took it up: its id is chosen, so it is known.
+        ids.push(desired::next_hydra_client_id(obj, &ids[0]));
     }
     ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id));
     for id in ids {

@@ -136,11 +136,20 @@ async fn create_rotate_regenerate_repair_delete(client: Client) {
     assert_eq!(hydra_client(&id).await.expect("in Hydra")["updated_at"], settled, "no write at steady state");
     assert_eq!(api.get("worker").await.expect("get").resource_version(), before, "no status write");
 
+    // What a NewClient rotation cut short by a kill leaves when its request is withdrawn: the
+    // next chosen id, owned by the resource, in no record.
+    let abandoned = format!("{id}-r1");
+    let body = json!({"client_id": abandoned, "owner": uid, "client_secret": "abandoned-secret-of-32-characters",
+        "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic"});
+    let (status, _) = Env::get().hydra.admin_call(Method::POST, "/admin/clients", Some(body)).await;
+    assert_eq!(status, 201);
+
     // Delete with the Delete policy: gone from Hydra, refused at the token endpoint.
     api.delete("worker", &DeleteParams::default()).await.expect("delete");
     wait(&api, "worker", "gone", |o| o.is_none()).await;
     assert!(hydra_client(&id).await.is_none(), "deleted in Hydra (404)");
     assert_eq!(token(&id, &third).await, 401);
+    assert!(hydra_client(&abandoned).await.is_none(), "the abandoned client is deleted too");
 }
 
 async fn orphan_keeps_the_client_and_lets_it_go(client: Client) {
