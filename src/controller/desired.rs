@@ -262,7 +262,6 @@ pub fn client_matches(wanted: &ClientSettings, current: &Fingerprint) -> bool {
 /// A digest of the settings but for the fields set on creation only. 64 bits: two different
 /// settings share one with odds of 2⁻⁶⁴, and the cost of that is a skipped update.
 fn digest(mut settings: ClientSettings) -> u64 {
-    use std::hash::{Hash, Hasher};
     match &mut settings.mode {
         Mode::Application(a) => {
             a.kind.clear();
@@ -271,9 +270,7 @@ fn digest(mut settings: ClientSettings) -> u64 {
         Mode::Registered(r) => r.provider.clear(),
         _ => {}
     }
-    let mut hasher = std::hash::DefaultHasher::new();
-    settings.hash(&mut hasher);
-    hasher.finish()
+    super::watch::hash(&settings)
 }
 
 /// The Secret the credentials go to: `spec.secretTemplate.name`, else `<name>-oauth-client`.

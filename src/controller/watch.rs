@@ -104,6 +104,7 @@ pub(super) fn user_changes<K: Resource>(obj: &K) -> Option<u64> {
     Some(hash(&(meta.generation, &meta.annotations, &meta.finalizers, meta.deletion_timestamp.is_some())))
 }
 
+/// A 64-bit hash with fixed keys: the same value hashes the same in every pass and process.
 pub(super) fn hash<T: std::hash::Hash>(value: &T) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     BuildHasherDefault::<DefaultHasher>::default().hash_one(value)
