@@ -75,8 +75,9 @@ where
     let store = writer.as_reader();
     events.filter_map(move |event| {
         let passes = |obj: &K| {
+            let now = key(obj);
             let before = store.get(&ObjectRef::from_obj(obj));
-            before.is_none_or(|b| b.meta().uid != obj.meta().uid || key(&b) != key(obj) || key(obj).is_none())
+            now.is_none() || before.is_none_or(|b| b.meta().uid != obj.meta().uid || key(&b) != now)
         };
         let out = match event {
             Ok(event) => {
