@@ -35,6 +35,8 @@
 //!     allowedNamespaces:             # default: every namespace
 //!       names: [team-b]
 //!       matchLabels: {oauth-operator.dev/tenant: team-b}
+//!     adopt:                         # who may take over what no resource owns; default: nobody
+//!       names: [team-b]
 //!     apiKeyFile: /etc/oauth-operator/keys/team-b
 //! ```
 
@@ -164,6 +166,8 @@ struct BackendEntry {
     issuer: Option<String>,
     /// Which namespaces may use this backend; every namespace when not given.
     allowed_namespaces: Option<AllowedNamespaces>,
+    /// Which namespaces may adopt a backend object that no resource owns; none when not given.
+    adopt: Option<AllowedNamespaces>,
     /// Resources may not choose their own `deploymentId` or `ownerOrgId`: only the configured
     /// one (or none, when none is configured).
     #[serde(default)]
@@ -191,6 +195,9 @@ pub struct AllowedNamespaces {
 pub struct Access {
     /// `None`: every namespace.
     pub namespaces: Option<AllowedNamespaces>,
+    /// Namespaces that may adopt what no resource owns (made by hand, by another tool, or let
+    /// go by an `Orphan` deletion). `None`: no namespace.
+    pub adopt: Option<AllowedNamespaces>,
     /// `Some(configured)`: a spec's `deploymentId` / `ownerOrgId` must be unset or equal to it.
     pub pinned_deployment: Option<Option<String>>,
     pub pinned_owner_org: Option<Option<String>>,
@@ -314,6 +321,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
         let backend = built.map_err(|err| fail(err.to_string()))?;
         let access = Access {
             namespaces: e.allowed_namespaces,
+            adopt: e.adopt,
             pinned_deployment: e.pinned.then(|| e.deployment_id.clone()),
             pinned_owner_org: e.pinned.then(|| e.owner_org_id.clone()),
         };
@@ -431,9 +439,10 @@ mod tests {
 
     #[test]
     fn access_rules() {
-        let text = "backends:\n  open:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n  team:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n    deploymentId: dep_t\n    pinned: true\n    allowedNamespaces: {names: [team-b], matchLabels: {tenant: b}}\n";
+        let text = "backends:\n  open:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n  team:\n    type: wacht\n    baseUrl: https://x\n    apiKeyEnv: PATH\n    deploymentId: dep_t\n    pinned: true\n    allowedNamespaces: {names: [team-b], matchLabels: {tenant: b}}\n    adopt: {names: [team-b]}\n";
         let backends = parse_backends(text).expect("valid file");
-        assert_eq!(backends["open"].access, Access::default(), "every namespace, nothing pinned");
+        assert_eq!(backends["open"].access, Access::default(), "every namespace, nothing pinned, no adoption");
+        assert_eq!(backends["team"].access.adopt.as_ref().map(|a| a.names.clone()), Some(vec!["team-b".to_string()]));
         let team = &backends["team"].access;
         assert_eq!(team.pinned_deployment, Some(Some("dep_t".into())));
         let allowed = team.namespaces.as_ref().expect("restricted");

@@ -229,6 +229,11 @@ pub struct OAuthAppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
 
+    /// Set before the operator asks the backend to create the app, until it knows the app's
+    /// id: an app with this slug found after a crash is this resource's, not one made by hand.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_requested: bool,
+
     /// The CNAME target to point `fqdn` at, as the backend reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cname_target: Option<String>,

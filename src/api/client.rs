@@ -83,6 +83,9 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.hydra) || self.clientAuthMethod != 'none' || !self.hydra.grantTypes.exists(g, g == 'client_credentials')")
         .message("the client_credentials grant needs a client that authenticates: clientAuthMethod none (a public client) cannot use it")
         .field_path(".clientAuthMethod"),
+    validation = Rule::new("!has(self.adoptId) || has(self.appRef) || has(self.application)")
+        .message("adoptId is for appRef and application clients: a hydra client names the client to take over in hydra.clientId, and a registered client is found by its provider")
+        .field_path(".adoptId"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientSpec {
@@ -116,6 +119,15 @@ pub struct OAuthClientSpec {
     /// `skipConsent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hydra: Option<Box<HydraSpec>>,
+
+    /// The backend's id of an existing client to take over (a Wacht-style client's id, an
+    /// OAuth application's id), to bring a client made outside the operator under it. Read
+    /// only while this resource records no client of its own. Taken over only if no other
+    /// resource owns it and the operator's configuration lets this namespace adopt on the
+    /// backend (`adopt`); its secret cannot be read back, so it is rotated once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub adopt_id: Option<String>,
 
     /// How the client authenticates at the token endpoint. `none` is for public clients and
     /// issues no secret; `private_key_jwt` needs one of `jwksUri`, `jwks` or `publicKeyPem`.

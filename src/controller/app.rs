@@ -67,7 +67,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
     };
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let mut status = obj.status.clone().unwrap_or_default();
-    let result = sync(obj, &ctx, &mut status).await;
+    let result = sync(obj, &ctx, &api, &mut status).await;
     conclude(&ctx, &api, obj, obj.status.as_ref(), status, result.as_ref().map(|_| conditions::settled::APP)).await?;
     let recheck = result?;
     let settled = ctx.settled(&key_of(obj));
@@ -75,7 +75,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
 }
 
 /// Brings the backend app to the spec. Returns whether the domain wants an early recheck.
-async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Result<bool, Error> {
+async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut OAuthAppStatus) -> Result<bool, Error> {
     obj.validate()?;
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
@@ -87,17 +87,14 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
     let key = AppKey { deployment: spec.deployment_id.clone(), slug: spec.slug.clone() };
     let existing = backend.list_apps(spec.deployment_id.as_deref()).await.map_err(Error::backend("list apps"))?;
     let mut app = match existing.into_iter().find(|a| a.slug == spec.slug) {
-        Some(app) => app,
-        None => {
-            let mut new = desired::new_app(spec);
-            new.logo = logo(obj, ctx).await?;
-            let app =
-                backend.create_app(spec.deployment_id.as_deref(), &new).await.map_err(Error::backend("create app"))?;
-            ctx.event(obj, EventType::Normal, "Created", format!("created backend app {}", app.slug)).await;
+        Some(app) => {
+            claim_found(obj, ctx, &backend_name, status, &app).await?;
             app
         }
+        None => create(obj, ctx, api, backend.as_ref(), status).await?,
     };
     status.app_id = Some(app.id.clone());
+    status.create_requested = false;
 
     if let Some(update) = desired::app_update(spec, &app) {
         app = backend.update_app(&key, &update).await.map_err(Error::backend("update app"))?;
@@ -160,6 +157,60 @@ async fn sync(obj: &OAuthApp, ctx: &Context, status: &mut OAuthAppStatus) -> Res
     }
     status.unmanaged_clients = Some(unmanaged);
     Ok(recheck)
+}
+
+/// Whether this resource may manage the backend app with its slug that exists already: its own
+/// (its status names it, or asked for its creation), another OAuthApp's, or nobody's, which
+/// it adopts only where the configuration lets its namespace.
+async fn claim_found(
+    obj: &OAuthApp,
+    ctx: &Context,
+    backend: &str,
+    status: &OAuthAppStatus,
+    app: &App,
+) -> Result<(), Error> {
+    let owner = if status.app_id.as_deref() == Some(app.id.as_str()) || status.create_requested {
+        tenancy::Owner::This
+    } else {
+        tenancy::app_recorded_elsewhere(ctx, obj, &app.id).map_or(tenancy::Owner::Nobody, tenancy::Owner::Another)
+    };
+    let what = format!("backend app {}", app.slug);
+    if let tenancy::Claim::TakeOver { .. } =
+        tenancy::claim(ctx, backend, &obj.namespace().unwrap_or_default(), owner, &what).await?
+    {
+        ctx.event(obj, EventType::Normal, "Adopted", format!("adopted {what}, which no resource owned")).await;
+    }
+    Ok(())
+}
+
+/// Creates the backend app, having recorded first in the status that it asked to (so that a
+/// crash before the status names the app still finds it as this resource's).
+async fn create(
+    obj: &OAuthApp,
+    ctx: &Context,
+    api: &Api<OAuthApp>,
+    backend: &dyn Backend,
+    status: &mut OAuthAppStatus,
+) -> Result<App, Error> {
+    let spec = &obj.spec;
+    let mut new = desired::new_app(spec);
+    new.logo = logo(obj, ctx).await?;
+    if !status.create_requested {
+        status.create_requested = true;
+        super::write_status(api, obj, obj.status.as_ref(), status).await?;
+    }
+    let app = match backend.create_app(spec.deployment_id.as_deref(), &new).await {
+        Ok(app) => app,
+        Err(e) => {
+            // Refused for sure (not a timeout, which may hide a create): nothing was made.
+            if !matches!(e.category(), crate::backend::ErrorCategory::Transient) {
+                status.create_requested = false;
+            }
+            return Err(Error::backend("create app")(e));
+        }
+    };
+    ctx.event(obj, EventType::Normal, "Created", format!("created backend app {}", app.slug)).await;
+    Ok(app)
 }
 
 /// Archives, unarchives and maps scopes one by one where the app still differs. A mapping

@@ -194,8 +194,10 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if let Some(spec) = &obj.spec.registered {
         return registered::sync(obj, spec, ctx, &t, status).await;
     }
-    if obj.spec.hydra.is_some() {
+    if obj.spec.hydra.is_some() || obj.spec.adopt_id.is_some() {
         tenancy::claim_client(ctx, obj).await?;
+    }
+    if obj.spec.hydra.is_some() {
         check_endpoint_keys(obj, &t)?;
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -221,16 +223,28 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     // A hydra client's id is chosen, so it is known even when a crash hid its creation.
     let known_id = match &obj.spec.hydra {
         Some(_) => Some(
-            recorded.filter(|id| desired::is_hydra_client_id(obj, id)).unwrap_or_else(|| desired::hydra_client_id(obj)),
+            recorded
+                .clone()
+                .filter(|id| desired::is_hydra_client_id(obj, id))
+                .unwrap_or_else(|| desired::hydra_client_id(obj)),
         ),
-        None => recorded,
+        None => recorded.clone().or_else(|| obj.spec.adopt_id.clone()),
     };
     let current = match &known_id {
         Some(id) => find(ctx, &t, id).await?,
         None => None,
     };
-    let taken_over = match current.as_ref().and_then(|c| c.hydra_owner().map(|owner| (c, owner))) {
-        Some((c, owner)) => tenancy::claim_hydra_owner(obj, &c.id, owner)?,
+    if current.is_none()
+        && recorded.is_none()
+        && let Some(id) = &obj.spec.adopt_id
+    {
+        return Err(Error::Conflict {
+            reason: reason::ADOPTION_TARGET_NOT_FOUND,
+            message: format!("spec.adoptId: backend {:?} has no client {id} to take over", t.name),
+        });
+    }
+    let taken_over = match &current {
+        Some(c) => claim(ctx, obj, &t, c, recorded.as_deref()).await?,
         None => None,
     };
     let mut wanted = desired::client_settings(obj);
@@ -322,12 +336,12 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated.into()).await;
-        let note = match &taken_over {
-            // Its secret is unknown: the missing Secret makes this pass rotate it once.
-            Some(owner) => format!("took over Hydra client {} (owner was {owner:?})", current.id),
-            None => "backend client updated to the spec".into(),
-        };
-        ctx.event(obj, EventType::Normal, if taken_over.is_some() { "TookOver" } else { "Updated" }, note).await;
+        ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
+    }
+    if let Some(from) = taken_over {
+        // Its secret is unknown: the missing Secret makes this pass rotate it once.
+        let note = format!("took over backend client {} (owner was {from:?})", current.client_id);
+        ctx.event(obj, EventType::Normal, "TookOver", note).await;
     }
     if let Some(rotation) = rotation {
         let (client, secret, previous) = if new_client {
@@ -481,11 +495,7 @@ async fn replacement(
     if let Some(h) = wanted.hydra_mut() {
         h.client_id = desired::next_hydra_client_id(obj, &current.id);
         if let Some(found) = find(ctx, t, &h.client_id).await? {
-            tenancy::check_owner(
-                found.hydra_owner(),
-                obj.metadata.uid.as_deref(),
-                &format!("Hydra client {}", found.id),
-            )?;
+            claim(ctx, obj, t, &found, None).await?;
             let secret = match obj.spec.client_auth_method.has_secret() {
                 true => {
                     Some(t.backend.rotate_secret(&t.app, &found.id).await.map_err(Error::backend("rotate secret"))?)
@@ -519,6 +529,29 @@ async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient
         format!("deactivated the previous client {}: its overlap ended or a newer rotation replaced it", p.client_id);
     ctx.event(obj, EventType::Normal, "RetiredPreviousClient", note).await;
     Ok(())
+}
+
+/// Whether this resource may manage `client`, found by `recorded` (its own record, if any) or by
+/// an id its spec names: `Some(from)` when it takes the client over from that owner record.
+async fn claim(
+    ctx: &Context,
+    obj: &OAuthClient,
+    t: &Target,
+    client: &Listed,
+    recorded: Option<&str>,
+) -> Result<Option<String>, Error> {
+    let owner = match client.hydra_owner() {
+        Some(owner) => tenancy::Owner::hydra(owner, obj),
+        None if recorded == Some(client.id.as_str()) => tenancy::Owner::This,
+        None => {
+            tenancy::recorded_elsewhere(ctx, obj, &client.id).map_or(tenancy::Owner::Nobody, tenancy::Owner::Another)
+        }
+    };
+    let what = format!("backend client {}", client.client_id);
+    match tenancy::claim(ctx, &t.name, &obj.namespace().unwrap_or_default(), owner, &what).await? {
+        tenancy::Claim::Manage => Ok(None),
+        tenancy::Claim::TakeOver { from } => Ok(Some(from)),
+    }
 }
 
 /// `spec.rotation.strategy`.

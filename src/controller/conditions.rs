@@ -38,6 +38,11 @@ pub mod reason {
     pub const SECRET_CONFLICT: &str = "SecretConflict";
     /// Another resource manages the backend object this one names.
     pub const ALREADY_CLAIMED: &str = "AlreadyClaimed";
+    /// The backend object this resource names belongs to no resource, and the operator's
+    /// configuration does not let this namespace adopt on that backend.
+    pub const ADOPTION_NOT_ALLOWED: &str = "AdoptionNotAllowed";
+    /// `spec.adoptId` names a backend client that does not exist.
+    pub const ADOPTION_TARGET_NOT_FOUND: &str = "AdoptionTargetNotFound";
     /// The operator's configuration does not let this namespace use the backend (or the value
     /// the spec chose).
     pub const BACKEND_NOT_ALLOWED: &str = "BackendNotAllowed";

@@ -5,10 +5,10 @@
 //! The secret is write-only: it is read from the user's Secret right before it is sent and is
 //! never recorded. What was pushed is remembered by the Secret's `resourceVersion` in
 //! `status.credentialsSecretVersion`, so any write to the Secret pushes once more. The
-//! provider is unique in the backend's scope, so a client that exists already (a crash after
-//! registering, or a backend entry made by hand) is adopted rather than duplicated; but only by
-//! the first OAuthClient that names the provider, and never when the backend records another
-//! resource as its owner (`tenancy::OWNER_METADATA`).
+//! provider is unique in the backend's scope, so a client that exists already is found again
+//! rather than duplicated: this resource's own (a crash after registering: the backend records
+//! its UID, `tenancy::OWNER_METADATA`), or one that no resource owns, which it adopts only as the
+//! first OAuthClient naming the provider and where the configuration lets its namespace adopt.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt, runtime::events::EventType};
@@ -79,8 +79,13 @@ pub(super) async fn sync(
         },
     };
     let registration = current.registration();
-    let what = format!("the {provider} client {} of this backend", current.id);
-    tenancy::check_owner(registration.and_then(|r| r.owner.as_deref()), obj.metadata.uid.as_deref(), &what)?;
+    let what = format!("the {provider} client {}", current.id);
+    // Registered by an earlier release before owners were recorded: the status names it.
+    let in_status = status.backend_id.as_deref() == Some(current.id.as_str());
+    let owner =
+        tenancy::Owner::recorded(registration.and_then(|r| r.owner.as_deref()), obj.metadata.uid.as_deref(), in_status);
+    let ns = obj.namespace().unwrap_or_default();
+    let taken_over = tenancy::claim(ctx, &t.name, &ns, owner, &what).await? != tenancy::Claim::Manage;
     if registration.is_some_and(|r| r.revoked) {
         return Err(Error::Refused {
             reason: reason::REVOKED,
@@ -94,8 +99,7 @@ pub(super) async fn sync(
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
     // A client taken over (not one settled before an upgrade) records its new owner at once.
-    let unowned = registration.is_some_and(|r| r.owner.is_none());
-    if !desired::client_matches(&wanted, &current.settings) || (adopted && unowned) {
+    if !desired::client_matches(&wanted, &current.settings) || taken_over {
         let updated =
             t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated.into()).await;

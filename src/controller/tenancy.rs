@@ -86,18 +86,22 @@ pub(super) async fn claim_app(ctx: &Context, app: &OAuthApp) -> Result<(), Error
 }
 
 /// What identifies a client in the backend that two resources could name: backend name, and
-/// a registered client's provider or a hydra client's chosen id (a UID is nobody else's).
+/// a registered client's provider, the id `spec.adoptId` takes over, or a hydra client's chosen
+/// id (a UID is nobody else's).
 fn client_identity(client: &OAuthClient) -> Option<(String, String)> {
     let backend = client.spec.backend.clone().unwrap_or_else(|| "default".into());
     if let Some(registered) = &client.spec.registered {
         return Some((backend, format!("the {} client", registered.provider)));
     }
+    if let Some(id) = &client.spec.adopt_id {
+        return Some((backend, format!("backend client {id}")));
+    }
     let chosen = client.spec.hydra.as_ref()?.client_id.as_ref()?;
     Some((backend, format!("Hydra client {chosen}")))
 }
 
-/// Refuses a registered or hydra `client` when an older OAuthClient names the same backend
-/// client.
+/// Refuses a `client` that names a backend client (registered, hydra, `adoptId`) when an older
+/// OAuthClient names the same one.
 pub(super) async fn claim_client(ctx: &Context, client: &OAuthClient) -> Result<(), Error> {
     let Some(store) = ctx.clients.get() else { return Ok(()) };
     let mine = client_identity(client);
@@ -113,32 +117,124 @@ pub(super) async fn claim_client(ctx: &Context, client: &OAuthClient) -> Result<
     }
 }
 
-/// Whether `obj` may manage the Hydra client with this `owner`: its own, one without an owner,
-/// or one of hydra-maester's (`<name>/<namespace>`) in `obj`'s namespace. `Ok(Some(owner))`:
-/// it takes the client over from that owner.
-pub(super) fn claim_hydra_owner(obj: &OAuthClient, id: &str, owner: &str) -> Result<Option<String>, Error> {
-    let uid = obj.metadata.uid.as_deref().unwrap_or_default();
-    if owner == uid {
-        return Ok(None);
-    }
-    let namespace = obj.namespace().unwrap_or_default();
-    let maester_here = owner.rsplit_once('/').is_some_and(|(name, ns)| !name.is_empty() && ns == namespace);
-    if owner.is_empty() || maester_here {
-        return Ok(Some(owner.to_string()));
-    }
-    Err(already_claimed(format!(
-        "Hydra client {id} is owned by {owner:?}, not by this OAuthClient; only a client without an owner or a hydra-maester client of namespace {namespace} is taken over"
-    )))
+/// Who holds a backend object that a resource names, as far as the operator can tell from what
+/// users cannot forge: the backend's own owner record, or a status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Owner {
+    /// This resource: the backend records its UID, or its status names the object.
+    This,
+    /// Another resource (its `namespace/name`, or the UID the backend records).
+    Another(String),
+    /// Nobody: made by hand, by another tool that keeps no record, by an earlier install, or let
+    /// go by an `Orphan` deletion. The platform's, until its configuration hands it over.
+    Nobody,
+    /// Another tool's record that names this resource's own namespace (hydra-maester's
+    /// `<name>/<namespace>`): that namespace's object in that tool's model.
+    ToolOfThisNamespace(String),
 }
 
-/// Refuses a backend object whose recorded owner is another resource.
-pub(super) fn check_owner(recorded: Option<&str>, obj_uid: Option<&str>, what: &str) -> Result<(), Error> {
-    match recorded {
-        Some(owner) if Some(owner) != obj_uid => {
-            Err(already_claimed(format!("{what} is owned by another resource (UID {owner}) in the backend")))
+impl Owner {
+    /// From a UID the backend records (`None` or empty: none), and whether this resource's
+    /// status names the object (a record written before the backend kept owners).
+    pub(super) fn recorded(owner: Option<&str>, obj_uid: Option<&str>, in_status: bool) -> Owner {
+        match owner.filter(|o| !o.is_empty()) {
+            Some(o) if Some(o) == obj_uid => Owner::This,
+            Some(o) => Owner::Another(format!("UID {o}")),
+            None if in_status => Owner::This,
+            None => Owner::Nobody,
         }
-        _ => Ok(()),
     }
+
+    /// From a Hydra client's `owner`: a UID, empty, or hydra-maester's `<name>/<namespace>`.
+    pub(super) fn hydra(owner: &str, obj: &OAuthClient) -> Owner {
+        let namespace = obj.namespace().unwrap_or_default();
+        let maester_here = owner.rsplit_once('/').is_some_and(|(name, ns)| !name.is_empty() && ns == namespace);
+        match Owner::recorded(Some(owner), obj.metadata.uid.as_deref(), false) {
+            Owner::Another(_) if maester_here => Owner::ToolOfThisNamespace(owner.to_string()),
+            Owner::Another(_) => Owner::Another(format!("{owner:?}")),
+            other => other,
+        }
+    }
+}
+
+/// What a resource may do with a backend object it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Claim {
+    /// Manage it: it is this resource's.
+    Manage,
+    /// Take it over, recording this resource as its owner from now on (`from`: the record it had).
+    TakeOver { from: String },
+}
+
+/// The adoption rule (docs/multi-tenancy.md): a resource manages what is its own, takes over
+/// what its own namespace's tool made, and adopts what nobody owns only where the operator's
+/// configuration lets its namespace adopt on that backend. Checked before any backend write.
+pub(super) async fn claim(
+    ctx: &Context,
+    backend: &str,
+    namespace: &str,
+    owner: Owner,
+    what: &str,
+) -> Result<Claim, Error> {
+    let may_adopt = match &owner {
+        Owner::Nobody => match &ctx.configured(Some(backend))?.1.access.adopt {
+            Some(allowed) => namespace_allowed(ctx, allowed, namespace).await?,
+            None => false,
+        },
+        _ => false,
+    };
+    decide(owner, may_adopt, backend, namespace, what)
+}
+
+/// [`claim`] once the configuration is read: `may_adopt` says whether `namespace` may adopt on
+/// `backend`.
+fn decide(owner: Owner, may_adopt: bool, backend: &str, namespace: &str, what: &str) -> Result<Claim, Error> {
+    match owner {
+        Owner::This => Ok(Claim::Manage),
+        Owner::ToolOfThisNamespace(from) => Ok(Claim::TakeOver { from }),
+        Owner::Nobody if may_adopt => Ok(Claim::TakeOver { from: String::new() }),
+        Owner::Nobody => Err(Error::Conflict {
+            reason: reason::ADOPTION_NOT_ALLOWED,
+            message: format!(
+                "{what} exists in backend {backend:?} and no resource owns it; namespace {namespace} may not adopt it \
+                 (adopt in the operator's configuration)"
+            ),
+        }),
+        Owner::Another(holder) => {
+            Err(already_claimed(format!("{what} is owned by another resource ({holder}) in the backend")))
+        }
+    }
+}
+
+/// `namespace/name` of another OAuthClient whose status names backend client `id` as its
+/// current or (not yet retired) previous client. Ids are compared whatever the backend entry:
+/// two entries may reach one backend, and a false match only refuses.
+pub(super) fn recorded_elsewhere(ctx: &Context, obj: &OAuthClient, id: &str) -> Option<String> {
+    let store = ctx.clients.get()?;
+    let names = |c: &OAuthClient| {
+        c.status.as_ref().is_some_and(|s| {
+            s.backend_id.as_deref() == Some(id)
+                || s.previous_client.as_ref().is_some_and(|p| !p.retired && p.backend_id == id)
+        })
+    };
+    other_with(&store.state(), obj, names)
+}
+
+/// `namespace/name` of another OAuthApp whose status names backend app `id`.
+pub(super) fn app_recorded_elsewhere(ctx: &Context, obj: &OAuthApp, id: &str) -> Option<String> {
+    let store = ctx.apps.get()?;
+    other_with(&store.state(), obj, |a: &OAuthApp| a.status.as_ref().is_some_and(|s| s.app_id.as_deref() == Some(id)))
+}
+
+fn other_with<K: Resource>(
+    all: &[std::sync::Arc<DeserializeGuard<K>>],
+    obj: &K,
+    names: impl Fn(&K) -> bool,
+) -> Option<String> {
+    all.iter()
+        .filter_map(|guard| guard.0.as_ref().ok())
+        .find(|other| other.meta().uid != obj.meta().uid && names(other))
+        .map(|other| format!("{}/{}", other.meta().namespace.clone().unwrap_or_default(), other.name_any()))
 }
 
 pub(super) fn already_claimed(message: String) -> Error {
@@ -185,29 +281,63 @@ mod tests {
         assert!(check_pinned("b", &None, "spec.deploymentId", Some("dep_c")).is_ok(), "not pinned");
     }
 
-    #[test]
-    fn hydra_owners() {
-        let client: OAuthClient = serde_json::from_value(serde_json::json!({
+    fn hydra_client() -> OAuthClient {
+        serde_json::from_value(serde_json::json!({
             "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
             "metadata": {"name": "web", "namespace": "team-b", "uid": "u1"},
             "spec": {"hydra": {"grantTypes": ["client_credentials"]}}
         }))
-        .expect("client");
-        assert_eq!(claim_hydra_owner(&client, "c", "u1").ok(), Some(None), "its own");
-        assert_eq!(claim_hydra_owner(&client, "c", "").ok(), Some(Some(String::new())), "no owner: taken over");
-        assert_eq!(claim_hydra_owner(&client, "c", "web/team-b").ok(), Some(Some("web/team-b".into())), "maester's");
-        for foreign in ["u2", "web/team-c", "/team-b", "team-b"] {
-            let err = claim_hydra_owner(&client, "c", foreign).expect_err(foreign);
-            assert_eq!(err.reason(), reason::ALREADY_CLAIMED);
-        }
+        .expect("client")
     }
 
+    /// What each backend records of an object's owner, read as an [`Owner`].
     #[test]
-    fn recorded_owner() {
-        assert!(check_owner(None, Some("u1"), "client").is_ok());
-        assert!(check_owner(Some("u1"), Some("u1"), "client").is_ok());
-        let err = check_owner(Some("u2"), Some("u1"), "client").expect_err("refused");
-        assert_eq!(err.reason(), reason::ALREADY_CLAIMED);
+    fn owners_as_each_backend_records_them() {
+        let obj = hydra_client();
+        // Hydra: the client's `owner`.
+        assert_eq!(Owner::hydra("u1", &obj), Owner::This);
+        assert_eq!(Owner::hydra("", &obj), Owner::Nobody, "made with Hydra's admin API");
+        assert_eq!(Owner::hydra("web/team-b", &obj), Owner::ToolOfThisNamespace("web/team-b".into()));
+        for foreign in ["u2", "web/team-c", "/team-b", "team-b"] {
+            assert!(matches!(Owner::hydra(foreign, &obj), Owner::Another(_)), "{foreign}");
+        }
+        // MCP: the owner in the client's metadata, or (before owners were recorded) the status.
+        let uid = Some("u1");
+        assert_eq!(Owner::recorded(Some("u1"), uid, false), Owner::This);
+        assert_eq!(Owner::recorded(None, uid, true), Owner::This, "registered by an earlier release");
+        assert_eq!(Owner::recorded(None, uid, false), Owner::Nobody);
+        assert_eq!(Owner::recorded(Some(""), uid, false), Owner::Nobody);
+        assert!(matches!(Owner::recorded(Some("u2"), uid, true), Owner::Another(_)), "the backend's record wins");
+    }
+
+    /// The adoption rule: owner × whether the namespace may adopt on the backend.
+    #[test]
+    fn adoption_truth_table() {
+        use Owner::*;
+        let table: [(Owner, bool, Result<Claim, &str>); 8] = [
+            (This, false, Ok(Claim::Manage)),
+            (This, true, Ok(Claim::Manage)),
+            (Another("team-c/web".into()), false, Err(reason::ALREADY_CLAIMED)),
+            (Another("team-c/web".into()), true, Err(reason::ALREADY_CLAIMED)),
+            (Nobody, false, Err(reason::ADOPTION_NOT_ALLOWED)),
+            (Nobody, true, Ok(Claim::TakeOver { from: String::new() })),
+            (ToolOfThisNamespace("web/team-b".into()), false, Ok(Claim::TakeOver { from: "web/team-b".into() })),
+            (ToolOfThisNamespace("web/team-b".into()), true, Ok(Claim::TakeOver { from: "web/team-b".into() })),
+        ];
+        for (owner, may_adopt, want) in table {
+            let got = decide(owner.clone(), may_adopt, "hydra", "team-b", "backend client c");
+            match (got, want) {
+                (Ok(claim), Ok(wanted)) => assert_eq!(claim, wanted, "{owner:?} {may_adopt}"),
+                (Err(e), Err(wanted)) => {
+                    assert_eq!(e.reason(), wanted, "{owner:?} {may_adopt}");
+                    assert!(e.stalled(), "waits for the platform: Stalled");
+                    assert!(e.message().contains("backend client c"), "names the object: {}", e.message());
+                }
+                (got, want) => panic!("{owner:?} {may_adopt}: got {got:?}, want {want:?}"),
+            }
+        }
+        let refused = decide(Nobody, false, "hydra", "team-b", "backend client c").expect_err("refused");
+        assert!(refused.message().contains("namespace team-b may not adopt"), "{}", refused.message());
     }
 
     #[test]

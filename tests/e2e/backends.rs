@@ -259,6 +259,8 @@ async fn registered_waits_for_its_secret_and_pushes_changes(client: Client) {
 
 async fn registered_adopts_the_provider_and_orphans(client: Client) {
     let ns = namespace(&client, "e2e-mcp-adopt").await;
+    // The platform lets this namespace adopt what no resource owns (tests/e2e/adoption.rs).
+    crate::adoption::allow_adoption(&client, &ns).await;
     // A client for the provider exists already (made by hand, or before a crash).
     let settings = ClientSettings {
         mode: Mode::Registered(Box::new(RegisteredSettings {

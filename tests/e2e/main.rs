@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod adoption;
 mod backends;
 mod crd;
 mod gitops;
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(install::trials());
     trials.extend(backends::trials());
     trials.extend(tenancy::trials());
+    trials.extend(adoption::trials());
     trials.extend(gitops::trials());
     trials.extend(hydra::trials());
     trials.extend(rotation::trials());

@@ -184,16 +184,24 @@ async fn claimed_app_or_provider_is_refused(admin: Client) {
     let kept = mcp().get_client(&AppKey::none(), &holder).await.expect("get");
     assert!(kept.is_some_and(|c| c.active), "deleting the claimant leaves the holder's client active");
 
-    // The holder lets go (Orphan): the next claimant adopts the same backend client.
+    // The holder lets go (Orphan): the client is nobody's, so the platform's. The next
+    // claimant is refused until the platform lets its namespace adopt, then adopts it.
     let orphan = registered_doc("t3-gh", "t3-github", json!({"deletionPolicy": "Orphan"}));
     apply::<OAuthClient>(&dev_b, B, orphan).await;
     let holders: Api<OAuthClient> = Api::namespaced(dev_b.clone(), B);
     holders.delete("t3-gh", &DeleteParams::default()).await.expect("delete");
     wait(&holders, "t3-gh", "gone", |o| o.is_none()).await;
     apply::<OAuthClient>(&dev_c, C, registered_doc("t3-gh", "t3-github", json!({}))).await;
+    let message = not_ready::<OAuthClient>(&dev_c, C, "t3-gh", "AdoptionNotAllowed").await;
+    assert!(message.contains(&holder) && message.contains("may not adopt"), "{message}");
+    assert!(has_stalled(&dev_c, C, "t3-gh").await, "Stalled: it waits for the platform");
+    assert!(Env::get().emu.mcp_secret_matches(&holder, "t3-secret-b").await, "nothing pushed while refused");
+    let released = mcp().get_client(&AppKey::none(), &holder).await.expect("get").expect("kept");
+    crate::adoption::allow_adoption(&admin, C).await;
     let adopted = client_ready(&dev_c, C, "t3-gh").await.status.expect("status").backend_id;
     assert_eq!(adopted.as_deref(), Some(holder.as_str()), "adopted once released");
     assert!(Env::get().emu.mcp_secret_matches(&holder, "t3-secret-c").await, "team-c's secret now");
+    assert!(released.active, "it stayed active while refused");
     let owner =
         mcp().get_client(&AppKey::none(), &holder).await.expect("get").and_then(|c| c.settings.registered().cloned());
     let new_owner = Api::<OAuthClient>::namespaced(dev_c.clone(), C).get("t3-gh").await.expect("get").metadata.uid;

@@ -22,6 +22,9 @@ pub const NAMESPACE: &str = "oauth-operator-system";
 pub const SERVICE_ACCOUNT: &str = "oauth-operator";
 /// The user the API server sees for the operator.
 pub const USER: &str = "system:serviceaccount:oauth-operator-system:oauth-operator";
+/// Who may adopt what no resource owns on the `default`, `apps`, `mcp` and `hydra` backends: the
+/// namespaces the platform labels so (a namespace user cannot label their own namespace).
+pub const ADOPT: &str = "{matchLabels: {oauth-operator.dev/adopt: allowed}}";
 /// An API key the emulator accepts, and one it does not.
 pub const API_KEY: &str = "operator-key";
 
@@ -81,7 +84,7 @@ impl Operator {
         // Hydra's admin port takes no key; its issuer fills the tokenUrl and issuer keys.
         let hydra = super::hydra::urls().map_or(String::new(), |(admin, public)| {
             format!(
-                "  hydra: {{type: hydra, baseUrl: '{admin}', issuer: '{public}', requestsPerSecond: 0}}
+                "  hydra: {{type: hydra, baseUrl: '{admin}', issuer: '{public}', requestsPerSecond: 0, adopt: {ADOPT}}}
   hydra-slow: {{type: hydra, baseUrl: '{admin}', requestsPerSecond: 10}}
 "
             )
@@ -90,12 +93,12 @@ impl Operator {
             &config,
             format!(
                 "backends:
-{hydra}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+{hydra}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
   wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
   slow: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 10}}
-  apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+  apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
   apps-wrong-key: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{wrong}'}}
-  mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0}}
+  mcp: {{type: mcp-oauth-clients, baseUrl: '{url}', customerId: cust_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
   mcp-wrong-key: {{type: mcp-oauth-clients, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
   team-c-only: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, allowedNamespaces: {{names: [team-c]}}}}
   labelled: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, allowedNamespaces: {{matchLabels: {{oauth-operator.dev/tenant: allowed}}}}}}
