@@ -6,6 +6,7 @@ pub mod api;
 pub mod backend;
 pub mod config;
 pub mod controller;
+pub mod duration;
 pub mod leader;
 pub mod metrics;
 pub mod run;

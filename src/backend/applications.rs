@@ -46,7 +46,7 @@ impl ApplicationsBackend {
 #[async_trait]
 impl Backend for ApplicationsBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { kind: Kind::Applications, list_clients: false, chosen_client_ids: false }
+        Capabilities { kind: Kind::Applications, list_clients: false, chosen_client_ids: false, records_owner: false }
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {

@@ -78,7 +78,12 @@ fn has_secret(method: &str) -> bool {
 #[async_trait]
 impl Backend for HydraBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { kind: Kind::Hydra, list_clients: true, chosen_client_ids: true }
+        Capabilities { kind: Kind::Hydra, list_clients: true, chosen_client_ids: true, records_owner: true }
+    }
+
+    /// hydra-maester records `<name>/<namespace>` of its `OAuth2Client`.
+    fn owner_namespace<'a>(&self, owner: &'a str) -> Option<&'a str> {
+        owner.rsplit_once('/').filter(|(name, ns)| !name.is_empty() && !ns.is_empty()).map(|(_, ns)| ns)
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
@@ -248,7 +253,7 @@ impl From<Wire> for Client {
             .iter()
             .filter_map(|field| {
                 let value = w.rest.get(*field)?.as_str()?;
-                let ms = crate::config::parse_duration(value).ok()?.as_millis();
+                let ms = crate::duration::parse_duration(value).ok()?.as_millis();
                 Some((field.to_string(), u64::try_from(ms).unwrap_or(u64::MAX)))
             })
             .collect();

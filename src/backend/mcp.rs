@@ -62,7 +62,7 @@ impl McpBackend {
 #[async_trait]
 impl Backend for McpBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { kind: Kind::Registered, list_clients: true, chosen_client_ids: false }
+        Capabilities { kind: Kind::Registered, list_clients: true, chosen_client_ids: false, records_owner: true }
     }
 
     async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {

@@ -26,10 +26,17 @@ pub struct Capabilities {
     pub kind: Kind,
     /// Clients can be listed (else each is read on its own).
     pub list_clients: bool,
-    /// The operator chooses each client's id ([`HydraSettings::client_id`]), so a client
+    /// The operator chooses each client's id ([`ClientSettings::chosen_id_mut`]), so a client
     /// whose creation a crash hid is found again by reading that id.
     pub chosen_client_ids: bool,
+    /// The backend keeps an owner on each client ([`ClientSettings::owner`]): its record, not
+    /// the cluster's, says whose a client is.
+    pub records_owner: bool,
 }
+
+/// The key of a client's free-form metadata that names the resource (its UID) that owns it,
+/// where the backend keeps metadata.
+pub const OWNER_METADATA: &str = "oauth-operator.dev/owner";
 
 /// The kinds of backend, by the kind of client ([`Mode`]) each keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,10 +203,37 @@ impl ClientSettings {
         }
     }
 
-    pub fn hydra_mut(&mut self) -> Option<&mut HydraSettings> {
+    /// The id the operator chose for the client, where the backend lets it choose.
+    pub fn chosen_id_mut(&mut self) -> Option<&mut String> {
         match &mut self.mode {
-            Mode::Hydra(h) => Some(h),
+            Mode::Hydra(h) => Some(&mut h.client_id),
             _ => None,
+        }
+    }
+
+    /// The owner the backend records for the client: `None` where it keeps none, `Some("")`
+    /// where it keeps one and none is set.
+    pub fn owner(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Registered(r) => Some(r.metadata.get(OWNER_METADATA).and_then(|o| o.as_str()).unwrap_or_default()),
+            Mode::Hydra(h) => Some(&h.owner),
+            Mode::Wacht | Mode::Application(_) => None,
+        }
+    }
+
+    /// Records `uid` as the owner (`""`: none), where the backend keeps one.
+    pub fn set_owner(&mut self, uid: &str) {
+        let metadata = match &mut self.mode {
+            Mode::Registered(r) => &mut r.metadata,
+            Mode::Hydra(h) => {
+                h.owner = uid.to_string();
+                &mut h.metadata
+            }
+            Mode::Wacht | Mode::Application(_) => return,
+        };
+        match uid {
+            "" => drop(metadata.remove(OWNER_METADATA)),
+            uid => drop(metadata.insert(OWNER_METADATA.into(), uid.into())),
         }
     }
 }
@@ -285,6 +319,12 @@ pub struct Credentials {
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn capabilities(&self) -> Capabilities;
+
+    /// The namespace that another tool's owner record names, where that tool keeps a
+    /// namespace's objects (hydra-maester's `<name>/<namespace>`): that namespace's own.
+    fn owner_namespace<'a>(&self, _owner: &'a str) -> Option<&'a str> {
+        None
+    }
 
     // Apps and scopes: the Wacht API's alone.
     async fn list_apps(&self, _deployment: Option<&str>) -> Result<Vec<App>> {

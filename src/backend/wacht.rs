@@ -65,7 +65,7 @@ impl WachtBackend {
 #[async_trait]
 impl Backend for WachtBackend {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { kind: Kind::Wacht, list_clients: true, chosen_client_ids: false }
+        Capabilities { kind: Kind::Wacht, list_clients: true, chosen_client_ids: false, records_owner: false }
     }
 
     async fn list_apps(&self, deployment: Option<&str>) -> Result<Vec<App>> {

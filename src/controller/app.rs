@@ -102,9 +102,23 @@ async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut O
     }
     sync_scopes(spec, &key, backend.as_ref(), app).await?;
 
-    let recheck = match (&spec.fqdn, spec.verify_domain) {
+    let recheck = verify_domain(obj, backend.as_ref(), &key, status).await?;
+
+    count_unmanaged(obj, ctx, (&backend_name, backend.as_ref()), &key, &record_key, status).await?;
+    Ok(recheck)
+}
+
+/// With `verifyDomain`, asks the backend whether the domain is verified and says so in the
+/// `DomainVerified` condition. Returns whether to check again soon.
+async fn verify_domain(
+    obj: &OAuthApp,
+    backend: &dyn Backend,
+    key: &AppKey,
+    status: &mut OAuthAppStatus,
+) -> Result<bool, Error> {
+    let recheck = match (&obj.spec.fqdn, obj.spec.verify_domain) {
         (Some(_), true) => {
-            let domain = backend.verify_domain(&key).await.map_err(Error::backend("verify domain"))?;
+            let domain = backend.verify_domain(key).await.map_err(Error::backend("verify domain"))?;
             status.cname_target = Some(domain.cname_target.clone());
             let (why, message) = if domain.verified {
                 (reason::VERIFIED, format!("{} is verified", domain.domain))
@@ -127,8 +141,21 @@ async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut O
             false
         }
     };
+    Ok(recheck)
+}
 
-    let mut unmanaged = unmanaged_clients(obj, ctx, &backend_name, backend.as_ref(), &key, &record_key).await?;
+/// Counts the app's active clients that no OAuthClient owns (`status.unmanagedClients`), and
+/// with `pruneUnmanagedClients` deactivates those older than the grace period.
+async fn count_unmanaged(
+    obj: &OAuthApp,
+    ctx: &Context,
+    (backend_name, backend): (&str, &dyn Backend),
+    key: &AppKey,
+    record_key: &ring::hmac::Key,
+    status: &mut OAuthAppStatus,
+) -> Result<(), Error> {
+    let spec = &obj.spec;
+    let mut unmanaged = unmanaged_clients(obj, ctx, backend_name, backend, key, record_key).await?;
     if spec.prune_unmanaged_clients {
         let now = k8s_openapi::jiff::Timestamp::now();
         let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
@@ -137,7 +164,7 @@ async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut O
             .into_iter()
             .partition(|c| c.created_at.and_then(|t| t.checked_add(grace).ok()).is_some_and(|t| t < now));
         for client in &old {
-            match backend.deactivate_client(&key, &client.id).await {
+            match backend.deactivate_client(key, &client.id).await {
                 Ok(()) | Err(crate::backend::Error::NotFound { .. }) => {}
                 Err(e) => return Err(Error::backend("deactivate an unmanaged client")(e)),
             }
@@ -145,7 +172,7 @@ async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut O
             ctx.event(obj, EventType::Normal, "PrunedUnmanagedClient", note).await;
         }
         if !old.is_empty() {
-            let listed = ctx.lists.with(&backend_name, backend.as_ref(), &key, true, |_| ());
+            let listed = ctx.lists.with(backend_name, backend, key, true, |_| ());
             listed.await.map_err(Error::backend("list clients"))?;
         }
         unmanaged = young;
@@ -156,7 +183,7 @@ async fn sync(obj: &OAuthApp, ctx: &Context, api: &Api<OAuthApp>, status: &mut O
         ctx.event(obj, EventType::Warning, "UnmanagedClients", note).await;
     }
     status.unmanaged_clients = Some(unmanaged);
-    Ok(recheck)
+    Ok(())
 }
 
 /// Whether this resource may manage the backend app with its slug that exists already: its own

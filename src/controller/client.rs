@@ -26,7 +26,7 @@ use super::{
     lists::Listed,
     prelude, registered, schedule,
     secret::{self, Found},
-    target::{Target, app_ready, deactivate, find, now, rfc3339, target},
+    target::{Target, app_ready, deactivate, find, now, release, rfc3339, target},
     tenancy, watch, write_status,
 };
 use crate::{
@@ -54,7 +54,7 @@ pub async fn run(
         .default_backoff()
         .modify(watch::slim)
         .touched_objects()
-        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.is_own_write(s))));
+        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.writes.is_own_write(s))));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
@@ -66,14 +66,14 @@ pub async fn run(
     let own = ctx.clone();
     let events = watcher(clients, wc.clone()).default_backoff().modify(watch::slim);
     let changes = watch::changed(writer, events, watch::user_changes)
-        .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.is_own_write(c))));
+        .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.writes.is_own_write(c))));
     // An app requeues its clients when its spec changes or it first lands in the backend.
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store);
     let app_changes =
         watch::changed(app_writer, watcher(apps, wc).default_backoff().modify(watch::slim), app_readiness);
     let mapper_store = store.clone();
-    let readers = ctx.clone();
+    let credential_readers = ctx.clone();
     let waiting = ctx.clone();
     watch::controller(changes, store, concurrency)
         // A credentials Secret requeues its controller, and the clients its name stands in the way of.
@@ -87,7 +87,7 @@ pub async fn run(
                 .collect::<Vec<_>>();
             controller
                 .into_iter()
-                .chain(waiting.readers_of(&secret))
+                .chain(waiting.readers.of(&secret))
                 .map(move |name| ObjectRef::new(&name).within(&namespace))
         })
         .watches_stream(app_changes, move |app| {
@@ -101,7 +101,7 @@ pub async fn run(
         })
         .watches_stream(credentials, move |secret| {
             let namespace = secret.namespace().unwrap_or_default();
-            readers.readers_of(&secret).into_iter().map(move |name| ObjectRef::new(&name).within(&namespace))
+            credential_readers.readers.of(&secret).into_iter().map(move |name| ObjectRef::new(&name).within(&namespace))
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy::<OAuthClient>, ctx)
@@ -151,7 +151,7 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
     let Some(version) = set_finalizers(&api, obj, &all).await? else {
         return Ok(Action::await_change());
     };
-    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), vec![version]);
+    ctx.writes.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), vec![version]);
     apply(&api, obj, &ctx).await
 }
 
@@ -186,7 +186,8 @@ async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Resu
 }
 
 /// Brings the backend and the Secret to the spec, recording progress in `status` as it goes
-/// (so that a later failure still records what exists). Returns the Ready message.
+/// (so that a later failure still records what exists): read, plan, act. Returns the Ready
+/// message.
 async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) -> Result<String, Error> {
     obj.validate()?;
     let t = target(obj, ctx).await?;
@@ -194,97 +195,148 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
     if let Some(spec) = &obj.spec.registered {
         return registered::sync(obj, spec, ctx, &t, status).await;
     }
-    if obj.spec.hydra.is_some() || obj.spec.adopt_id.is_some() {
-        tenancy::claim_client(ctx, obj).await?;
-    }
-    if obj.spec.hydra.is_some() {
-        check_endpoint_keys(obj, &t)?;
-    }
+    let read = read(obj, ctx, &t, status).await?;
+    let facts = facts(obj, ctx, &read, status);
+    let plan = credentials::plan(&facts);
+    act(obj, ctx, &t, read, &facts, plan, status).await
+}
+
+/// What a pass read before it decides: the credentials Secret, the backend client this
+/// resource's records name (or its spec, where it takes one over), and what to write.
+struct Read {
+    secrets: Api<Secret>,
+    found: Found,
+    /// The UID of this client's Secret, once it exists.
+    existing: Option<String>,
+    /// Credentials of the current client whose Secret write failed on an earlier pass.
+    held: Option<secret::Credentials>,
+    current: Option<Listed>,
+    /// The owner record the current client is taken over from, if this pass takes it over.
+    taken_over: Option<String>,
+    previous: Option<PreviousClient>,
+    wanted: backend::ClientSettings,
+    /// The Secret the status named before this pass (`spec.secretTemplate.name` may change).
+    previous_secret: Option<String>,
+}
+
+/// Reads the Secret (a Secret in the way stops the pass before any backend call), this
+/// resource's records, and the backend client they name; checks that it may manage it.
+async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthClientStatus) -> Result<Read, Error> {
+    tenancy::claim_client(ctx, obj).await?;
+    check_endpoint_keys(obj, t)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    // Checked before any backend call: a Secret in the way is never written.
     let inspected = secret::inspect(&secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
     let name = desired::secret_name(obj);
     if let Found::Foreign { holder } = &inspected.found {
-        ctx.waits_on_secret(obj, Some(&name));
+        ctx.readers.waits_on_secret(obj, Some(&name));
         return Err(secret_conflict(&name, holder));
     }
-    ctx.waits_on_secret(obj, None);
-    let (found, mut existing) = (inspected.found, inspected.uid);
+    ctx.readers.waits_on_secret(obj, None);
     // Only a record signed for this resource counts (see `secret`).
-    let secret_backend_id = match &found {
+    let secret_backend_id = match &inspected.found {
         Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id.clone(),
         Found::Missing | Found::Foreign { .. } => None,
     };
     // Credentials whose Secret write failed are the newest (a NewClient rotation's name another
     // client than the Secret); the Secret is written before the status, so it comes next.
-    let held_creds = ctx.lock_undelivered().get(&key_of(obj)).cloned();
-    let recorded =
-        held_creds.as_ref().map(|c| c.backend_id.clone()).or(secret_backend_id).or(status.backend_id.clone());
-    // A hydra client's id is chosen, so it is known even when a crash hid its creation.
-    let known_id = match &obj.spec.hydra {
-        Some(_) => Some(
+    let held = ctx.held.lock().get(&key_of(obj)).cloned();
+    let recorded = held.as_ref().map(|c| c.backend_id.clone()).or(secret_backend_id).or(status.backend_id.clone());
+    let (current, taken_over) = current_client(obj, ctx, t, recorded.as_deref(), status).await?;
+    let mut wanted = desired::client_settings(obj);
+    // A NewClient rotation's client keeps the id it was created with.
+    if let (Some(id), Some(c)) = (wanted.chosen_id_mut(), &current) {
+        id.clone_from(&c.id);
+    }
+    take_issue_time(&inspected.found, status);
+    let held = held.filter(|h| current.as_ref().is_some_and(|c| h.backend_id == c.id));
+    let previous = previous_client(held.as_ref(), inspected.previous, status.previous_client.as_ref());
+    status.previous_client.clone_from(&previous);
+    Ok(Read {
+        secrets,
+        found: inspected.found,
+        existing: inspected.uid,
+        held,
+        current,
+        taken_over,
+        previous,
+        wanted,
+        previous_secret: status.secret_name.replace(name),
+    })
+}
+
+/// The backend client this resource manages: the one its records name, the one its id is
+/// where ids are chosen (known even when a crash hid its creation), or the one `adoptId`
+/// names; and, when it takes that client over, the owner record it had.
+async fn current_client(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    recorded: Option<&str>,
+    status: &OAuthClientStatus,
+) -> Result<(Option<Listed>, Option<String>), Error> {
+    let known_id = match t.backend.capabilities().chosen_client_ids {
+        true => Some(
             recorded
-                .clone()
-                .filter(|id| desired::is_hydra_client_id(obj, id))
-                .unwrap_or_else(|| desired::hydra_client_id(obj)),
+                .filter(|id| desired::is_chosen_id(obj, id))
+                .map_or_else(|| desired::chosen_id(obj), str::to_string),
         ),
-        None => recorded.clone().or_else(|| obj.spec.adopt_id.clone()),
+        false => recorded.or(obj.spec.adopt_id.as_deref()).map(str::to_string),
     };
     let current = match &known_id {
-        Some(id) => find(ctx, &t, id).await?,
+        Some(id) => find(ctx, t, id).await?,
         None => None,
     };
-    if current.is_none()
-        && recorded.is_none()
-        && let Some(id) = &obj.spec.adopt_id
-    {
-        return Err(Error::Conflict {
-            reason: reason::ADOPTION_TARGET_NOT_FOUND,
-            message: format!("spec.adoptId: backend {:?} has no client {id} to take over", t.name),
-        });
-    }
-    let taken_over = match &current {
-        Some(c) => claim(ctx, obj, &t, c, recorded.as_deref()).await?,
-        None => None,
+    let Some(c) = current else {
+        return match (&obj.spec.adopt_id, recorded) {
+            (Some(id), None) => Err(Error::Conflict {
+                reason: reason::ADOPTION_TARGET_NOT_FOUND,
+                message: format!("spec.adoptId: backend {:?} has no client {id} to take over", t.name),
+            }),
+            _ => Ok((None, None)),
+        };
     };
-    let mut wanted = desired::client_settings(obj);
-    // A NewClient rotation's Hydra client keeps the id it was created with.
-    if let (Some(h), Some(c)) = (wanted.hydra_mut(), &current) {
-        h.client_id.clone_from(&c.id);
-    }
-    let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
-    let pending = rotate_request.clone().filter(|r| status.last_handled_rotate_request.as_ref() != Some(r));
-    let answers = |answered: &Option<String>| pending.is_some() && *answered == pending;
-    let previous_secret = status.secret_name.replace(desired::secret_name(obj));
+    let in_status = status.backend_id.as_deref() == Some(c.id.as_str());
+    let taken_over = tenancy::claim_found(ctx, obj, (&t.name, t.backend.as_ref()), &c, recorded, in_status).await?;
+    Ok((Some(c), taken_over))
+}
 
-    // The Secret is read fresh while the status may come from a cache that lags: its record
-    // of the issue time wins when newer (a time to come is a user's edit, and never recorded).
-    if let Some(issued) = recorded_issue(&found).filter(|t| *t <= Timestamp::now())
+/// The Secret is read fresh while the status may come from a cache that lags: its record of
+/// the issue time wins when newer (a time to come is a user's edit, and never recorded).
+fn take_issue_time(found: &Found, status: &mut OAuthClientStatus) {
+    if let Some(issued) = recorded_issue(found).filter(|t| *t <= Timestamp::now())
         && status.last_rotated_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok()).is_none_or(|s| s < issued)
     {
         status.last_rotated_at = Some(rfc3339(issued));
     }
-    let held_creds = held_creds.filter(|h| current.as_ref().is_some_and(|c| h.backend_id == c.id));
-    let held = held_creds.as_ref().map(|h| answers(&h.rotate_request));
-    let mut previous = previous_client(held_creds.as_ref(), inspected.previous, status.previous_client.as_ref());
-    status.previous_client.clone_from(&previous);
-    let facts = credentials::Facts {
-        client: match &current {
+}
+
+/// The rotate request not handled yet, if any.
+fn pending_request(obj: &OAuthClient, status: &OAuthClientStatus) -> Option<String> {
+    let request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    request.filter(|r| status.last_handled_rotate_request.as_ref() != Some(r))
+}
+
+/// What the plan decides on (`credentials`), from what the pass read.
+fn facts(obj: &OAuthClient, ctx: &Context, read: &Read, status: &OAuthClientStatus) -> credentials::Facts {
+    let pending = pending_request(obj, status);
+    let answers = |answered: &Option<String>| pending.is_some() && *answered == pending;
+    credentials::Facts {
+        client: match &read.current {
             None => ClientState::Missing,
             Some(c) if c.active => ClientState::Active,
             Some(_) => ClientState::Inactive,
         },
         want_active: obj.spec.active,
-        secret: match &found {
+        secret: match &read.found {
             Found::Intact { rotate_request, .. } => SecretState::Intact { answers_request: answers(rotate_request) },
             Found::Damaged { .. } => SecretState::Damaged,
             Found::Missing | Found::Foreign { .. } => SecretState::Missing,
         },
-        held,
+        held: read.held.as_ref().map(|h| answers(&h.rotate_request)),
         requested: pending.is_some(),
-        due: rotation_due(obj, ctx, &found, status),
+        due: rotation_due(obj, ctx, &read.found, status),
         new_client: strategy(obj) == RotationStrategy::NewClient,
-        previous: match &previous {
+        previous: match &read.previous {
             None => credentials::Previous::None,
             Some(p) if p.retired => credentials::Previous::None,
             Some(p) if p.retires_at.parse::<Timestamp>().is_ok_and(|at| Timestamp::now() < at) => {
@@ -292,130 +344,177 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
             }
             Some(_) => credentials::Previous::Expired,
         },
-    };
-    let plan = credentials::plan(&facts);
-    if credentials::retire_previous(&facts, &plan)
-        && let Some(p) = previous.as_mut()
+    }
+}
+
+/// Carries out the plan: retire the previous client, create or keep the current one (write
+/// held credentials, deactivate, update, rotate), then let go of a renamed Secret.
+async fn act(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    mut read: Read,
+    facts: &credentials::Facts,
+    plan: Plan,
+    status: &mut OAuthClientStatus,
+) -> Result<String, Error> {
+    if credentials::retire_previous(facts, &plan)
+        && let Some(p) = read.previous.as_mut()
     {
-        retire(obj, ctx, &t, p).await?;
+        retire(obj, ctx, t, p).await?;
         p.retired = true;
-        status.previous_client.clone_from(&previous);
+        status.previous_client.clone_from(&read.previous);
     }
     // Written with every secret until it retires, so a crash still finds it.
-    let serving = previous.filter(|p| !p.retired);
-    let (current, deliver_held, deactivate_it, rotation, new_client) = match (plan, current) {
+    let serving = read.previous.clone().filter(|p| !p.retired);
+    let (current, deliver_held, deactivate_it, rotation, new_client) = match (plan, read.current.take()) {
         (Plan::Keep { deliver_held, deactivate, rotate, new_client }, Some(c)) => {
             (c, deliver_held, deactivate, rotate, new_client)
         }
         (Plan::Create { replaces }, _) => {
-            let delivery = Delivery { secrets: &secrets, existing: &mut existing, previous: serving };
-            return create(obj, ctx, &t, &wanted, replaces, delivery, status).await;
+            let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
+            return create(obj, ctx, t, &read.wanted, replaces, delivery, status).await;
         }
         _ => return Ok(settled::INACTIVE.into()),
     };
     status.backend_id = Some(current.id.clone());
     status.client_id = Some(current.client_id.clone());
-
-    let held = if deliver_held { ctx.lock_undelivered().remove(&key_of(obj)) } else { None };
+    // Taken out under the lock, written without it (a failed write puts them back).
+    let held = if deliver_held { ctx.held.lock().remove(&key_of(obj)) } else { None };
     if let Some(creds) = held {
         let issued_at = creds.client_secret.as_ref().and(creds.issued_at.clone());
-        deliver(ctx, &secrets, obj, &t, creds, &mut existing).await?;
+        deliver(ctx, &read.secrets, obj, t, creds, &mut read.existing).await?;
         if issued_at.is_some() {
             status.last_rotated_at = issued_at;
         }
     }
     if !obj.spec.active {
         if deactivate_it {
-            deactivate(ctx, &t, &current.id).await?;
+            deactivate(ctx, t, &current.id).await?;
             let note = format!("deactivated backend client {}", current.client_id);
             ctx.event(obj, EventType::Normal, "Deactivated", note).await;
         }
         return Ok(settled::INACTIVE.into());
     }
-    if !desired::client_matches(&wanted, &current.settings) {
-        let updated =
-            t.backend.update_client(&t.app, &current.id, &wanted).await.map_err(Error::backend("update client"))?;
+    update(obj, ctx, t, &read, &current).await?;
+    if let Some(rotation) = rotation {
+        let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
+        rotate(obj, ctx, t, &read.wanted, &current, (rotation, new_client), delivery, status).await?;
+    }
+    if pending_request(obj, status).is_some() {
+        status.last_handled_rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
+    }
+    // spec.secretTemplate.name changed: the credentials now live in the new Secret only.
+    if let Some(old) = read.previous_secret.filter(|old| Some(old) != status.secret_name.as_ref()) {
+        delete_secret(&read.secrets, &old, obj).await?;
+    }
+    Ok(settled::CLIENT.into())
+}
+
+/// Brings the backend client's settings to the spec, and tells of a takeover.
+async fn update(obj: &OAuthClient, ctx: &Context, t: &Target, read: &Read, current: &Listed) -> Result<(), Error> {
+    if !desired::client_matches(&read.wanted, &current.settings) {
+        let updated = t
+            .backend
+            .update_client(&t.app, &current.id, &read.wanted)
+            .await
+            .map_err(Error::backend("update client"))?;
         ctx.lists.put(&t.name, &t.app, updated.into()).await;
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
-    if let Some(from) = taken_over {
+    if let Some(from) = &read.taken_over {
         // Its secret is unknown: the missing Secret makes this pass rotate it once.
         let note = format!("took over backend client {} (owner was {from:?})", current.client_id);
         ctx.event(obj, EventType::Normal, "TookOver", note).await;
     }
-    if let Some(rotation) = rotation {
-        let (client, secret, previous) = if new_client {
-            let (client, secret) = replacement(obj, ctx, &t, &wanted, &current).await?;
-            let retires_at = Timestamp::now() + overlap(obj);
-            let replaced = PreviousClient {
-                client_id: current.client_id.clone(),
-                backend_id: current.id.clone(),
-                retires_at: rfc3339(retires_at),
-                retired: false,
-            };
-            (client, secret, Some(replaced))
-        } else if obj.spec.client_auth_method.has_secret() {
-            let secret = t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?;
-            (current.clone(), Some(secret), serving)
-        } else {
-            (current.clone(), None, serving)
+    Ok(())
+}
+
+/// Rotates: a new secret for `current`, or (`new_client`) a new client that takes over the
+/// Secret while `current` serves out its overlap; writes the credentials, then tells.
+#[allow(clippy::too_many_arguments)]
+async fn rotate(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    wanted: &backend::ClientSettings,
+    current: &Listed,
+    (rotation, new_client): (Rotation, bool),
+    delivery: Delivery<'_>,
+    status: &mut OAuthClientStatus,
+) -> Result<(), Error> {
+    let (client, secret, previous) = if new_client {
+        let (client, secret) = replacement(obj, ctx, t, wanted, current).await?;
+        let replaced = PreviousClient {
+            client_id: current.client_id.clone(),
+            backend_id: current.id.clone(),
+            retires_at: rfc3339(Timestamp::now() + overlap(obj)),
+            retired: false,
         };
-        let issued_at = now();
-        let delivery = secret::Credentials {
-            client_id: client.client_id.clone(),
-            client_secret: secret.clone(),
-            backend_id: client.id.clone(),
-            rotate_request: pending.clone().or_else(|| status.last_handled_rotate_request.clone()),
-            issuer: t.issuer.clone(),
-            issued_at: Some(issued_at.clone()),
-            previous: previous.clone(),
-        };
-        deliver(ctx, &secrets, obj, &t, delivery, &mut existing).await?;
-        if secret.is_some() || new_client {
-            status.last_rotated_at = Some(issued_at);
-        }
-        if new_client {
-            status.backend_id = Some(client.id.clone());
-            status.client_id = Some(client.client_id.clone());
-            status.previous_client = previous;
-        }
-        let (metric, reason, note) = match rotation {
-            Rotation::Regenerate => (
-                &crate::metrics::metrics().regenerations,
-                "SecretRegenerated",
-                "the Secret was missing or edited; rotated the secret and wrote it again",
-            ),
-            Rotation::Requested => (
-                &crate::metrics::metrics().rotations,
-                "Rotated",
-                "rotated the client secret as the rotate annotation asked",
-            ),
-            Rotation::Scheduled => (
-                &crate::metrics::metrics().rotations,
-                "RotatedOnSchedule",
-                "rotated the client secret: it was older than spec.rotation.every",
-            ),
-        };
-        metric.inc();
-        let note = match &status.previous_client {
-            Some(p) if new_client => {
-                format!(
-                    "{note}: new client {}; the previous one, {}, works until {}",
-                    client.client_id, p.client_id, p.retires_at
-                )
-            }
-            _ => note.to_string(),
-        };
-        ctx.event(obj, EventType::Normal, reason, note).await;
+        (client, secret, Some(replaced))
+    } else if obj.spec.client_auth_method.has_secret() {
+        let secret = t.backend.rotate_secret(&t.app, &current.id).await.map_err(Error::backend("rotate secret"))?;
+        (current.clone(), Some(secret), delivery.previous)
+    } else {
+        (current.clone(), None, delivery.previous)
+    };
+    let issued_at = now();
+    let credentials = secret::Credentials {
+        client_id: client.client_id.clone(),
+        client_secret: secret.clone(),
+        backend_id: client.id.clone(),
+        rotate_request: pending_request(obj, status).or_else(|| status.last_handled_rotate_request.clone()),
+        issuer: t.issuer.clone(),
+        issued_at: Some(issued_at.clone()),
+        previous: previous.clone(),
+    };
+    deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
+    if secret.is_some() || new_client {
+        status.last_rotated_at = Some(issued_at);
     }
-    if pending.is_some() {
-        status.last_handled_rotate_request = rotate_request;
+    if new_client {
+        status.backend_id = Some(client.id.clone());
+        status.client_id = Some(client.client_id.clone());
+        status.previous_client = previous;
     }
-    // spec.secretTemplate.name changed: the credentials now live in the new Secret only.
-    if let Some(old) = previous_secret.filter(|old| Some(old) != status.secret_name.as_ref()) {
-        delete_secret(&secrets, &old, obj).await?;
-    }
-    Ok(settled::CLIENT.into())
+    announce_rotation(obj, ctx, rotation, new_client.then_some(&client), status).await;
+    Ok(())
+}
+
+/// The metric and event of a rotation; `new_client`: the client a `NewClient` rotation made.
+async fn announce_rotation(
+    obj: &OAuthClient,
+    ctx: &Context,
+    rotation: Rotation,
+    new_client: Option<&Listed>,
+    status: &OAuthClientStatus,
+) {
+    let (metric, reason, note) = match rotation {
+        Rotation::Regenerate => (
+            &crate::metrics::metrics().regenerations,
+            "SecretRegenerated",
+            "the Secret was missing or edited; rotated the secret and wrote it again",
+        ),
+        Rotation::Requested => (
+            &crate::metrics::metrics().rotations,
+            "Rotated",
+            "rotated the client secret as the rotate annotation asked",
+        ),
+        Rotation::Scheduled => (
+            &crate::metrics::metrics().rotations,
+            "RotatedOnSchedule",
+            "rotated the client secret: it was older than spec.rotation.every",
+        ),
+    };
+    metric.inc();
+    let note = match (&status.previous_client, new_client) {
+        (Some(p), Some(client)) => format!(
+            "{note}: new client {}; the previous one, {}, works until {}",
+            client.client_id, p.client_id, p.retires_at
+        ),
+        _ => note.to_string(),
+    };
+    ctx.event(obj, EventType::Normal, reason, note).await;
 }
 
 /// Where a pass writes credentials: the Secrets API and the UID of this client's Secret, and
@@ -482,7 +581,7 @@ fn previous_client(
 }
 
 /// Creates the client that replaces `current` in a `NewClient` rotation, with the same
-/// settings. A hydra client's id is chosen: one that a kill hid after an earlier try created
+/// settings. Where ids are chosen, one that a kill hid after an earlier try created
 /// it is taken with a new secret (its first never reached the Secret).
 async fn replacement(
     obj: &OAuthClient,
@@ -492,10 +591,10 @@ async fn replacement(
     current: &Listed,
 ) -> Result<(Listed, Option<backend::SecretString>), Error> {
     let mut wanted = wanted.clone();
-    if let Some(h) = wanted.hydra_mut() {
-        h.client_id = desired::next_hydra_client_id(obj, &current.id);
-        if let Some(found) = find(ctx, t, &h.client_id).await? {
-            claim(ctx, obj, t, &found, None).await?;
+    if let Some(id) = wanted.chosen_id_mut() {
+        *id = desired::next_chosen_id(obj, &current.id);
+        if let Some(found) = find(ctx, t, id).await? {
+            tenancy::claim_found(ctx, obj, (&t.name, t.backend.as_ref()), &found, None, false).await?;
             let secret = match obj.spec.client_auth_method.has_secret() {
                 true => {
                     Some(t.backend.rotate_secret(&t.app, &found.id).await.map_err(Error::backend("rotate secret"))?)
@@ -517,9 +616,10 @@ async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient
     let Some(client) = find(ctx, t, &p.backend_id).await?.filter(|c| c.active) else {
         return Ok(());
     };
-    // Hydra's owner says whose it is; a record signed for this resource names only its own.
-    if let Some(owner) = client.hydra_owner()
-        && Some(owner) != obj.metadata.uid.as_deref()
+    // The backend's owner record says whose it is; a record signed for this resource names
+    // only its own.
+    if let Some(owner) = &client.owner
+        && Some(owner.as_str()) != obj.metadata.uid.as_deref()
     {
         return Ok(());
     }
@@ -531,29 +631,6 @@ async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient
     Ok(())
 }
 
-/// Whether this resource may manage `client`, found by `recorded` (its own record, if any) or by
-/// an id its spec names: `Some(from)` when it takes the client over from that owner record.
-async fn claim(
-    ctx: &Context,
-    obj: &OAuthClient,
-    t: &Target,
-    client: &Listed,
-    recorded: Option<&str>,
-) -> Result<Option<String>, Error> {
-    let owner = match client.hydra_owner() {
-        Some(owner) => tenancy::Owner::hydra(owner, obj),
-        None if recorded == Some(client.id.as_str()) => tenancy::Owner::This,
-        None => {
-            tenancy::recorded_elsewhere(ctx, obj, &client.id).map_or(tenancy::Owner::Nobody, tenancy::Owner::Another)
-        }
-    };
-    let what = format!("backend client {}", client.client_id);
-    match tenancy::claim(ctx, &t.name, &obj.namespace().unwrap_or_default(), owner, &what).await? {
-        tenancy::Claim::Manage => Ok(None),
-        tenancy::Claim::TakeOver { from } => Ok(Some(from)),
-    }
-}
-
 /// `spec.rotation.strategy`.
 fn strategy(obj: &OAuthClient) -> RotationStrategy {
     obj.spec.rotation.as_ref().map(|r| r.strategy).unwrap_or_default()
@@ -562,7 +639,7 @@ fn strategy(obj: &OAuthClient) -> RotationStrategy {
 /// How long a replaced client keeps working: `spec.rotation.overlap`, 10 minutes by default.
 fn overlap(obj: &OAuthClient) -> Duration {
     let overlap = obj.spec.rotation.as_ref().and_then(|r| r.overlap.as_deref());
-    overlap.and_then(|o| crate::config::parse_duration(o).ok()).unwrap_or(DEFAULT_OVERLAP)
+    overlap.and_then(|o| crate::duration::parse_duration(o).ok()).unwrap_or(DEFAULT_OVERLAP)
 }
 
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
@@ -587,7 +664,7 @@ fn issued_at(found: &Found, status: &OAuthClientStatus) -> Option<Timestamp> {
 /// `spec.rotation.every`, parsed (the CRD checked its form).
 fn rotation_every(obj: &OAuthClient) -> Option<Duration> {
     let every = obj.spec.rotation.as_ref()?.every.as_deref()?;
-    crate::config::parse_duration(every).ok()
+    crate::duration::parse_duration(every).ok()
 }
 
 /// When the secret is due for its scheduled rotation, if it has a schedule. A secret of unknown
@@ -636,18 +713,18 @@ async fn deliver(
 ) -> Result<(), Error> {
     let name = desired::secret_name(obj);
     let namespace = obj.namespace().unwrap_or_default();
-    let made = |versions| ctx.wrote::<Secret>(&namespace, &name, versions);
+    let made = |versions| ctx.writes.wrote::<Secret>(&namespace, &name, versions);
     match secret::write(secrets, obj, &creds, &t.key, existing.as_deref(), made).await {
         Ok(uid) => {
             *existing = uid;
             Ok(())
         }
         Err(e) => {
-            ctx.lock_undelivered().insert(key_of(obj), creds);
+            ctx.held.lock().insert(key_of(obj), creds);
             match e {
                 // Created by someone else since this pass looked.
                 kube::Error::Api(s) if s.code == 409 && existing.is_none() => {
-                    ctx.waits_on_secret(obj, Some(&name));
+                    ctx.readers.waits_on_secret(obj, Some(&name));
                     Err(secret_conflict(&name, "created by someone else meanwhile"))
                 }
                 e => Err(Error::kube("write the Secret")(e)),
@@ -679,19 +756,17 @@ async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Re
         return Err(e);
     }
     if obj.spec.deletion_policy == DeletionPolicy::Orphan {
-        if obj.spec.registered.is_some() || obj.spec.hydra.is_some() {
-            registered::release(obj, ctx).await;
-        }
+        release(obj, ctx).await;
         retire_on_orphan(obj, ctx, &secrets).await;
     }
-    ctx.waits_on_secret(obj, None);
-    ctx.lock_undelivered().remove(&key_of(obj));
+    ctx.readers.waits_on_secret(obj, None);
+    ctx.held.lock().remove(&key_of(obj));
     crate::metrics::secret_age(&key_of(obj), None, None);
-    ctx.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Vec::new());
+    ctx.writes.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Vec::new());
     // A registered client's only Secret is the user's own.
     if obj.spec.registered.is_none() {
         delete_secret(&secrets, &desired::secret_name(obj), obj).await?;
-        ctx.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), Vec::new());
+        ctx.writes.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), Vec::new());
     }
     Ok(Action::await_change())
 }
@@ -722,24 +797,25 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
             (id, previous_client(None, inspected.previous, status.previous_client.as_ref()))
         }
     };
-    let mut ids: Vec<String> = from_secret.or(status.backend_id).into_iter().collect();
-    if obj.spec.hydra.is_some() {
-        ids.retain(|id| desired::is_hydra_client_id(obj, id));
+    let mut ids: Vec<String> = from_secret.or(status.backend_id.clone()).into_iter().collect();
+    let caps = t.backend.capabilities();
+    if caps.chosen_client_ids {
+        ids.retain(|id| desired::is_chosen_id(obj, id));
         if ids.is_empty() {
-            ids.push(desired::hydra_client_id(obj));
+            ids.push(desired::chosen_id(obj));
         }
         // The client a NewClient rotation cut short by a kill may have made, its request
         // withdrawn since, so that no pass took it up: its id is chosen, so it is known.
-        ids.push(desired::next_hydra_client_id(obj, &ids[0]));
+        ids.push(desired::next_chosen_id(obj, &ids[0]));
     }
     ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id));
     for id in ids {
-        // A Hydra client goes only if it is this resource's (its owner says so, not a record).
-        if obj.spec.hydra.is_some() {
-            let owned = find(ctx, &t, &id)
-                .await?
-                .is_some_and(|c| c.hydra_owner().is_some_and(|owner| Some(owner) == obj.metadata.uid.as_deref()));
-            if !owned {
+        // Where the backend records owners, a client goes only if it is this resource's by
+        // that record or (none recorded) by the status: a chosen id is no proof.
+        if caps.records_owner {
+            let owner = find(ctx, &t, &id).await?.and_then(|c| c.owner);
+            let in_status = status.backend_id.as_deref() == Some(id.as_str());
+            if tenancy::Owner::recorded(owner.as_deref(), obj, in_status, None) != tenancy::Owner::This {
                 continue;
             }
         }

@@ -4,7 +4,7 @@
 use crate::{
     api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
     backend::{
-        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, Mode, NewApp, RegisteredSettings,
+        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, Kind, Mode, NewApp, RegisteredSettings,
         RegisteredStatus, Scope, ScopeMapping, hydra,
     },
 };
@@ -54,7 +54,8 @@ pub fn app_update(spec: &OAuthAppSpec, app: &App) -> Option<AppUpdate> {
         });
     let matches = scopes_match
         && app.name == spec.display_name
-        && app.description == spec.description
+        // Unset in the spec: the update leaves the backend's description as it is.
+        && (spec.description.is_none() || app.description == spec.description)
         && app.allow_dynamic_client_registration == spec.allow_dynamic_client_registration
         && app.active == spec.active;
     // The backend resets the definitions an update leaves out, so send the mappings it has.
@@ -117,10 +118,10 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
         let uid = client.metadata.uid.clone().unwrap_or_default();
         let mut metadata: serde_json::Map<_, _> =
             h.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        metadata.insert(super::tenancy::OWNER_METADATA.into(), uid.clone().into());
+        metadata.insert(crate::backend::OWNER_METADATA.into(), uid.clone().into());
         let lifespans = h.token_lifespans.as_ref().map(|l| l.fields()).unwrap_or_default();
         settings.mode = Mode::Hydra(Box::new(HydraSettings {
-            client_id: hydra_client_id(client),
+            client_id: chosen_id(client),
             owner: uid,
             response_types: h.response_types.iter().map(wire).collect(),
             scopes,
@@ -130,7 +131,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
             lifespans: lifespans
                 .into_iter()
                 .filter_map(|(field, text)| {
-                    let ms = crate::config::parse_duration(text).ok()?.as_millis();
+                    let ms = crate::duration::parse_duration(text).ok()?.as_millis();
                     Some((field.to_string(), u64::try_from(ms).ok()?))
                 })
                 .collect(),
@@ -139,32 +140,50 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
     settings
 }
 
-/// The id of a hydra client in Hydra: `spec.hydra.clientId`, else the resource's UID. Chosen
-/// here, so a client whose creation a crash hid is found again.
-pub fn hydra_client_id(client: &OAuthClient) -> String {
-    let chosen = client.spec.hydra.as_ref().and_then(|h| h.client_id.clone());
-    chosen.unwrap_or_else(|| client.metadata.uid.clone().unwrap_or_default())
+/// The client id a spec names for a backend that lets the operator choose ids
+/// (`spec.hydra.clientId`): one to take over, or to create under that id.
+pub fn spec_chosen_id(client: &OAuthClient) -> Option<&str> {
+    client.spec.hydra.as_ref().and_then(|h| h.client_id.as_deref())
 }
 
-/// The id of the Hydra client that replaces `current` in a `NewClient` rotation: the base id
-/// of [`hydra_client_id`] with the next generation, `<base>-r<n>`. Chosen, like the first, so
-/// that a client whose creation a crash hid is found again.
-pub fn next_hydra_client_id(client: &OAuthClient, current: &str) -> String {
-    let base = hydra_client_id(client);
-    format!("{base}-r{}", hydra_generation(&base, current).unwrap_or(0) + 1)
+/// The id of a client where the operator chooses ids: the one the spec names, else the
+/// resource's UID. Chosen here, so a client whose creation a crash hid is found again.
+pub fn chosen_id(client: &OAuthClient) -> String {
+    let named = spec_chosen_id(client).map(str::to_string);
+    named.unwrap_or_else(|| client.metadata.uid.clone().unwrap_or_default())
 }
 
-/// Whether `id` is one of the ids this resource's Hydra clients take.
-pub fn is_hydra_client_id(client: &OAuthClient, id: &str) -> bool {
-    hydra_generation(&hydra_client_id(client), id).is_some()
+/// The id of the client that replaces `current` in a `NewClient` rotation: the base id of
+/// [`chosen_id`] with the next generation, `<base>-r<n>`. Chosen, like the first, so that a
+/// client whose creation a crash hid is found again.
+pub fn next_chosen_id(client: &OAuthClient, current: &str) -> String {
+    let base = chosen_id(client);
+    format!("{base}-r{}", generation(&base, current).unwrap_or(0) + 1)
 }
 
-fn hydra_generation(base: &str, id: &str) -> Option<u32> {
+/// Whether `id` is one of the ids this resource's clients take where ids are chosen.
+pub fn is_chosen_id(client: &OAuthClient, id: &str) -> bool {
+    generation(&chosen_id(client), id).is_some()
+}
+
+fn generation(base: &str, id: &str) -> Option<u32> {
     if id == base {
         return Some(0);
     }
     let n = id.strip_prefix(base)?.strip_prefix("-r")?;
     n.bytes().all(|b| b.is_ascii_digit()).then(|| n.parse().ok()).flatten()
+}
+
+/// The kind of backend a client without an app needs, by the block its spec sets, and how to
+/// name it in a message.
+pub fn backend_kind(spec: &OAuthClientSpec) -> (Kind, &'static str) {
+    if spec.registered.is_some() {
+        (Kind::Registered, "an MCP OAuth clients backend (type mcp-oauth-clients)")
+    } else if spec.hydra.is_some() {
+        (Kind::Hydra, "an Ory Hydra backend (type hydra)")
+    } else {
+        (Kind::Applications, "an OAuth Applications backend (type oauth-applications)")
+    }
 }
 
 /// A registered client's metadata: the spec's, and the UID of the resource that owns it, so
@@ -173,7 +192,7 @@ fn registered_metadata(client: &OAuthClient) -> serde_json::Map<String, serde_js
     let spec = client.spec.registered.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
     let mut metadata: serde_json::Map<_, _> = spec.into_iter().map(|(k, v)| (k, v.into())).collect();
     let uid = client.metadata.uid.clone().unwrap_or_default();
-    metadata.insert(super::tenancy::OWNER_METADATA.into(), uid.into());
+    metadata.insert(crate::backend::OWNER_METADATA.into(), uid.into());
     metadata
 }
 
@@ -228,7 +247,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     pub fn of(current: &ClientSettings) -> Self {
         let owner_recorded =
-            current.registered().is_none_or(|r| r.metadata.contains_key(super::tenancy::OWNER_METADATA));
+            current.registered().is_none_or(|r| r.metadata.contains_key(crate::backend::OWNER_METADATA));
         Self {
             digest: digest(current.clone()),
             skip_consent: current.skip_consent,
@@ -250,7 +269,7 @@ pub fn client_matches(wanted: &ClientSettings, current: &Fingerprint) -> bool {
     if let Mode::Registered(w) = &mut normalized.mode
         && !current.owner_recorded
     {
-        w.metadata.remove(super::tenancy::OWNER_METADATA);
+        w.metadata.remove(crate::backend::OWNER_METADATA);
     }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);
@@ -319,18 +338,18 @@ mod tests {
         let mut client: OAuthClient = sample("oauthclient-hydra.yaml");
         client.metadata.uid = Some("u-1".into());
         client.spec.hydra.as_mut().expect("hydra").client_id = None;
-        assert_eq!(next_hydra_client_id(&client, "u-1"), "u-1-r1");
-        assert_eq!(next_hydra_client_id(&client, "u-1-r1"), "u-1-r2");
-        assert_eq!(next_hydra_client_id(&client, "u-1-r41"), "u-1-r42");
+        assert_eq!(next_chosen_id(&client, "u-1"), "u-1-r1");
+        assert_eq!(next_chosen_id(&client, "u-1-r1"), "u-1-r2");
+        assert_eq!(next_chosen_id(&client, "u-1-r41"), "u-1-r42");
         for ours in ["u-1", "u-1-r1", "u-1-r42"] {
-            assert!(is_hydra_client_id(&client, ours), "{ours}");
+            assert!(is_chosen_id(&client, ours), "{ours}");
         }
         for other in ["u-2", "u-1-r", "u-1-rx", "u-1-r-1", "u-1-r1-r2", "xu-1", "u-1r1"] {
-            assert!(!is_hydra_client_id(&client, other), "{other}");
+            assert!(!is_chosen_id(&client, other), "{other}");
         }
         client.spec.hydra.as_mut().expect("hydra").client_id = Some("billing".into());
-        assert_eq!(next_hydra_client_id(&client, "billing"), "billing-r1");
-        assert!(!is_hydra_client_id(&client, "u-1"), "a chosen clientId replaces the UID");
+        assert_eq!(next_chosen_id(&client, "billing"), "billing-r1");
+        assert!(!is_chosen_id(&client, "u-1"), "a chosen clientId replaces the UID");
     }
 
     #[test]
@@ -375,9 +394,9 @@ mod tests {
         let mut client: OAuthClient = sample("oauthclient-registered.yaml");
         client.metadata.uid = Some("u-1".into());
         let wanted = client_settings(&client);
-        assert_eq!(wanted.registered().expect("registered").metadata[super::super::tenancy::OWNER_METADATA], "u-1");
+        assert_eq!(wanted.registered().expect("registered").metadata[crate::backend::OWNER_METADATA], "u-1");
         let mut settings = wanted.registered().cloned().expect("registered");
-        settings.metadata.remove(super::super::tenancy::OWNER_METADATA);
+        settings.metadata.remove(crate::backend::OWNER_METADATA);
         let mut before_upgrade =
             ClientSettings { mode: Mode::Registered(Box::new(settings.clone())), ..wanted.clone() };
         assert!(client_matches(&wanted, &Fingerprint::of(&before_upgrade)), "settled before the upgrade: no write");
@@ -419,6 +438,14 @@ mod tests {
         let update = app_update(&renamed, &backend).expect("an update");
         assert_eq!(update.name.as_deref(), Some("Renamed"));
         assert_eq!(update.scopes[0].mapping, backend.scopes[0].mapping, "mappings are resent as the backend has them");
+
+        // A description the spec leaves unset is the backend's (an update would not clear it).
+        let mut described = backend.clone();
+        described.description = Some("made by hand".into());
+        let mut unset = app.spec.clone();
+        unset.description = None;
+        assert_eq!(app_update(&unset, &described), None, "no update that could never settle");
+        assert!(app_update(&app.spec, &described).is_some(), "a description the spec sets is compared");
     }
 
     #[test]

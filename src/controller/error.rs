@@ -120,10 +120,10 @@ impl Error {
             Error::Waiting(_) => Some(ctx.resync.min(Duration::from_secs(60))),
             Error::Conflict { .. } => Some(ctx.resync),
             Error::Backend { source: backend::Error::RateLimited { retry_after }, .. } => {
-                Some(ctx.backoff(key, trigger, *retry_after))
+                Some(ctx.backoffs.next(key, trigger, *retry_after))
             }
             Error::Backend { source, .. } if source.category() == ErrorCategory::Invalid => None,
-            _ => Some(ctx.backoff(key, trigger, None)),
+            _ => Some(ctx.backoffs.next(key, trigger, None)),
         }
     }
 

@@ -13,7 +13,7 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::{desired::Fingerprint, tenancy::OWNER_METADATA};
+use super::desired::Fingerprint;
 use crate::backend::{AppKey, Backend, Client, Mode, RegisteredStatus, Result};
 
 type Key = (String, AppKey);
@@ -31,64 +31,42 @@ pub struct Listed {
     pub active: bool,
     pub created_at: Option<Timestamp>,
     pub settings: Fingerprint,
-    pub kind: Held,
-}
-
-/// What passes read of a kind of client besides the comparison: whose it is.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Held {
-    Other,
-    /// A Hydra client and its `owner` (empty: none).
-    Hydra {
-        owner: String,
-    },
-    Registered(Box<Registration>),
+    /// The owner the backend records (`None`: it keeps none; empty: none is set).
+    pub owner: Option<String>,
+    /// A registered client's provider and state.
+    pub registration: Option<Box<Registration>>,
 }
 
 /// A registered client (the MCP OAuth clients API) as passes read it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Registration {
     pub provider: String,
-    /// The owner its metadata records, if any.
-    pub owner: Option<String>,
     pub revoked: bool,
 }
 
 impl Listed {
-    /// Hydra's owner of the client, if it is a Hydra client.
-    pub fn hydra_owner(&self) -> Option<&str> {
-        match &self.kind {
-            Held::Hydra { owner } => Some(owner),
-            _ => None,
-        }
-    }
-
     pub fn registration(&self) -> Option<&Registration> {
-        match &self.kind {
-            Held::Registered(r) => Some(r),
-            _ => None,
-        }
+        self.registration.as_deref()
     }
 }
 
 impl From<Client> for Listed {
     fn from(client: Client) -> Self {
-        let kind = match client.settings.mode {
-            Mode::Hydra(ref h) => Held::Hydra { owner: h.owner.clone() },
-            Mode::Registered(ref r) => Held::Registered(Box::new(Registration {
+        let registration = match &client.settings.mode {
+            Mode::Registered(r) => Some(Box::new(Registration {
                 provider: r.provider.clone(),
-                owner: r.metadata.get(OWNER_METADATA).and_then(|o| o.as_str()).map(str::to_string),
                 revoked: r.status == RegisteredStatus::Revoked,
             })),
-            _ => Held::Other,
+            _ => None,
         };
         Listed {
             settings: Fingerprint::of(&client.settings),
+            owner: client.settings.owner().map(str::to_string),
             id: client.id,
             client_id: client.client_id,
             active: client.active,
             created_at: client.created_at,
-            kind,
+            registration,
         }
     }
 }
@@ -175,7 +153,12 @@ mod tests {
     #[async_trait]
     impl Backend for Gated {
         fn capabilities(&self) -> Capabilities {
-            Capabilities { kind: crate::backend::Kind::Wacht, list_clients: true, chosen_client_ids: false }
+            Capabilities {
+                kind: crate::backend::Kind::Wacht,
+                list_clients: true,
+                chosen_client_ids: false,
+                records_owner: false,
+            }
         }
         async fn list_clients(&self, _: &AppKey) -> Result<Vec<Client>> {
             self.lists.fetch_add(1, Ordering::SeqCst);

@@ -3,6 +3,7 @@
 //! `secret`, `status` and `tenancy` keep the rules of what is written, and for whom.
 
 mod app;
+mod backoff;
 mod client;
 pub mod conditions;
 mod context;
@@ -17,11 +18,13 @@ mod status;
 mod target;
 mod tenancy;
 mod watch;
+mod writes;
 
 pub use app::run as run_apps;
+use backoff::{held_off, trigger};
 pub use client::run as run_clients;
 pub use context::Context;
-use context::{held_off, key_of, trigger};
+use context::key_of;
 use error::error_policy;
 pub use error::{Error, Waiting};
 use status::{conclude, prelude, write_status};

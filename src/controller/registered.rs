@@ -42,7 +42,7 @@ pub(super) async fn sync(
     t: &Target,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
-    ctx.waits_on_secret(obj, Some(&spec.credentials_secret.name));
+    ctx.readers.waits_on_secret(obj, Some(&spec.credentials_secret.name));
     tenancy::claim_client(ctx, obj).await?;
     let upstream = read_credentials(ctx, obj, spec).await?;
     let mut wanted = desired::client_settings(obj);
@@ -50,14 +50,7 @@ pub(super) async fn sync(
         r.client_id.clone_from(&upstream.client_id);
     }
     let provider = spec.provider.clone();
-    let mut current = match &status.backend_id {
-        Some(id) => find(ctx, t, id).await?,
-        None => None,
-    };
-    if current.is_none() {
-        current = by_provider(ctx, t, &provider).await?;
-    }
-    let current = match current {
+    let current = match existing(ctx, t, &provider, status).await? {
         Some(c) => c,
         None => match t.backend.register_client(&t.app, &wanted, &upstream.secret).await {
             Ok(client) => {
@@ -79,13 +72,10 @@ pub(super) async fn sync(
         },
     };
     let registration = current.registration();
-    let what = format!("the {provider} client {}", current.id);
     // Registered by an earlier release before owners were recorded: the status names it.
     let in_status = status.backend_id.as_deref() == Some(current.id.as_str());
-    let owner =
-        tenancy::Owner::recorded(registration.and_then(|r| r.owner.as_deref()), obj.metadata.uid.as_deref(), in_status);
-    let ns = obj.namespace().unwrap_or_default();
-    let taken_over = tenancy::claim(ctx, &t.name, &ns, owner, &what).await? != tenancy::Claim::Manage;
+    let backend = (t.name.as_str(), t.backend.as_ref());
+    let taken_over = tenancy::claim_found(ctx, obj, backend, &current, None, in_status).await?.is_some();
     if registration.is_some_and(|r| r.revoked) {
         return Err(Error::Refused {
             reason: reason::REVOKED,
@@ -106,6 +96,38 @@ pub(super) async fn sync(
         status.client_id = Some(upstream.client_id.clone());
         ctx.event(obj, EventType::Normal, "Updated", "backend client updated to the spec".into()).await;
     }
+    push(obj, ctx, t, &current, &upstream, adopted, status).await?;
+    Ok(settled_message(obj).into())
+}
+
+/// The backend client the status names, else the one registered for `provider`.
+async fn existing(
+    ctx: &Context,
+    t: &Target,
+    provider: &str,
+    status: &OAuthClientStatus,
+) -> Result<Option<Listed>, Error> {
+    let recorded = match &status.backend_id {
+        Some(id) => find(ctx, t, id).await?,
+        None => None,
+    };
+    match recorded {
+        Some(c) => Ok(Some(c)),
+        None => by_provider(ctx, t, provider).await,
+    }
+}
+
+/// Pushes the user's secret when their Secret changed, a rotation is asked for, or the client
+/// was just adopted; records the request as handled.
+async fn push(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    current: &Listed,
+    upstream: &Upstream,
+    adopted: bool,
+    status: &mut OAuthClientStatus,
+) -> Result<(), Error> {
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     let asked = rotate_request.is_some() && rotate_request != status.last_handled_rotate_request;
     let changed = status.credentials_secret_version.as_deref() != Some(upstream.version.as_str());
@@ -123,48 +145,11 @@ pub(super) async fn sync(
     if asked {
         status.last_handled_rotate_request = rotate_request;
     }
-    Ok(settled_message(obj).into())
+    Ok(())
 }
 
 fn settled_message(obj: &OAuthClient) -> &'static str {
     if obj.spec.active { settled::REGISTERED } else { settled::INACTIVE }
-}
-
-/// With `deletionPolicy: Orphan` the backend client stays, let go: the owner recorded in its
-/// metadata (and a Hydra client's `owner`) is removed, so that another OAuthClient may adopt
-/// it. A failure is logged and
-/// leaves the record, which an administrator can clear in the backend.
-pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
-    let Some(status) = &obj.status else { return };
-    let (Some(recorded), Some(id), Some(uid)) = (&status.backend_ref, &status.backend_id, &obj.metadata.uid) else {
-        return;
-    };
-    let result = async {
-        let t = Target::recorded(ctx, recorded)?;
-        // The full settings go back with the owner removed: read alone, not from the list.
-        let read = t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"))?;
-        let Some(mut current) = read else { return Ok(()) };
-        let settings = &mut *current.settings;
-        let owns = |metadata: &serde_json::Map<_, serde_json::Value>| {
-            metadata.get(tenancy::OWNER_METADATA).and_then(|o| o.as_str()) == Some(uid.as_str())
-        };
-        match &mut settings.mode {
-            Mode::Registered(r) if owns(&r.metadata) => drop(r.metadata.remove(tenancy::OWNER_METADATA)),
-            Mode::Hydra(h) if h.owner == *uid => {
-                h.owner.clear();
-                h.metadata.remove(tenancy::OWNER_METADATA);
-            }
-            _ => return Ok(()),
-        }
-        let released =
-            t.backend.update_client(&t.app, id, &current.settings).await.map_err(Error::backend("release client"))?;
-        ctx.lists.put(&t.name, &t.app, released.into()).await;
-        Ok::<_, Error>(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not release the orphaned registered client in the backend");
-    }
 }
 
 fn record(status: &mut OAuthClientStatus, client: &Listed, upstream: &Upstream) {

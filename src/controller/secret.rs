@@ -78,7 +78,7 @@ pub struct Credentials {
     pub client_secret: Option<SecretString>,
     pub backend_id: String,
     pub rotate_request: Option<String>,
-    /// The issuer of a hydra backend, for the template's `tokenUrl` and `issuer` keys.
+    /// The backend's issuer URL, for the template's `tokenUrl` and `issuer` keys.
     pub issuer: Option<String>,
     /// When the backend issued the secret (RFC 3339).
     pub issued_at: Option<String>,

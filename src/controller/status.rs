@@ -78,11 +78,11 @@ where
     }
     // A cache that lags this process's own last status write: that write said this already.
     let hash = super::watch::hash(&serde_json::to_string(&status).unwrap_or_default());
-    if ctx.wrote_status(obj, hash) {
+    if ctx.writes.wrote_status(obj, hash) {
         return Ok(());
     }
     write_status(api, obj, current, &status).await?;
-    ctx.record_status(obj, hash);
+    ctx.writes.record_status(obj, hash);
     Ok(())
 }
 

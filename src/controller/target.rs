@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 use super::{Context, Error, Waiting, conditions::reason, lists::Listed, tenancy};
 use crate::{
     api::{BackendRef, InvalidSpec, OAuthApp, OAuthClient},
-    backend::{self, AppKey, Backend, Kind},
+    backend::{self, AppKey, Backend},
     config::Configured,
 };
 
@@ -20,7 +20,7 @@ pub(super) struct Target {
     pub app: AppKey,
     /// Signs the records of this backend's clients in their Secrets.
     pub key: ring::hmac::Key,
-    /// A hydra backend's public issuer URL.
+    /// The backend's public issuer URL, where the configuration gives one.
     pub issuer: Option<String>,
 }
 
@@ -108,13 +108,7 @@ async fn appless_target(obj: &OAuthClient, ctx: &Context) -> Result<Target, Erro
     let (name, configured) = tenancy::backend(ctx, obj.spec.backend.as_deref(), &ns).await?;
     let owner_org = obj.spec.application.as_ref().and_then(|a| a.owner_org_id.as_deref());
     tenancy::check_pinned(&name, &configured.access.pinned_owner_org, "spec.application.ownerOrgId", owner_org)?;
-    let (kind, needs) = if obj.spec.registered.is_some() {
-        (Kind::Registered, "an MCP OAuth clients backend (type mcp-oauth-clients)")
-    } else if obj.spec.hydra.is_some() {
-        (Kind::Hydra, "an Ory Hydra backend (type hydra)")
-    } else {
-        (Kind::Applications, "an OAuth Applications backend (type oauth-applications)")
-    };
+    let (kind, needs) = super::desired::backend_kind(&obj.spec);
     if configured.backend.capabilities().kind != kind {
         return Err(Error::InvalidSpec(InvalidSpec(format!(
             "spec.backend: backend {name:?} is not {needs}, which this client's spec needs"
@@ -173,4 +167,33 @@ pub(super) fn now() -> String {
 /// A time as the status records it.
 pub(super) fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// With `deletionPolicy: Orphan` the backend client stays, let go: where the backend records
+/// an owner and it is this resource, the record is cleared, so that the client is nobody's
+/// (the platform's, to hand over with `adopt`). A failure is logged and leaves the record,
+/// which an administrator can clear in the backend.
+pub(super) async fn release(obj: &OAuthClient, ctx: &Context) {
+    let Some(status) = &obj.status else { return };
+    let (Some(recorded), Some(id), Some(uid)) = (&status.backend_ref, &status.backend_id, &obj.metadata.uid) else {
+        return;
+    };
+    let result = async {
+        let t = Target::recorded(ctx, recorded)?;
+        if !t.backend.capabilities().records_owner {
+            return Ok(());
+        }
+        // The full settings go back with the owner removed: read alone, not from the list.
+        let read = t.backend.get_client(&t.app, id).await.map_err(Error::backend("read client"))?;
+        let Some(mut current) = read.filter(|c| c.settings.owner() == Some(uid.as_str())) else { return Ok(()) };
+        current.settings.set_owner("");
+        let released =
+            t.backend.update_client(&t.app, id, &current.settings).await.map_err(Error::backend("release client"))?;
+        ctx.lists.put(&t.name, &t.app, released.into()).await;
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not release the orphaned client in the backend");
+    }
 }

@@ -6,15 +6,12 @@
 use k8s_openapi::{api::core::v1::Namespace, jiff::Timestamp};
 use kube::{Api, Resource, ResourceExt, api::PartialObjectMeta, core::DeserializeGuard, runtime::reflector::Store};
 
-use super::{Context, Error, conditions::reason};
+use super::{Context, Error, conditions::reason, lists::Listed};
 use crate::{
     api::{OAuthApp, OAuthClient},
+    backend::Backend,
     config::{AllowedNamespaces, Configured},
 };
-
-/// The key of a registered client's metadata in the backend that names the resource (UID)
-/// that owns it, where the backend keeps free-form metadata.
-pub const OWNER_METADATA: &str = "oauth-operator.dev/owner";
 
 /// The backend `name` (`default` when not given) for a resource of `namespace`, if the
 /// operator's configuration lets that namespace use it.
@@ -86,22 +83,19 @@ pub(super) async fn claim_app(ctx: &Context, app: &OAuthApp) -> Result<(), Error
 }
 
 /// What identifies a client in the backend that two resources could name: backend name, and
-/// a registered client's provider, the id `spec.adoptId` takes over, or a hydra client's chosen
-/// id (a UID is nobody else's).
+/// a registered client's provider, or the id the spec names (`adoptId`, or a chosen id: a UID
+/// is nobody else's).
 fn client_identity(client: &OAuthClient) -> Option<(String, String)> {
     let backend = client.spec.backend.clone().unwrap_or_else(|| "default".into());
     if let Some(registered) = &client.spec.registered {
         return Some((backend, format!("the {} client", registered.provider)));
     }
-    if let Some(id) = &client.spec.adopt_id {
-        return Some((backend, format!("backend client {id}")));
-    }
-    let chosen = client.spec.hydra.as_ref()?.client_id.as_ref()?;
-    Some((backend, format!("Hydra client {chosen}")))
+    let named = client.spec.adopt_id.as_deref().or_else(|| super::desired::spec_chosen_id(client))?;
+    Some((backend, format!("backend client {named}")))
 }
 
-/// Refuses a `client` that names a backend client (registered, hydra, `adoptId`) when an older
-/// OAuthClient names the same one.
+/// Refuses a `client` that names a backend client (a provider, an id) when an older OAuthClient
+/// names the same one.
 pub(super) async fn claim_client(ctx: &Context, client: &OAuthClient) -> Result<(), Error> {
     let Some(store) = ctx.clients.get() else { return Ok(()) };
     let mine = client_identity(client);
@@ -134,25 +128,24 @@ pub(super) enum Owner {
 }
 
 impl Owner {
-    /// From a UID the backend records (`None` or empty: none), and whether this resource's
-    /// status names the object (a record written before the backend kept owners).
-    pub(super) fn recorded(owner: Option<&str>, obj_uid: Option<&str>, in_status: bool) -> Owner {
-        match owner.filter(|o| !o.is_empty()) {
-            Some(o) if Some(o) == obj_uid => Owner::This,
-            Some(o) => Owner::Another(format!("UID {o}")),
+    /// From the owner a backend records (`None` or empty: none); whether this resource's status
+    /// names the object (its own also where an edit in the backend cleared the record, or where
+    /// it was registered before owners were recorded); and the namespace another tool's record
+    /// names, as the adapter reads it (hydra-maester's `<name>/<namespace>`).
+    pub(super) fn recorded(
+        record: Option<&str>,
+        obj: &OAuthClient,
+        in_status: bool,
+        tool_namespace: Option<&str>,
+    ) -> Owner {
+        match record.filter(|o| !o.is_empty()) {
+            Some(o) if Some(o) == obj.metadata.uid.as_deref() => Owner::This,
+            Some(o) if tool_namespace.is_some() && tool_namespace == obj.metadata.namespace.as_deref() => {
+                Owner::ToolOfThisNamespace(o.to_string())
+            }
+            Some(o) => Owner::Another(format!("{o:?}")),
             None if in_status => Owner::This,
             None => Owner::Nobody,
-        }
-    }
-
-    /// From a Hydra client's `owner`: a UID, empty, or hydra-maester's `<name>/<namespace>`.
-    pub(super) fn hydra(owner: &str, obj: &OAuthClient) -> Owner {
-        let namespace = obj.namespace().unwrap_or_default();
-        let maester_here = owner.rsplit_once('/').is_some_and(|(name, ns)| !name.is_empty() && ns == namespace);
-        match Owner::recorded(Some(owner), obj.metadata.uid.as_deref(), false) {
-            Owner::Another(_) if maester_here => Owner::ToolOfThisNamespace(owner.to_string()),
-            Owner::Another(_) => Owner::Another(format!("{owner:?}")),
-            other => other,
         }
     }
 }
@@ -184,6 +177,33 @@ pub(super) async fn claim(
         _ => false,
     };
     decide(owner, may_adopt, backend, namespace, what)
+}
+
+/// Whether `obj` may manage `client`, found on `backend` (name, adapter) by `recorded` (its own
+/// record, if any) or by an id or provider its spec names: `Some(from)` when it takes the
+/// client over from that owner record. Where the backend records owners, only its record and
+/// the status (`in_status`) count; elsewhere this resource's records, then other resources'.
+pub(super) async fn claim_found(
+    ctx: &Context,
+    obj: &OAuthClient,
+    (name, backend): (&str, &dyn Backend),
+    client: &Listed,
+    recorded: Option<&str>,
+    in_status: bool,
+) -> Result<Option<String>, Error> {
+    let owner = match client.owner.as_deref() {
+        Some(owner) => Owner::recorded(Some(owner), obj, in_status, backend.owner_namespace(owner)),
+        None if in_status || recorded == Some(client.id.as_str()) => Owner::This,
+        None => recorded_elsewhere(ctx, obj, &client.id).map_or(Owner::Nobody, Owner::Another),
+    };
+    let what = match client.client_id == client.id {
+        true => format!("backend client {}", client.id),
+        false => format!("backend client {} (id {})", client.client_id, client.id),
+    };
+    match claim(ctx, name, &obj.namespace().unwrap_or_default(), owner, &what).await? {
+        Claim::Manage => Ok(None),
+        Claim::TakeOver { from } => Ok(Some(from)),
+    }
 }
 
 /// [`claim`] once the configuration is read: `may_adopt` says whether `namespace` may adopt on
@@ -281,7 +301,7 @@ mod tests {
         assert!(check_pinned("b", &None, "spec.deploymentId", Some("dep_c")).is_ok(), "not pinned");
     }
 
-    fn hydra_client() -> OAuthClient {
+    fn client() -> OAuthClient {
         serde_json::from_value(serde_json::json!({
             "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
             "metadata": {"name": "web", "namespace": "team-b", "uid": "u1"},
@@ -290,24 +310,25 @@ mod tests {
         .expect("client")
     }
 
-    /// What each backend records of an object's owner, read as an [`Owner`].
+    /// An owner record, read as an [`Owner`], as each backend's adapter hands it over.
     #[test]
-    fn owners_as_each_backend_records_them() {
-        let obj = hydra_client();
-        // Hydra: the client's `owner`.
-        assert_eq!(Owner::hydra("u1", &obj), Owner::This);
-        assert_eq!(Owner::hydra("", &obj), Owner::Nobody, "made with Hydra's admin API");
-        assert_eq!(Owner::hydra("web/team-b", &obj), Owner::ToolOfThisNamespace("web/team-b".into()));
-        for foreign in ["u2", "web/team-c", "/team-b", "team-b"] {
-            assert!(matches!(Owner::hydra(foreign, &obj), Owner::Another(_)), "{foreign}");
+    fn owners_as_backends_record_them() {
+        let obj = client();
+        let maester = |owner: &'static str| owner.rsplit_once('/').map(|(_, ns)| ns);
+        // Hydra: the client's `owner`, and hydra-maester's `<name>/<namespace>`.
+        assert_eq!(Owner::recorded(Some("u1"), &obj, false, None), Owner::This);
+        assert_eq!(Owner::recorded(Some(""), &obj, false, None), Owner::Nobody, "made with Hydra's admin API");
+        assert_eq!(Owner::recorded(Some(""), &obj, true, None), Owner::This, "its own, the owner cleared by an edit");
+        let ours = Owner::recorded(Some("web/team-b"), &obj, false, maester("web/team-b"));
+        assert_eq!(ours, Owner::ToolOfThisNamespace("web/team-b".into()));
+        for foreign in ["u2", "web/team-c"] {
+            let owner = Owner::recorded(Some(foreign), &obj, true, maester(foreign));
+            assert!(matches!(owner, Owner::Another(_)), "{foreign}");
         }
         // MCP: the owner in the client's metadata, or (before owners were recorded) the status.
-        let uid = Some("u1");
-        assert_eq!(Owner::recorded(Some("u1"), uid, false), Owner::This);
-        assert_eq!(Owner::recorded(None, uid, true), Owner::This, "registered by an earlier release");
-        assert_eq!(Owner::recorded(None, uid, false), Owner::Nobody);
-        assert_eq!(Owner::recorded(Some(""), uid, false), Owner::Nobody);
-        assert!(matches!(Owner::recorded(Some("u2"), uid, true), Owner::Another(_)), "the backend's record wins");
+        assert_eq!(Owner::recorded(None, &obj, true, None), Owner::This, "registered by an earlier release");
+        assert_eq!(Owner::recorded(None, &obj, false, None), Owner::Nobody);
+        assert!(matches!(Owner::recorded(Some("u2"), &obj, true, None), Owner::Another(_)), "the record wins");
     }
 
     /// The adoption rule: owner × whether the namespace may adopt on the backend.

@@ -412,11 +412,11 @@ impl Limit {
         let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
         self.api.patch(name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");
         let mut settings = self.settings.clone();
-        if let Some(h) = settings.hydra_mut() {
+        if let Some(id) = settings.chosen_id_mut() {
             // The operator chooses the id and records the owner: the same fields here.
-            h.client_id = format!("{ns}-{name}");
-            h.owner = h.client_id.clone();
-            h.metadata.insert("oauth-operator.dev/owner".into(), h.owner.clone().into());
+            *id = format!("{ns}-{name}");
+            let owner = id.clone();
+            settings.set_owner(&owner);
         }
         let (created, creds) = self.backend.create_client(&self.app, &settings).await.expect("backend create");
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-oauth-client")},

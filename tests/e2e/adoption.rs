@@ -77,6 +77,7 @@ async fn a_hand_made_wacht_app(admin: Client) {
     backend().create_app(None, &new).await.expect("create the app by hand");
     let key = AppKey { deployment: None, slug: slug.into() };
     let settings = ClientSettings {
+        client_auth_method: "client_secret_basic".into(),
         grant_types: vec!["authorization_code".into()],
         redirect_uris: vec![REDIRECT.into()],
         ..Default::default()

@@ -24,6 +24,7 @@ const CLIENT: &str = "oauthclient.yaml";
 const APPLICATION: &str = "oauthclient-application.yaml";
 const REGISTERED: &str = "oauthclient-registered.yaml";
 const HYDRA: &str = "oauthclient-hydra.yaml";
+const ADOPT: &str = "oauthclient-adopt.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -69,6 +70,8 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
         ("registered-sample", REGISTERED, json!({})),
         ("registered-without-redirects", REGISTERED, json!({"spec": {"redirectUris": null}})),
         ("hydra-sample", HYDRA, json!({})),
+        ("adopt-sample", ADOPT, json!({})),
+        ("adopt-wacht-client", CLIENT, json!({"spec": {"adoptId": "42"}})),
         (
             "hydra-authorization-code",
             HYDRA,
@@ -404,6 +407,12 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             CLIENT,
             json!({"spec": {"grantTypes": null}}),
             &["spec.grantTypes", "required with appRef"],
+        ),
+        (
+            "adopt-id-on-hydra",
+            HYDRA,
+            json!({"spec": {"adoptId": "dashboard"}}),
+            &["adoptId is for appRef and application clients"],
         ),
         (
             "wacht-field-on-application",

@@ -303,6 +303,8 @@ async fn mapping_set_otherwise_in_the_backend_is_refused(client: Client) {
         ..Default::default()
     };
     backend().create_app(None, &dashboard).await.expect("create in the backend");
+    // Made by hand, so the platform's: it lets this namespace adopt it (tests/e2e/adoption.rs).
+    crate::adoption::allow_adoption(&client, &ns).await;
     let spec = json!({"scopes": [{"name": "mcp:invoke", "mapping": {"category": "workspace", "workspacePermission": "ws:invoke"}}]});
     apply::<OAuthApp>(&client, &ns, app_doc("app", &ns, spec)).await;
     let api: Api<OAuthApp> = Api::namespaced(client.clone(), &ns);

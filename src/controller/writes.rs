@@ -1,0 +1,101 @@
+//! What the operator remembers of its own writes (so that their watch events bring no pass),
+//! and which OAuthClients wait on which Secrets (so that a Secret's event brings just those).
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+};
+
+use kube::{Resource, ResourceExt};
+
+use super::key_of;
+
+/// The operator's own last writes, per object (`Kind/namespace/name`).
+#[derive(Default)]
+pub(super) struct OwnWrites {
+    /// The `resourceVersion`s the last write made (a Secret's creation makes two: the create,
+    /// then the apply of its content): credentials Secrets, and OAuthClients it added the
+    /// finalizer to.
+    written: Mutex<HashMap<String, Vec<String>>>,
+    /// A hash of the status the last status write set: a pass whose cached copy does not show
+    /// that write yet computes the same status, and does not write it again.
+    statuses: Mutex<HashMap<String, u64>>,
+}
+
+impl OwnWrites {
+    /// Records the `resourceVersion`s an object of kind `K` went through in the operator's own
+    /// write (or forgets them, with none), so that the watch events of that write trigger no pass.
+    pub(super) fn wrote<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str, versions: Vec<String>) {
+        let key = format!("{}/{namespace}/{name}", K::kind(&()));
+        if versions.is_empty() {
+            self.statuses.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        }
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match versions.is_empty() {
+            false => written.insert(key, versions),
+            true => written.remove(&key),
+        };
+    }
+
+    /// Whether `hash` is that of the status this process last wrote for `obj`.
+    pub(super) fn wrote_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) -> bool {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).get(&key) == Some(&hash)
+    }
+
+    /// Records the hash of the status just written for `obj`.
+    pub(super) fn record_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, hash);
+    }
+
+    /// Whether an object is as the operator last wrote it.
+    pub(super) fn is_own_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let version = obj.meta().resource_version.as_ref();
+        written.get(&key).is_some_and(|versions| version.is_some_and(|v| versions.contains(v)))
+    }
+}
+
+/// Which OAuthClients (by name) wait on each Secret (`namespace/name`), and the other way round.
+#[derive(Default)]
+pub(super) struct Readers(Mutex<ReaderMaps>);
+
+#[derive(Default)]
+struct ReaderMaps {
+    by_secret: HashMap<String, BTreeSet<String>>,
+    by_client: HashMap<String, String>,
+}
+
+impl Readers {
+    /// Records the one Secret of its namespace (other than its own) that `client` waits on, or
+    /// with `None` that it waits on none.
+    pub(super) fn waits_on_secret(&self, client: &crate::api::OAuthClient, secret: Option<&str>) {
+        let ns = client.namespace().unwrap_or_default();
+        let key = secret.map(|name| format!("{ns}/{name}"));
+        let mut readers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let client_key = key_of(client);
+        if readers.by_client.get(&client_key) == key.as_ref() {
+            return;
+        }
+        if let Some(old) = readers.by_client.remove(&client_key)
+            && let Some(names) = readers.by_secret.get_mut(&old)
+        {
+            names.remove(&client.name_any());
+            if names.is_empty() {
+                readers.by_secret.remove(&old);
+            }
+        }
+        if let Some(key) = key {
+            readers.by_secret.entry(key.clone()).or_default().insert(client.name_any());
+            readers.by_client.insert(client_key, key);
+        }
+    }
+
+    /// The clients that wait on this Secret.
+    pub(super) fn of<K: Resource>(&self, secret: &K) -> Vec<String> {
+        let readers = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        readers.by_secret.get(&key_of(secret)).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+    }
+}
