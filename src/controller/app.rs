@@ -229,8 +229,10 @@ async fn create(
     let app = match backend.create_app(spec.deployment_id.as_deref(), &new).await {
         Ok(app) => app,
         Err(e) => {
-            // Refused for sure (not a timeout, which may hide a create): nothing was made.
-            if !matches!(e.category(), crate::backend::ErrorCategory::Transient) {
+            // Refused before anything was made: the request is withdrawn. A timeout or a 409
+            // (an earlier create whose answer was lost may have made it) keeps it.
+            use crate::backend::ErrorCategory::*;
+            if matches!(e.category(), Invalid | Unauthorized | RateLimited | Unsupported) {
                 status.create_requested = false;
             }
             return Err(Error::backend("create app")(e));

@@ -9,7 +9,7 @@ use std::{
 
 use kube::{Resource, runtime::controller::Action};
 
-use super::{Context, key_of};
+use super::key_of;
 use crate::backend;
 
 /// Consecutive failures and when to try again, per object (`namespace/name`).
@@ -80,6 +80,6 @@ pub(super) fn jitter(d: Duration, fraction: f64) -> Duration {
 }
 
 /// The requeue for a pass that arrives while its object is backing off, if it does.
-pub(super) fn held_off<K: Resource>(ctx: &Context, obj: &K) -> Option<Action> {
-    ctx.backoffs.hold_off(&key_of(obj), &trigger(obj)).map(Action::requeue)
+pub(super) fn held_off<K: Resource>(backoffs: &Backoffs, obj: &K) -> Option<Action> {
+    backoffs.hold_off(&key_of(obj), &trigger(obj)).map(Action::requeue)
 }

@@ -1,5 +1,5 @@
 //! The OAuthClient reconciler: the backend client, its credentials Secret, rotation by
-//! annotation, and the finalizer that runs the deletion policy.
+//! annotation; the finalizer is added here and run by `deletion`.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -20,19 +20,22 @@ use kube::{
 
 use super::{
     Context, Error, conclude,
-    conditions::{self, reason, settled},
+    conditions::{reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
+    deletion::{cleanup, delete_secret},
     desired, error_policy, key_of,
     lists::Listed,
-    prelude, registered, schedule,
+    prelude, registered,
+    rotation::{overlap, previous_client, replacement, retire, strategy},
+    schedule,
     secret::{self, Found},
-    target::{Target, app_ready, deactivate, find, now, release, rfc3339, target},
-    tenancy, watch, write_status,
+    target::{Target, app_ready, deactivate, find, now, rfc3339, target},
+    tenancy, watch,
 };
 use crate::{
     api::{
-        DeletionPolicy, FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, PreviousClient,
-        ROTATE_ANNOTATION, RotationStrategy, Validate,
+        FINALIZER, InvalidSpec, OAuthApp, OAuthClient, OAuthClientStatus, PreviousClient, ROTATE_ANNOTATION,
+        RotationStrategy, Validate,
     },
     backend,
 };
@@ -568,82 +571,6 @@ async fn create(
     Ok(settled::CLIENT.into())
 }
 
-/// The client a `NewClient` rotation replaced, from the newest record: credentials held for
-/// the Secret, the Secret, the status (which alone says whether it retired).
-fn previous_client(
-    held: Option<&secret::Credentials>,
-    in_secret: Option<PreviousClient>,
-    in_status: Option<&PreviousClient>,
-) -> Option<PreviousClient> {
-    let mut p = held.and_then(|h| h.previous.clone()).or(in_secret).or_else(|| in_status.cloned())?;
-    p.retired = in_status.is_some_and(|s| s.backend_id == p.backend_id && s.retired);
-    Some(p)
-}
-
-/// Creates the client that replaces `current` in a `NewClient` rotation, with the same
-/// settings. Where ids are chosen, one that a kill hid after an earlier try created
-/// it is taken with a new secret (its first never reached the Secret).
-async fn replacement(
-    obj: &OAuthClient,
-    ctx: &Context,
-    t: &Target,
-    wanted: &backend::ClientSettings,
-    current: &Listed,
-) -> Result<(Listed, Option<backend::SecretString>), Error> {
-    let mut wanted = wanted.clone();
-    if let Some(id) = wanted.chosen_id_mut() {
-        *id = desired::next_chosen_id(obj, &current.id);
-        if let Some(found) = find(ctx, t, id).await? {
-            tenancy::claim_found(ctx, obj, (&t.name, t.backend.as_ref()), &found, None, false).await?;
-            let secret = match obj.spec.client_auth_method.has_secret() {
-                true => {
-                    Some(t.backend.rotate_secret(&t.app, &found.id).await.map_err(Error::backend("rotate secret"))?)
-                }
-                false => None,
-            };
-            return Ok((found, secret));
-        }
-    }
-    let (client, creds) = t.backend.create_client(&t.app, &wanted).await.map_err(Error::backend("create client"))?;
-    let client = Listed::from(client);
-    ctx.lists.put(&t.name, &t.app, client.clone()).await;
-    Ok((client, creds.client_secret))
-}
-
-/// Deactivates the client a `NewClient` rotation replaced, unless it is inactive or gone
-/// already (a kill after the call and before the status write): once per client.
-async fn retire(obj: &OAuthClient, ctx: &Context, t: &Target, p: &PreviousClient) -> Result<(), Error> {
-    let Some(client) = find(ctx, t, &p.backend_id).await?.filter(|c| c.active) else {
-        return Ok(());
-    };
-    // The backend's owner record says whose it is; a record signed for this resource names
-    // only its own.
-    if let Some(owner) = &client.owner
-        && Some(owner.as_str()) != obj.metadata.uid.as_deref()
-    {
-        return Ok(());
-    }
-    deactivate(ctx, t, &p.backend_id).await?;
-    crate::metrics::metrics().retirements.inc();
-    let note =
-        format!("deactivated the previous client {}: its overlap ended or a newer rotation replaced it", p.client_id);
-    ctx.event(obj, EventType::Normal, "RetiredPreviousClient", note).await;
-    Ok(())
-}
-
-/// `spec.rotation.strategy`.
-fn strategy(obj: &OAuthClient) -> RotationStrategy {
-    obj.spec.rotation.as_ref().map(|r| r.strategy).unwrap_or_default()
-}
-
-/// How long a replaced client keeps working: `spec.rotation.overlap`, 10 minutes by default.
-fn overlap(obj: &OAuthClient) -> Duration {
-    let overlap = obj.spec.rotation.as_ref().and_then(|r| r.overlap.as_deref());
-    overlap.and_then(|o| crate::duration::parse_duration(o).ok()).unwrap_or(DEFAULT_OVERLAP)
-}
-
-const DEFAULT_OVERLAP: Duration = Duration::from_secs(600);
-
 /// The issue time an intact Secret records.
 fn recorded_issue(found: &Found) -> Option<Timestamp> {
     match found {
@@ -731,119 +658,4 @@ async fn deliver(
             }
         }
     }
-}
-
-/// The finalizer: runs the deletion policy, removes the Secret, then lets go.
-async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    if obj.spec.deletion_policy == DeletionPolicy::Delete
-        && let Err(e) = run_deletion_policy(obj, ctx, &secrets).await
-    {
-        let mut status = obj.status.clone().unwrap_or_default();
-        let message = format!(
-            "deletion waits for the backend ({}); set spec.deletionPolicy: Orphan to finish without it",
-            e.message()
-        );
-        status.conditions = conditions::set(
-            &status.conditions,
-            conditions::READY,
-            false,
-            reason::DELETING,
-            message,
-            obj.metadata.generation,
-        );
-        write_status(api, obj, obj.status.as_ref(), &status).await?;
-        return Err(e);
-    }
-    if obj.spec.deletion_policy == DeletionPolicy::Orphan {
-        release(obj, ctx).await;
-        retire_on_orphan(obj, ctx, &secrets).await;
-    }
-    ctx.readers.waits_on_secret(obj, None);
-    ctx.held.lock().remove(&key_of(obj));
-    crate::metrics::secret_age(&key_of(obj), None, None);
-    ctx.writes.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), Vec::new());
-    // A registered client's only Secret is the user's own.
-    if obj.spec.registered.is_none() {
-        delete_secret(&secrets, &desired::secret_name(obj), obj).await?;
-        ctx.writes.wrote::<Secret>(&obj.namespace().unwrap_or_default(), &desired::secret_name(obj), Vec::new());
-    }
-    Ok(Action::await_change())
-}
-
-/// Deactivates the backend client and a previous one that has not retired, found where the
-/// Secret and the status recorded them: the app may be gone already (a namespace being
-/// deleted) or no longer let this namespace in.
-async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret>) -> Result<(), Error> {
-    let status = obj.status.clone().unwrap_or_default();
-    let t = match &status.backend_ref {
-        Some(recorded) => Target::recorded(ctx, recorded)?,
-        // Recorded by older releases only once reached: without a record or an app, nothing
-        // was created.
-        None => match target(obj, ctx).await {
-            Ok(t) => t,
-            Err(Error::Waiting(w)) if w.reason == reason::APP_NOT_FOUND => return Ok(()),
-            Err(e) => return Err(e),
-        },
-    };
-    let (from_secret, previous) = match obj.spec.registered {
-        Some(_) => (None, None),
-        None => {
-            let inspected = secret::inspect(secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
-            let id = match inspected.found {
-                Found::Intact { backend_id, .. } | Found::Damaged { backend_id } => backend_id,
-                Found::Missing | Found::Foreign { .. } => None,
-            };
-            (id, previous_client(None, inspected.previous, status.previous_client.as_ref()))
-        }
-    };
-    let mut ids: Vec<String> = from_secret.or(status.backend_id.clone()).into_iter().collect();
-    let caps = t.backend.capabilities();
-    if caps.chosen_client_ids {
-        ids.retain(|id| desired::is_chosen_id(obj, id));
-        if ids.is_empty() {
-            ids.push(desired::chosen_id(obj));
-        }
-        // The client a NewClient rotation cut short by a kill may have made, its request
-        // withdrawn since, so that no pass took it up: its id is chosen, so it is known.
-        ids.push(desired::next_chosen_id(obj, &ids[0]));
-    }
-    ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id));
-    for id in ids {
-        // Where the backend records owners, a client goes only if it is this resource's by
-        // that record or (none recorded) by the status: a chosen id is no proof.
-        if caps.records_owner {
-            let owner = find(ctx, &t, &id).await?.and_then(|c| c.owner);
-            let in_status = status.backend_id.as_deref() == Some(id.as_str());
-            if tenancy::Owner::recorded(owner.as_deref(), obj, in_status, None) != tenancy::Owner::This {
-                continue;
-            }
-        }
-        deactivate(ctx, &t, &id).await?;
-    }
-    Ok(())
-}
-
-/// Under the Orphan policy the current client stays, but the one a `NewClient` rotation
-/// replaced was due to retire anyway: retired now, or left (with a log line) when the backend
-/// cannot be reached, so that a deletion never waits for it.
-async fn retire_on_orphan(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret>) {
-    let status = obj.status.clone().unwrap_or_default();
-    let Some(recorded) = &status.backend_ref else { return };
-    let Ok(t) = Target::recorded(ctx, recorded) else { return };
-    let in_secret = match secret::inspect(secrets, obj, &t.key).await {
-        Ok(inspected) => inspected.previous,
-        Err(_) => None,
-    };
-    let Some(p) = previous_client(None, in_secret, status.previous_client.as_ref()).filter(|p| !p.retired) else {
-        return;
-    };
-    if let Err(e) = retire(obj, ctx, &t, &p).await {
-        tracing::warn!(error = %e.message(), client = %p.client_id, "could not retire the previous client of an orphaned OAuthClient");
-    }
-}
-
-/// Deletes a credentials Secret if this client controls it; one already gone is fine.
-async fn delete_secret(secrets: &Api<Secret>, name: &str, obj: &OAuthClient) -> Result<(), Error> {
-    secret::delete(secrets, name, obj.meta().uid.as_deref()).await.map_err(Error::kube("delete the Secret"))
 }

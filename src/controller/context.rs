@@ -14,13 +14,13 @@ use kube::{
 };
 
 use super::{
-    Error, MANAGER,
+    MANAGER,
     backoff::{Backoffs, jitter},
     lists::ClientLists,
     secret,
     writes::{OwnWrites, Readers},
 };
-use crate::config::{Backends, Configured};
+use crate::config::Backends;
 
 /// The share by which a resync period is lengthened at random, so passes spread out.
 const RESYNC_JITTER: f64 = 0.1;
@@ -81,15 +81,6 @@ impl Context {
         }
     }
 
-    /// The backend `name` (`default` when not given) as configured, whoever asks.
-    pub(super) fn configured(&self, name: Option<&str>) -> Result<(String, Configured), Error> {
-        let name = name.unwrap_or("default");
-        self.backends
-            .get(name)
-            .map(|b| (name.to_string(), b.clone()))
-            .ok_or_else(|| Error::UnknownBackend(name.to_string()))
-    }
-
     /// Publishes an event about `obj`; a failure to publish is logged, never fatal.
     pub(super) async fn event<K: Resource<DynamicType = ()>>(
         &self,
@@ -132,13 +123,4 @@ impl Held {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, secret::Credentials>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// `namespace/name`, the key of per-object state.
-pub(super) fn key_of<K: Resource>(obj: &K) -> String {
-    format!(
-        "{}/{}",
-        obj.meta().namespace.as_deref().unwrap_or_default(),
-        obj.meta().name.as_deref().unwrap_or_default()
-    )
 }

@@ -152,7 +152,7 @@ mod tests {
         Plan::Keep { deliver_held: false, deactivate: false, rotate: Some(rotate), new_client: true }
     }
 
-    /// The rows that matter, each with why.
+    /// The rows that matter, each with why: creation, requests, lost Secrets, held credentials.
     #[test]
     fn truth_table() {
         let rows: &[(&str, Facts, Plan)] = &[
@@ -222,6 +222,14 @@ mod tests {
                 facts(C::Active, true, S::Damaged, Some(false), true),
                 keep(true, false, Some(R::Requested)),
             ),
+        ];
+        check_rows(rows);
+    }
+
+    /// The rows of an inactive spec, a schedule, and the NewClient strategy.
+    #[test]
+    fn truth_table_of_schedules_and_strategies() {
+        let rows: &[(&str, Facts, Plan)] = &[
             (
                 "spec inactive: the client is deactivated, its secret left alone",
                 facts(C::Active, false, S::Damaged, None, true),
@@ -288,6 +296,10 @@ mod tests {
                 keep(true, false, None),
             ),
         ];
+        check_rows(rows);
+    }
+
+    fn check_rows(rows: &[(&str, Facts, Plan)]) {
         for (why, facts, want) in rows {
             assert_eq!(plan(facts), *want, "{why}: {facts:?}");
         }

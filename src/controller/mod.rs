@@ -8,10 +8,12 @@ mod client;
 pub mod conditions;
 mod context;
 mod credentials;
+mod deletion;
 pub mod desired;
 mod error;
 mod lists;
 mod registered;
+mod rotation;
 mod schedule;
 pub mod secret;
 mod status;
@@ -24,7 +26,6 @@ pub use app::run as run_apps;
 use backoff::{held_off, trigger};
 pub use client::run as run_clients;
 pub use context::Context;
-use context::key_of;
 use error::error_policy;
 pub use error::{Error, Waiting};
 use status::{conclude, prelude, write_status};
@@ -32,3 +33,12 @@ pub use watch::scoped;
 
 /// The field manager of every write.
 pub const MANAGER: &str = "oauth-operator";
+
+/// `namespace/name`, the key of per-object state.
+fn key_of<K: kube::Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}

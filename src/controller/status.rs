@@ -143,7 +143,7 @@ where
 {
     match &guard.0 {
         Err(invalid) => Err(report_undecodable::<K>(ctx, invalid).await),
-        Ok(obj) => match held_off(ctx, obj) {
+        Ok(obj) => match held_off(&ctx.backoffs, obj) {
             Some(wait) => Err(Ok(wait)),
             None => Ok(obj),
         },

@@ -37,7 +37,7 @@ impl Target {
 
     /// The target a status recorded (it was allowed when recorded; the app may be gone).
     pub(super) fn recorded(ctx: &Context, r: &BackendRef) -> Result<Target, Error> {
-        let (name, configured) = ctx.configured(Some(&r.name))?;
+        let (name, configured) = tenancy::configured(ctx, Some(&r.name))?;
         let app = AppKey { deployment: r.deployment_id.clone(), slug: r.app_slug.clone().unwrap_or_default() };
         Ok(Target::new(name, configured, app))
     }

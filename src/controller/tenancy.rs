@@ -13,10 +13,17 @@ use crate::{
     config::{AllowedNamespaces, Configured},
 };
 
+/// The backend `name` (`default` when not given) as configured, whoever asks.
+pub(super) fn configured(ctx: &Context, name: Option<&str>) -> Result<(String, Configured), Error> {
+    let name = name.unwrap_or("default");
+    let configured = ctx.backends.get(name).ok_or_else(|| Error::UnknownBackend(name.to_string()))?;
+    Ok((name.to_string(), configured.clone()))
+}
+
 /// The backend `name` (`default` when not given) for a resource of `namespace`, if the
 /// operator's configuration lets that namespace use it.
 pub(super) async fn backend(ctx: &Context, name: Option<&str>, namespace: &str) -> Result<(String, Configured), Error> {
-    let (name, configured) = ctx.configured(name)?;
+    let (name, configured) = configured(ctx, name)?;
     if let Some(allowed) = &configured.access.namespaces
         && !namespace_allowed(ctx, allowed, namespace).await?
     {
@@ -170,7 +177,7 @@ pub(super) async fn claim(
     what: &str,
 ) -> Result<Claim, Error> {
     let may_adopt = match &owner {
-        Owner::Nobody => match &ctx.configured(Some(backend))?.1.access.adopt {
+        Owner::Nobody => match &configured(ctx, Some(backend))?.1.access.adopt {
             Some(allowed) => namespace_allowed(ctx, allowed, namespace).await?,
             None => false,
         },
