@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
-    backend::{App, AppKey, Backend, Logo, ScopeMapping},
+    backend::{App, AppKey, Backend, ErrorCategory, Logo, ScopeMapping},
 };
 
 /// How soon an unverified domain is checked again.
@@ -229,17 +229,22 @@ async fn create(
     let app = match backend.create_app(spec.deployment_id.as_deref(), &new).await {
         Ok(app) => app,
         Err(e) => {
-            // Refused before anything was made: the request is withdrawn. A timeout or a 409
-            // (an earlier create whose answer was lost may have made it) keeps it.
-            use crate::backend::ErrorCategory::*;
-            if matches!(e.category(), Invalid | Unauthorized | RateLimited | Unsupported) {
-                status.create_requested = false;
-            }
+            status.create_requested = !nothing_made(e.category());
             return Err(Error::backend("create app")(e));
         }
     };
     ctx.event(obj, EventType::Normal, "Created", format!("created backend app {}", app.slug)).await;
     Ok(app)
+}
+
+/// Whether a create that failed this way surely made nothing, so that its request is withdrawn.
+/// A timeout or a 409 (an earlier create whose answer was lost may have made the app) may have.
+fn nothing_made(category: ErrorCategory) -> bool {
+    use ErrorCategory::*;
+    match category {
+        Invalid | Unauthorized | RateLimited | Unsupported => true,
+        Transient | Conflict | NotFound => false,
+    }
 }
 
 /// Archives, unarchives and maps scopes one by one where the app still differs. A mapping
@@ -372,6 +377,22 @@ async fn paged<T: Clone, F: Future<Output = kube::Result<ObjectList<T>>>>(
         match next {
             Some(token) => params = params.continue_token(&token),
             None => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_create_keeps_its_request_unless_nothing_was_made() {
+        use ErrorCategory::*;
+        for category in [Invalid, Unauthorized, RateLimited, Unsupported] {
+            assert!(nothing_made(category), "{category:?}");
+        }
+        for category in [Transient, Conflict, NotFound] {
+            assert!(!nothing_made(category), "{category:?}: the app may exist and is this resource's");
         }
     }
 }

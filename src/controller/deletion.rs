@@ -13,7 +13,7 @@ use super::{
     target::{Target, deactivate, find, release, target},
     tenancy, write_status,
 };
-use crate::api::{DeletionPolicy, OAuthClient};
+use crate::api::{DeletionPolicy, OAuthClient, PreviousClient};
 
 /// The finalizer: runs the deletion policy, removes the Secret, then lets go.
 pub(super) async fn cleanup(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
@@ -79,18 +79,9 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
             (id, previous_client(None, inspected.previous, status.previous_client.as_ref()))
         }
     };
-    let mut ids: Vec<String> = from_secret.or(status.backend_id.clone()).into_iter().collect();
     let caps = t.backend.capabilities();
-    if caps.chosen_client_ids {
-        ids.retain(|id| desired::is_chosen_id(obj, id));
-        if ids.is_empty() {
-            ids.push(desired::chosen_id(obj));
-        }
-        // The client a NewClient rotation cut short by a kill may have made, its request
-        // withdrawn since, so that no pass took it up: its id is chosen, so it is known.
-        ids.push(desired::next_chosen_id(obj, &ids[0]));
-    }
-    ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id));
+    let recorded = from_secret.or(status.backend_id.clone());
+    let ids = candidates(obj, caps.chosen_client_ids, recorded, previous.as_ref());
     for id in ids {
         // Where the backend records owners, a client goes only if it is this resource's by
         // that record or (none recorded) by the status: a chosen id is no proof.
@@ -104,6 +95,29 @@ async fn run_deletion_policy(obj: &OAuthClient, ctx: &Context, secrets: &Api<Sec
         deactivate(ctx, &t, &id).await?;
     }
     Ok(())
+}
+
+/// The clients a `Delete` deactivates: the one recorded (the Secret's signed record, else the
+/// status) and the previous client of a NewClient rotation that has not retired. Where ids are
+/// chosen, also the resource's own id when nothing recorded it (a create a crash hid), and the
+/// next `<id>-r<n>` (a NewClient rotation cut short by a kill, its request withdrawn since); a
+/// recorded id that is not of this resource's form is not its.
+fn candidates(
+    obj: &OAuthClient,
+    chosen_ids: bool,
+    recorded: Option<String>,
+    previous: Option<&PreviousClient>,
+) -> Vec<String> {
+    let mut ids: Vec<String> = recorded.into_iter().collect();
+    if chosen_ids {
+        ids.retain(|id| desired::is_chosen_id(obj, id));
+        if ids.is_empty() {
+            ids.push(desired::chosen_id(obj));
+        }
+        ids.push(desired::next_chosen_id(obj, &ids[0]));
+    }
+    ids.extend(previous.filter(|p| !p.retired).map(|p| p.backend_id.clone()));
+    ids
 }
 
 /// Under the Orphan policy the current client stays, but the one a `NewClient` rotation
@@ -128,4 +142,52 @@ async fn retire_on_orphan(obj: &OAuthClient, ctx: &Context, secrets: &Api<Secret
 /// Deletes a credentials Secret if this client controls it; one already gone is fine.
 pub(super) async fn delete_secret(secrets: &Api<Secret>, name: &str, obj: &OAuthClient) -> Result<(), Error> {
     secret::delete(secrets, name, obj.meta().uid.as_deref()).await.map_err(Error::kube("delete the Secret"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> OAuthClient {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "oauth-operator.dev/v1alpha1", "kind": "OAuthClient",
+            "metadata": {"name": "web", "namespace": "team-b", "uid": "u1"},
+            "spec": {"backend": "b", "application": {"type": "web"}, "redirectUris": ["https://a.example.com/cb"]}
+        }))
+        .expect("client")
+    }
+
+    /// Chosen ids, the recorded id, the previous client: the ids a deletion considers.
+    type Row<'a> = (bool, Option<&'a str>, Option<&'a PreviousClient>, &'a [&'a str]);
+
+    /// Which ids a deletion considers, by what the backend declares (chosen ids or not), what
+    /// was recorded, and the previous client. Each is then deactivated only if it is this
+    /// resource's (where the backend records owners: `tenancy::claim` rules).
+    #[test]
+    fn deletion_candidates_by_capability() {
+        let obj = client();
+        let previous = |retired| PreviousClient {
+            client_id: "p".into(),
+            backend_id: "prev".into(),
+            retires_at: "2026-01-01T00:00:00Z".into(),
+            retired,
+        };
+        let serving = previous(false);
+        let retired = previous(true);
+        let ids =
+            |chosen, recorded: Option<&str>, previous| candidates(&obj, chosen, recorded.map(String::from), previous);
+        let table: [Row; 8] = [
+            (false, None, None, &[]),
+            (false, Some("42"), None, &["42"]),
+            (false, Some("42"), Some(&serving), &["42", "prev"]),
+            (false, Some("42"), Some(&retired), &["42"]),
+            (true, None, None, &["u1", "u1-r1"]),
+            (true, Some("u1-r2"), None, &["u1-r2", "u1-r3"]),
+            (true, Some("someone-else"), None, &["u1", "u1-r1"]),
+            (true, Some("u1"), Some(&serving), &["u1", "u1-r1", "prev"]),
+        ];
+        for (chosen, recorded, previous, want) in table {
+            assert_eq!(ids(chosen, recorded, previous), want, "chosen ids {chosen}, recorded {recorded:?}");
+        }
+    }
 }

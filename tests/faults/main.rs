@@ -40,6 +40,7 @@ fn main() -> std::process::ExitCode {
         ),
         trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating_rotate_at_most_twice),
         trial("faults::hydra_kills_while_creating_leave_no_orphan", hydra_kills_while_creating_leave_no_orphan),
+        trial("faults::kills_while_creating_apps_leave_each_its_own", kills_while_creating_apps_leave_each_its_own),
         trial("faults::kills_during_new_client_rotations_lose_nothing", kills_during_new_client_rotations_lose_nothing),
         trial("faults::hydra_kills_during_new_client_rotations_lose_nothing", hydra_kills_during_new_client_rotations),
         trial("faults::backend_faults_and_an_outage_recover", backend_faults_and_an_outage_recover),
@@ -162,10 +163,22 @@ async fn kill_repeatedly(
     done: impl Fn(&OAuthClient) -> bool,
 ) -> usize {
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), ns);
-    let settled = || async {
+    let settled = async || {
         let list = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
         (list.iter().filter(|c| is_ready(c) && done(c)).count(), list.len())
     };
+    kill_while(client, operator, args, kills, settled).await
+}
+
+/// Kills and restarts the operator `kills` times, each after some progress (`settled`: how
+/// many are done, of how many) and a random moment; returns how many kills came mid-work.
+async fn kill_while(
+    client: &Client,
+    operator: &mut Operator,
+    args: &[String],
+    kills: usize,
+    settled: impl AsyncFn() -> (usize, usize),
+) -> usize {
     let mut mid_work = 0;
     for _ in 0..kills {
         let (before, _) = settled().await;
@@ -217,6 +230,51 @@ async fn kills_while_creating_lose_nothing_and_duplicate_nothing(client: Client)
         started.elapsed(),
         created - 100
     );
+}
+
+/// The Wacht API keeps no owner on an app: an OAuthApp records that it asked for its app
+/// (`status.createRequested`) before the create, so a kill between the create and the status
+/// write finds the app as its own, never as one nobody owns (`AdoptionNotAllowed`).
+async fn kills_while_creating_apps_leave_each_its_own(client: Client) {
+    let (ns, shard) = ("f-apps", "f-apps");
+    let args = shard_args(shard, &[]);
+    let mut operator = start(&client, &args).await;
+    namespace(&client, ns).await;
+    // A backend limited to 10 requests a second, so the kills fall mid-work.
+    let slug = |i: usize| format!("f-app-{i}");
+    let doc = |i: usize| app_doc(&format!("a{i}"), &slug(i), json!({"backend": "slow"}));
+    join_all((0..30).map(|i| apply_in_shard::<OAuthApp>(&client, ns, doc(i), shard))).await;
+    let apps: Api<OAuthApp> = Api::namespaced(client.clone(), ns);
+    let ready = |a: &OAuthApp| {
+        a.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let settled = async || {
+        let list = apps.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        (list.iter().filter(|a| ready(a)).count(), list.len())
+    };
+    let mid_work = kill_while(&client, &mut operator, &args, 6, settled).await;
+    until_within("every app Ready", Duration::from_secs(120), async || settled().await == (30, 30)).await;
+    let listed = apps.list(&ListParams::default()).await.expect("list").items;
+    let refused: Vec<_> = listed
+        .iter()
+        .filter(|a| a.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "AdoptionNotAllowed")))
+        .map(|a| a.name_any())
+        .collect();
+    assert!(refused.is_empty(), "its own app taken for one nobody owns: {refused:?}");
+    let in_backend: HashSet<String> = backend()
+        .list_apps(None)
+        .await
+        .expect("apps")
+        .into_iter()
+        .map(|a| a.slug)
+        .filter(|s| s.starts_with("f-app-"))
+        .collect();
+    assert_eq!(in_backend.len(), 30, "one backend app per OAuthApp");
+    for app in &listed {
+        let status = app.status.as_ref().expect("status");
+        assert!(status.app_id.is_some() && !status.create_requested, "{}: the status names its app", app.name_any());
+    }
+    println!("faults: 30 apps, 6 SIGKILLs ({mid_work} mid-work): all Ready, each its own backend app, none refused");
 }
 
 /// On Ory Hydra the operator chooses each client id: a create that a kill hid is found again
