@@ -40,7 +40,7 @@ use oauth_operator::{
     api::{OAuthApp, OAuthClient},
     backend::{AppKey, Backend, ClientSettings, Mode, hydra::HydraBackend},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use support::{
     ControlPlane,
     emulator::Emulator,
@@ -176,6 +176,8 @@ async fn main() {
             format!("ratio operator/limit at {n}"),
             format!("{:.2}", operated.as_secs_f64() / limit.as_secs_f64()),
         );
+        table.row(format!("API requests per new client at {n}, operator"), requests_in(&cp, &ns, by_operator, n));
+        table.row(format!("API requests per new client at {n}, limit run"), requests_in(&cp, &limit_ns, by_limit, n));
     }
 
     if a.hydra {
@@ -203,16 +205,22 @@ async fn main() {
     }
 
     let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
+    let before = cp.audit().count();
     let (r50, r99) = rotations(&client, &rotation_ns, a.rotations, None).await;
+    let operator_rotations = requests_since(&cp, before, &rotation_ns, by_operator, a.rotations);
     table.row(format!("rotation, annotation → new secret ({} rotations): p50", a.rotations), format!("{r50:.0?}"));
     table.row("rotation: p99", format!("{r99:.0?}"));
     // The limit program's resources of the first size: it made them, it rotates them.
     let limit_ns = format!("l-{}", a.sizes.first().copied().unwrap_or(1000));
     let limit = Arc::new(Limit::new(&client, emulator_app_of(&emu), false, &limit_ns).await);
+    let before = cp.audit().count();
     let (q50, q99) = rotations(&client, &limit_ns, a.rotations, Some(limit)).await;
+    let limit_rotations = requests_since(&cp, before, &limit_ns, by_limit, a.rotations);
     table.row("rotation, limit run: p50", format!("{q50:.0?}"));
     table.row("rotation, limit run: p99", format!("{q99:.0?}"));
     table.row("rotation ratio operator/limit: p50, p99", format!("{}, {}", ratio(r50, q50), ratio(r99, q99)));
+    table.row("API requests per rotation, operator", operator_rotations);
+    table.row("API requests per rotation, limit run", limit_rotations);
 
     operator.kill();
     let resync = format!("{}s", a.resync);
@@ -279,6 +287,46 @@ async fn throughput_operator(client: &Client, ns: &str, n: usize, hydra: bool) -
         })
         .await;
     all_ready.await.expect("watch").duration_since(started)
+}
+
+/// The operator's requests.
+fn by_operator(e: &Value) -> bool {
+    e["user"]["username"] == support::operator::USER
+}
+
+/// The limit program's requests: the bench's own client (`admin`), less the user's applies of
+/// the resources (field manager `e2e-user`), which both runs make alike.
+fn by_limit(e: &Value) -> bool {
+    e["user"]["username"] == "admin" && !e["requestURI"].as_str().unwrap_or_default().contains("fieldManager=e2e-user")
+}
+
+/// API requests in namespace `ns` that `by` accepts, per object (`per`), from the API server's
+/// audit log: the total and the split by verb and resource (watches aside), so that a
+/// regression shows as a count rather than as noise in a time.
+fn requests_in(cp: &ControlPlane, ns: &str, by: fn(&Value) -> bool, per: usize) -> String {
+    requests_since(cp, 0, ns, by, per)
+}
+
+/// As [`requests_in`], counting only the audit events after the first `skip`.
+fn requests_since(cp: &ControlPlane, skip: usize, ns: &str, by: fn(&Value) -> bool, per: usize) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let events = cp.audit().skip(skip);
+    for e in
+        events.filter(|e| e["stage"] == "ResponseComplete" && e["verb"] != "watch" && e["objectRef"]["namespace"] == ns)
+    {
+        if !by(&e) {
+            continue;
+        }
+        let o = &e["objectRef"];
+        let sub = o["subresource"].as_str().map(|s| format!("/{s}")).unwrap_or_default();
+        let key =
+            format!("{} {}{sub}", e["verb"].as_str().unwrap_or_default(), o["resource"].as_str().unwrap_or_default());
+        *counts.entry(key).or_default() += 1;
+    }
+    let per = per.max(1) as f64;
+    let total: usize = counts.values().sum();
+    let split: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {:.2}", *v as f64 / per)).collect();
+    format!("{:.2} ({})", total as f64 / per, split.join(", "))
 }
 
 /// When all `n` OAuthClients of `ns` are Ready, by a watch (both runs have one, so the API
@@ -593,7 +641,9 @@ async fn rotations(client: &Client, ns: &str, count: usize, limit: Option<Arc<Li
         let name = format!("c{i}");
         asked.insert(format!("{name}-oauth-client"), Instant::now());
         let patch = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "bench"}}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+        // As the user, like the applies (`by_limit` leaves the user's requests out).
+        let user = PatchParams { field_manager: Some("e2e-user".into()), ..Default::default() };
+        api.patch(&name, &user, &Patch::Merge(&patch)).await.expect("annotate");
         if let Some(limit) = limit.clone() {
             tasks.push(tokio::spawn(async move { limit.rotate(&name, "bench").await }));
         }
