@@ -111,6 +111,16 @@ async fn a_hand_made_wacht_app(admin: Client) {
     client_ready(&dev, ns, "web").await;
     let (id, secret) = credentials(&dev, ns, "web-oauth-client").await;
     assert_eq!(token_status(&id, &secret).await, 200, "a client of the adopted app works");
+
+    // The app's hand-made client, taken over by adoptId: the same client id, a new secret.
+    apply::<OAuthClient>(&dev, ns, client_doc("legacy", "platform", json!({"adoptId": own.id}))).await;
+    let legacy = client_ready(&dev, ns, "legacy").await.status.expect("status");
+    assert_eq!(legacy.backend_id.as_deref(), Some(own.id.as_str()), "the same backend client");
+    let (taken, new_secret) = credentials(&dev, ns, "legacy-oauth-client").await;
+    assert_eq!(taken, own.client_id);
+    assert_eq!(token_status(&taken, &new_secret).await, 200, "the delivered secret works");
+    assert_eq!(token_status(&own.client_id, &own_secret).await, 401, "the hand-made secret is replaced");
+    assert_eq!(backend().list_clients(&key).await.expect("clients").len(), 2, "no client made for it");
 }
 
 async fn a_hand_made_application(admin: Client) {
