@@ -309,7 +309,7 @@ fn redirected(response: &Response) -> Error {
 }
 
 /// At most [`MESSAGE_MAX`] characters of `text`, marked when cut, control characters as spaces.
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     let clean = |c: char| if c.is_control() { ' ' } else { c };
     let mut short: String = text.trim().chars().take(MESSAGE_MAX).map(clean).collect();
     if text.trim().chars().count() > MESSAGE_MAX {

@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt, api::PartialObjectMeta, core::Deserialize
 use super::{Context, Error, conditions::reason, lists::Listed};
 use crate::{
     api::{OAuthApp, OAuthClient},
-    backend::Backend,
+    backend::{Backend, http::shorten},
     config::{AllowedNamespaces, Configured},
 };
 
@@ -147,10 +147,11 @@ impl Owner {
     ) -> Owner {
         match record.filter(|o| !o.is_empty()) {
             Some(o) if Some(o) == obj.metadata.uid.as_deref() => Owner::This,
+            // A backend's record reaches conditions and events: bounded, as all it sends.
             Some(o) if tool_namespace.is_some() && tool_namespace == obj.metadata.namespace.as_deref() => {
-                Owner::ToolOfThisNamespace(o.to_string())
+                Owner::ToolOfThisNamespace(shorten(o))
             }
-            Some(o) => Owner::Another(format!("{o:?}")),
+            Some(o) => Owner::Another(format!("{:?}", shorten(o))),
             None if in_status => Owner::This,
             None => Owner::Nobody,
         }
@@ -203,9 +204,10 @@ pub(super) async fn claim_found(
         None if in_status || recorded == Some(client.id.as_str()) => Owner::This,
         None => recorded_elsewhere(ctx, obj, &client.id).map_or(Owner::Nobody, Owner::Another),
     };
-    let what = match client.client_id == client.id {
-        true => format!("backend client {}", client.id),
-        false => format!("backend client {} (id {})", client.client_id, client.id),
+    let (client_id, id) = (shorten(&client.client_id), shorten(&client.id));
+    let what = match client_id == id {
+        true => format!("backend client {id}"),
+        false => format!("backend client {client_id} (id {id})"),
     };
     match claim(ctx, name, &obj.namespace().unwrap_or_default(), owner, &what).await? {
         Claim::Manage => Ok(None),
@@ -336,6 +338,9 @@ mod tests {
         assert_eq!(Owner::recorded(None, &obj, true, None), Owner::This, "registered by an earlier release");
         assert_eq!(Owner::recorded(None, &obj, false, None), Owner::Nobody);
         assert!(matches!(Owner::recorded(Some("u2"), &obj, true, None), Owner::Another(_)), "the record wins");
+        let huge = "x".repeat(100_000);
+        let Owner::Another(said) = Owner::recorded(Some(&huge), &obj, false, None) else { panic!("another") };
+        assert!(said.len() < 400, "a backend's record is bounded before it reaches a condition");
     }
 
     /// The adoption rule: owner × whether the namespace may adopt on the backend.
