@@ -76,8 +76,17 @@ pub fn app_update(spec: &OAuthAppSpec, app: &App) -> Option<AppUpdate> {
     })
 }
 
-/// The settings of a client, as create and update send them: what its backend keeps of it.
+/// The settings of a client, as create and update send them: what its backend keeps of it,
+/// with the resource's UID as the owner where the backend records one (so that no other
+/// resource takes it).
 pub fn client_settings(client: &OAuthClient) -> ClientSettings {
+    let mut settings = mapped(client);
+    settings.set_owner(client.metadata.uid.as_deref().unwrap_or_default());
+    settings
+}
+
+/// The spec mapped to settings: its backend block read here and nowhere else.
+fn mapped(client: &OAuthClient) -> ClientSettings {
     let spec = &client.spec;
     if let Some(app) = &spec.application {
         return ClientSettings {
@@ -101,7 +110,7 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
                 authorization_url: r.authorization_url.clone(),
                 token_url: r.token_url.clone(),
                 scopes: r.scopes.clone(),
-                metadata: registered_metadata(client),
+                metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
                 server_ids: r.server_ids.clone(),
                 status: if spec.active { RegisteredStatus::Active } else { RegisteredStatus::Inactive },
             })),
@@ -115,14 +124,11 @@ pub fn client_settings(client: &OAuthClient) -> ClientSettings {
             if h.scopes.is_empty() { hydra::DEFAULT_SCOPES.map(String::from).to_vec() } else { h.scopes.clone() };
         scopes.sort();
         scopes.dedup();
-        let uid = client.metadata.uid.clone().unwrap_or_default();
-        let mut metadata: serde_json::Map<_, _> =
-            h.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        metadata.insert(crate::backend::OWNER_METADATA.into(), uid.clone().into());
+        let metadata = h.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
         let lifespans = h.token_lifespans.as_ref().map(|l| l.fields()).unwrap_or_default();
         settings.mode = Mode::Hydra(Box::new(HydraSettings {
             client_id: chosen_id(client),
-            owner: uid,
+            owner: String::new(),
             response_types: h.response_types.iter().map(wire).collect(),
             scopes,
             audience: h.audience.clone(),
@@ -184,16 +190,6 @@ pub fn backend_kind(spec: &OAuthClientSpec) -> (Kind, &'static str) {
     } else {
         (Kind::Applications, "an OAuth Applications backend (type oauth-applications)")
     }
-}
-
-/// A registered client's metadata: the spec's, and the UID of the resource that owns it, so
-/// that no other resource adopts it.
-fn registered_metadata(client: &OAuthClient) -> serde_json::Map<String, serde_json::Value> {
-    let spec = client.spec.registered.as_ref().map(|r| r.metadata.clone()).unwrap_or_default();
-    let mut metadata: serde_json::Map<_, _> = spec.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let uid = client.metadata.uid.clone().unwrap_or_default();
-    metadata.insert(crate::backend::OWNER_METADATA.into(), uid.into());
-    metadata
 }
 
 fn wacht_settings(spec: &OAuthClientSpec) -> ClientSettings {

@@ -7,7 +7,7 @@
 //! `status.credentialsSecretVersion`, so any write to the Secret pushes once more. The
 //! provider is unique in the backend's scope, so a client that exists already is found again
 //! rather than duplicated: this resource's own (a crash after registering: the backend records
-//! its UID, `tenancy::OWNER_METADATA`), or one that no resource owns, which it adopts only as the
+//! its UID, `backend::OWNER_METADATA`), or one that no resource owns, which it adopts only as the
 //! first OAuthClient naming the provider and where the configuration lets its namespace adopt.
 
 use k8s_openapi::api::core::v1::Secret;
