@@ -27,6 +27,14 @@
 //!     insecureHttp: true             # an in-cluster admin port without TLS
 //!     issuer: https://auth.example.com  # optional: Hydra's public URL, for tokenUrl/issuer keys
 //!                                    # no API key for a self-hosted Hydra; Ory Network: apiKeyFile
+//!   keycloak:
+//!     type: keycloak                 # a Keycloak realm's admin API (docs/backends/keycloak.md)
+//!     baseUrl: https://sso.example.com
+//!     realm: apps                    # the realm whose clients the operator manages
+//!     adminRealm: master             # optional (default master): where the admin client lives
+//!     adminClientId: oauth-operator  # a service-account client with realm admin rights
+//!     apiKeyFile: /etc/oauth-operator/keys/keycloak   # that client's secret
+//!     issuer: https://sso.example.com/realms/apps     # optional: default baseUrl/realms/<realm>
 //!   team-b:                          # a backend for one team (docs/multi-tenancy.md)
 //!     type: wacht
 //!     baseUrl: https://api.wacht.dev
@@ -47,7 +55,12 @@ use serde::Deserialize;
 pub use crate::duration::parse_duration;
 
 use crate::backend::{
-    Backend, SecretString, applications::ApplicationsBackend, http::HttpConfig, hydra::HydraBackend, mcp::McpBackend,
+    Backend, Endpoints, SecretString,
+    applications::ApplicationsBackend,
+    http::HttpConfig,
+    hydra::HydraBackend,
+    keycloak::{KeycloakBackend, KeycloakConfig},
+    mcp::McpBackend,
     wacht::WachtBackend,
 };
 
@@ -125,8 +138,14 @@ struct BackendEntry {
     /// `mcp-oauth-clients`: the customer and project the clients live in.
     customer_id: Option<String>,
     project_id: Option<String>,
-    /// `hydra`: the public issuer URL, for the `tokenUrl` and `issuer` keys of a Secret.
+    /// `hydra`, `keycloak`: the public issuer URL, for the `tokenUrl` and `issuer` keys of a
+    /// Secret (Keycloak's default: `<baseUrl>/realms/<realm>`).
     issuer: Option<String>,
+    /// `keycloak`: the realm of the clients, and where and as whom the operator signs in (the
+    /// client's secret in `apiKeyFile`/`apiKeyEnv`).
+    realm: Option<String>,
+    admin_realm: Option<String>,
+    admin_client_id: Option<String>,
     /// Which namespaces may use this backend; every namespace when not given.
     allowed_namespaces: Option<AllowedNamespaces>,
     /// Which namespaces may adopt a backend object that no resource owns; none when not given.
@@ -173,8 +192,8 @@ pub struct Configured {
     pub access: Access,
     /// `wacht`: the deployment of apps that name none (part of what identifies an app).
     pub deployment_id: Option<String>,
-    /// `hydra`: the public issuer URL (no trailing slash).
-    pub issuer: Option<String>,
+    /// `hydra`, `keycloak`: the public issuer and token endpoint.
+    pub endpoints: Option<Endpoints>,
     /// Signs what the operator records where namespace users can edit it (a Secret's
     /// annotations). Derived from the API key, which only the operator holds.
     pub record_key: ring::hmac::Key,
@@ -187,6 +206,7 @@ enum BackendKind {
     OauthApplications,
     McpOauthClients,
     Hydra,
+    Keycloak,
 }
 
 fn default_rps() -> u32 {
@@ -230,7 +250,10 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             ("ownerOrgId", e.owner_org_id.is_some(), BackendKind::OauthApplications),
             ("customerId", e.customer_id.is_some(), BackendKind::McpOauthClients),
             ("projectId", e.project_id.is_some(), BackendKind::McpOauthClients),
-            ("issuer", e.issuer.is_some(), BackendKind::Hydra),
+            ("issuer", e.issuer.is_some() && e.kind != BackendKind::Keycloak, BackendKind::Hydra),
+            ("realm", e.realm.is_some(), BackendKind::Keycloak),
+            ("adminRealm", e.admin_realm.is_some(), BackendKind::Keycloak),
+            ("adminClientId", e.admin_client_id.is_some(), BackendKind::Keycloak),
         ];
         if let Some((field, ..)) = misplaced.iter().find(|(_, set, kind)| *set && *kind != e.kind) {
             return Err(fail(format!("{field} does not apply to a backend of this type")));
@@ -247,16 +270,32 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
         // Without an API key the records are signed with the base URL's digest, which does
         // not keep them secret: for Hydra the client's `owner` is what counts (docs/multi-tenancy.md).
         let record_key = record_key(if api_key.is_empty() { &e.base_url } else { &api_key });
-        let issuer = match &e.issuer {
-            Some(text) => {
-                let url = reqwest::Url::parse(text).map_err(|err| fail(format!("issuer {text:?}: {err}")))?;
-                Some(url.as_str().trim_end_matches('/').to_string())
-            }
-            None => None,
-        };
         let base_url =
             reqwest::Url::parse(&e.base_url).map_err(|err| fail(format!("baseUrl {:?}: {err}", e.base_url)))?;
         check_scheme(&base_url, e.insecure_http).map_err(fail)?;
+        let keycloak = match e.kind {
+            BackendKind::Keycloak => Some(KeycloakConfig {
+                realm: e.realm.clone().ok_or_else(|| fail("a keycloak backend needs realm".into()))?,
+                admin_realm: e.admin_realm.clone().unwrap_or_else(|| "master".into()),
+                admin_client_id: e
+                    .admin_client_id
+                    .clone()
+                    .ok_or_else(|| fail("a keycloak backend needs adminClientId".into()))?,
+            }),
+            _ => None,
+        };
+        let issuer = match (&e.issuer, &keycloak) {
+            (Some(text), _) => {
+                let url = reqwest::Url::parse(text).map_err(|err| fail(format!("issuer {text:?}: {err}")))?;
+                Some(url.as_str().trim_end_matches('/').to_string())
+            }
+            (None, Some(k)) => Some(KeycloakBackend::issuer(&base_url, &k.realm)),
+            (None, None) => None,
+        };
+        let endpoints = issuer.map(|issuer| {
+            let path = if keycloak.is_some() { "protocol/openid-connect/token" } else { "oauth2/token" };
+            Endpoints { token_url: format!("{issuer}/{path}"), issuer }
+        });
         let http = HttpConfig {
             base_url,
             api_key: SecretString::new(api_key),
@@ -280,6 +319,10 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
                 McpBackend::new(http, e.customer_id, e.project_id).map(|b| Arc::new(b) as Arc<dyn Backend>)
             }
             BackendKind::Hydra => HydraBackend::new(http).map(|b| Arc::new(b) as Arc<dyn Backend>),
+            BackendKind::Keycloak => {
+                let config = keycloak.expect("a keycloak backend's settings");
+                KeycloakBackend::new(http, config).map(|b| Arc::new(b) as Arc<dyn Backend>)
+            }
         };
         let backend = built.map_err(|err| fail(err.to_string()))?;
         let access = Access {
@@ -288,7 +331,7 @@ fn parse_backends(text: &str) -> Result<Backends, ConfigError> {
             pinned_deployment: e.pinned.then(|| e.deployment_id.clone()),
             pinned_owner_org: e.pinned.then(|| e.owner_org_id.clone()),
         };
-        backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, issuer, record_key });
+        backends.insert(name, Configured { backend, access, deployment_id: e.deployment_id, endpoints, record_key });
     }
     Ok(backends)
 }
@@ -338,7 +381,16 @@ mod tests {
         assert_eq!(parse_backends(others).expect("valid file").len(), 2);
         let hydra = "backends:\n  h:\n    type: hydra\n    baseUrl: http://127.0.0.1:4445\n    issuer: http://127.0.0.1:4444/\n";
         let backends = parse_backends(hydra).expect("a self-hosted Hydra needs no API key");
-        assert_eq!(backends["h"].issuer.as_deref(), Some("http://127.0.0.1:4444"));
+        let endpoints = backends["h"].endpoints.clone().expect("endpoints");
+        assert_eq!(endpoints.issuer, "http://127.0.0.1:4444");
+        assert_eq!(endpoints.token_url, "http://127.0.0.1:4444/oauth2/token");
+        let keycloak = "backends:\n  k:\n    type: keycloak\n    baseUrl: http://127.0.0.1:8080\n    realm: apps\n    adminClientId: op\n    apiKeyEnv: PATH\n";
+        let endpoints = parse_backends(keycloak).expect("valid file")["k"].endpoints.clone().expect("endpoints");
+        assert_eq!(endpoints.token_url, "http://127.0.0.1:8080/realms/apps/protocol/openid-connect/token");
+        let err = parse_backends(&keycloak.replace("    realm: apps\n", "")).err().expect("refused").to_string();
+        assert!(err.contains("needs realm"), "{err}");
+        let err = parse_backends(&format!("{hydra}    realm: apps\n")).err().expect("refused").to_string();
+        assert!(err.contains("realm does not apply"), "{err}");
         let misplaced = "backends:\n  m:\n    type: mcp-oauth-clients\n    baseUrl: https://x\n    deploymentId: d\n    apiKeyEnv: PATH\n";
         let err = parse_backends(misplaced).err().expect("refused").to_string();
         assert!(err.contains("deploymentId does not apply"), "{err}");

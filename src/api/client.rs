@@ -41,22 +41,22 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
-    validation = Rule::new("[has(self.appRef), has(self.application), has(self.registered), has(self.hydra)].filter(x, x).size() == 1")
-        .message("set exactly one of appRef (Wacht-style backends), application (OAuth Applications API), registered (MCP OAuth clients API) or hydra (Ory Hydra)"),
-    validation = Rule::new("has(self.appRef) == has(oldSelf.appRef) && has(self.application) == has(oldSelf.application) && has(self.hydra) == has(oldSelf.hydra)")
-        .message("an OAuthClient cannot change between appRef, application, registered and hydra; create a new one"),
+    validation = Rule::new("[has(self.appRef), has(self.application), has(self.registered), has(self.hydra), has(self.keycloak)].filter(x, x).size() == 1")
+        .message("set exactly one of appRef (Wacht-style backends), application (OAuth Applications API), registered (MCP OAuth clients API), hydra (Ory Hydra) or keycloak (Keycloak)"),
+    validation = Rule::new("has(self.appRef) == has(oldSelf.appRef) && has(self.application) == has(oldSelf.application) && has(self.hydra) == has(oldSelf.hydra) && has(self.keycloak) == has(oldSelf.keycloak)")
+        .message("an OAuthClient cannot change between appRef, application, registered, hydra and keycloak; create a new one"),
     validation = Rule::new("(has(self.backend) ? self.backend : 'default') == (has(oldSelf.backend) ? oldSelf.backend : 'default')")
         .message("backend is immutable; create a new OAuthClient for another backend")
         .field_path(".backend"),
     validation = Rule::new("!has(self.appRef) || !has(self.backend)")
-        .message("backend is for application, registered and hydra clients; with appRef the OAuthApp names the backend")
+        .message("backend is for application, registered, hydra and keycloak clients; with appRef the OAuthApp names the backend")
         .field_path(".backend"),
     validation = Rule::new("!has(self.appRef) || (has(self.grantTypes) && size(self.grantTypes) > 0)")
         .message("grantTypes is required with appRef")
         .field_path(".grantTypes"),
-    validation = Rule::new("has(self.appRef) || has(self.hydra) || ([has(self.grantTypes), has(self.postLogoutRedirectUris), has(self.tokenEndpointAuthSigningAlg), has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.clientUri), has(self.logoUri), has(self.tosUri), has(self.policyUri), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenFormat), has(self.accessTokenTtlSeconds), has(self.skipConsent)].all(x, !x) && self.clientAuthMethod == 'client_secret_basic')")
+    validation = Rule::new("has(self.appRef) || has(self.hydra) || has(self.keycloak) || ([has(self.grantTypes), has(self.postLogoutRedirectUris), has(self.tokenEndpointAuthSigningAlg), has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.clientUri), has(self.logoUri), has(self.tosUri), has(self.policyUri), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.idTokenSigningAlg), has(self.accessTokenFormat), has(self.accessTokenTtlSeconds), has(self.skipConsent)].all(x, !x) && self.clientAuthMethod == 'client_secret_basic')")
         .message("grantTypes, clientAuthMethod, the key fields, postLogoutRedirectUris, clientUri, logoUri, tosUri, policyUri, contacts, softwareId, softwareVersion, idTokenSigningAlg, accessTokenFormat, accessTokenTtlSeconds and skipConsent are settings of Wacht-style clients (appRef)"),
-    validation = Rule::new("has(self.registered) || has(self.hydra) || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+    validation = Rule::new("has(self.registered) || has(self.hydra) || has(self.keycloak) || (has(self.redirectUris) && size(self.redirectUris) > 0)")
         .message("redirectUris needs at least one URI")
         .field_path(".redirectUris"),
     validation = Rule::new("!has(self.registered) || (!has(self.secretTemplate) && !has(self.clientName))")
@@ -75,16 +75,24 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.hydra) || !self.hydra.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
         .message("a hydra client with the authorization_code grant needs at least one redirectUris entry")
         .field_path(".redirectUris"),
+    validation = Rule::new("!has(self.keycloak) || ([has(self.grantTypes), has(self.publicKeyPem), has(self.contacts), has(self.softwareId), has(self.softwareVersion), has(self.accessTokenFormat)].all(x, !x))")
+        .message("keycloak clients take their grant types in keycloak.grantTypes; grantTypes, publicKeyPem, contacts, softwareId, softwareVersion and accessTokenFormat do not apply"),
+    validation = Rule::new("!has(self.keycloak) || !self.keycloak.grantTypes.exists(g, g == 'authorization_code') || (has(self.redirectUris) && size(self.redirectUris) > 0)")
+        .message("a keycloak client with the authorization_code grant needs at least one redirectUris entry")
+        .field_path(".redirectUris"),
+    validation = Rule::new("!has(self.keycloak) || self.clientAuthMethod != 'none' || !self.keycloak.grantTypes.exists(g, g == 'client_credentials')")
+        .message("the client_credentials grant needs a client that authenticates: clientAuthMethod none (a public client) cannot use it")
+        .field_path(".clientAuthMethod"),
     validation = Rule::new("!has(self.registered) || !has(self.rotation)")
         .message("registered clients take their secret from the user: rotation does not apply")
         .field_path(".rotation"),
-    validation = Rule::new("has(self.hydra) || !has(self.secretTemplate) || !has(self.secretTemplate.keys) || (!has(self.secretTemplate.keys.tokenUrl) && !has(self.secretTemplate.keys.issuer))")
-        .message("secretTemplate.keys.tokenUrl and issuer are for hydra clients"),
+    validation = Rule::new("has(self.hydra) || has(self.keycloak) || !has(self.secretTemplate) || !has(self.secretTemplate.keys) || (!has(self.secretTemplate.keys.tokenUrl) && !has(self.secretTemplate.keys.issuer))")
+        .message("secretTemplate.keys.tokenUrl and issuer are for hydra and keycloak clients"),
     validation = Rule::new("!has(self.hydra) || self.clientAuthMethod != 'none' || !self.hydra.grantTypes.exists(g, g == 'client_credentials')")
         .message("the client_credentials grant needs a client that authenticates: clientAuthMethod none (a public client) cannot use it")
         .field_path(".clientAuthMethod"),
     validation = Rule::new("!has(self.adoptId) || has(self.appRef) || has(self.application)")
-        .message("adoptId is for appRef and application clients: a hydra client names the client to take over in hydra.clientId, and a registered client is found by its provider")
+        .message("adoptId is for appRef and application clients: a hydra or keycloak client names the client to take over in its clientId, and a registered client is found by its provider")
         .field_path(".adoptId"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +127,16 @@ pub struct OAuthClientSpec {
     /// `skipConsent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hydra: Option<Box<HydraSpec>>,
+
+    /// Makes this client an OpenID Connect client of a Keycloak realm (`backend` names a
+    /// backend of type `keycloak`): the operator chooses its ids and generates its secret,
+    /// which lands in the Secret. The common fields that apply: `redirectUris`,
+    /// `postLogoutRedirectUris`, `clientAuthMethod`, `jwksUri`/`jwks`,
+    /// `tokenEndpointAuthSigningAlg`, `clientName`, `clientUri` (Keycloak's home URL),
+    /// `logoUri`, `tosUri`, `policyUri`, `idTokenSigningAlg`, `accessTokenTtlSeconds`,
+    /// `skipConsent` and `active` (`false` deletes the client in Keycloak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<Box<KeycloakSpec>>,
 
     /// The backend's id of an existing client to take over (a Wacht-style client's id, an
     /// OAuth application's id), to bring a client made outside the operator under it. Read
@@ -423,6 +441,65 @@ pub struct HydraSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(k, size(k) <= 256 && k != 'oauth-operator.dev/owner') && self.all(k, size(self[k]) <= 4096)").message("metadata keys are at most 256 characters, values 4096, and oauth-operator.dev/owner is reserved"))]
     pub metadata: BTreeMap<String, String>,
+}
+
+/// A client of a Keycloak realm.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.clientId) ? self.clientId : '') == (has(oldSelf.clientId) ? oldSelf.clientId : '')")
+        .message("keycloak.clientId is set on creation only"),
+    validation = Rule::new("!self.grantTypes.exists(g, g == 'refresh_token') || self.grantTypes.exists(g, g == 'authorization_code')")
+        .message("the refresh_token grant comes with authorization_code"),
+    validation = Rule::new("!has(self.clientId) || !(self.clientId in ['account', 'account-console', 'admin-cli', 'broker', 'realm-management', 'security-admin-console'] || self.clientId.endsWith('-realm'))")
+        .message("keycloak.clientId names one of Keycloak's own clients, which the operator never manages")
+        .field_path(".clientId"),
+)]
+pub struct KeycloakSpec {
+    /// The client's `clientId` in the realm. Not given: the resource's UID. Give one to take
+    /// over an existing client (one no resource owns, where the configuration lets this
+    /// namespace adopt); the takeover rotates its secret once. Set on creation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 190), pattern(r"^[A-Za-z0-9._~-]+$"))]
+    pub client_id: Option<String>,
+    /// OAuth grant types: `client_credentials` (Keycloak's service account),
+    /// `authorization_code` (its standard flow), `refresh_token`.
+    #[schemars(length(min = 1, max = 3))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub grant_types: Vec<HydraGrantType>,
+    /// A description shown in Keycloak's console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// CORS origins allowed to call Keycloak with this client's tokens (`+`: those of the
+    /// redirect URIs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 2048)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub web_origins: Vec<String>,
+    /// Client scopes added to every token (names of the realm's client scopes). Not given:
+    /// the realm's defaults, as Keycloak assigns them; not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub default_client_scopes: Option<Vec<String>>,
+    /// Client scopes a client may ask for with `scope`. Not given: the realm's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub optional_client_scopes: Option<Vec<String>>,
+    /// PKCE method required of the authorization code flow: `S256` (or `plain`). Not given:
+    /// none required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkce_method: Option<PkceMethod>,
+}
+
+/// A PKCE code challenge method.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum PkceMethod {
+    S256,
+    #[serde(rename = "plain")]
+    Plain,
 }
 
 /// Go durations such as `30m` or `1h30m` (whole hours, minutes and seconds, at least 1s).

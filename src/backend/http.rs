@@ -140,7 +140,7 @@ where
 }
 
 /// The string values of the body's fields named like a secret (`client_secret`, ...).
-fn secrets_in(body: Option<&Value>) -> Vec<String> {
+pub(crate) fn secrets_in(body: Option<&Value>) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack: Vec<&Value> = body.into_iter().collect();
     while let Some(value) = stack.pop() {
@@ -337,6 +337,12 @@ struct ErrorBody {
     error: Option<Value>,
     #[serde(default)]
     message: Option<String>,
+    /// OAuth's (Hydra, Keycloak).
+    #[serde(default)]
+    error_description: Option<String>,
+    /// Keycloak's admin API.
+    #[serde(default, rename = "errorMessage")]
+    error_message: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -352,7 +358,7 @@ impl ErrorBody {
             _ => None,
         };
         let mut parts: Vec<String> = self.errors.into_iter().map(|e| e.message).collect();
-        parts.extend(nested.into_iter().chain(self.message));
+        parts.extend(nested.into_iter().chain(self.error_description).chain(self.message).chain(self.error_message));
         parts.join("; ")
     }
 }

@@ -5,6 +5,7 @@ pub mod applications;
 mod error;
 pub mod http;
 pub mod hydra;
+pub mod keycloak;
 pub mod mcp;
 mod ratelimit;
 mod secret;
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Error, ErrorCategory, MAX_WAIT, MIN_WAIT};
 pub use ratelimit::RateLimiter;
-pub use secret::SecretString;
+pub use secret::{SecretString, new_secret};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -34,6 +35,14 @@ pub struct Capabilities {
     pub records_owner: bool,
 }
 
+/// A backend's public OAuth endpoints, for the `tokenUrl` and `issuer` keys of a Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// No trailing slash.
+    pub issuer: String,
+    pub token_url: String,
+}
+
 /// The key of a client's free-form metadata that names the resource (its UID) that owns it,
 /// where the backend keeps metadata.
 pub const OWNER_METADATA: &str = "oauth-operator.dev/owner";
@@ -48,6 +57,7 @@ pub enum Kind {
     /// Clients whose secret the user registers (the MCP OAuth clients API).
     Registered,
     Hydra,
+    Keycloak,
 }
 
 /// Where an app lives: its deployment (`None`: the one the API key belongs to) and slug.
@@ -179,6 +189,8 @@ pub enum Mode {
     Registered(Box<RegisteredSettings>),
     /// What Ory Hydra keeps of a client besides the common fields.
     Hydra(Box<HydraSettings>),
+    /// What a Keycloak realm keeps of a client besides the common fields.
+    Keycloak(Box<KeycloakSettings>),
 }
 
 impl ClientSettings {
@@ -203,10 +215,18 @@ impl ClientSettings {
         }
     }
 
+    pub fn keycloak(&self) -> Option<&KeycloakSettings> {
+        match &self.mode {
+            Mode::Keycloak(k) => Some(k),
+            _ => None,
+        }
+    }
+
     /// The id the operator chose for the client, where the backend lets it choose.
     pub fn chosen_id_mut(&mut self) -> Option<&mut String> {
         match &mut self.mode {
             Mode::Hydra(h) => Some(&mut h.client_id),
+            Mode::Keycloak(k) => Some(&mut k.client_id),
             _ => None,
         }
     }
@@ -217,6 +237,7 @@ impl ClientSettings {
         match &self.mode {
             Mode::Registered(r) => Some(r.metadata.get(OWNER_METADATA).and_then(|o| o.as_str()).unwrap_or_default()),
             Mode::Hydra(h) => Some(&h.owner),
+            Mode::Keycloak(k) => Some(&k.owner),
             Mode::Wacht | Mode::Application(_) => None,
         }
     }
@@ -229,6 +250,7 @@ impl ClientSettings {
                 h.owner = uid.to_string();
                 &mut h.metadata
             }
+            Mode::Keycloak(k) => return k.owner = uid.to_string(),
             Mode::Wacht | Mode::Application(_) => return,
         };
         match uid {
@@ -293,6 +315,25 @@ pub struct HydraSettings {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// The token lifespans that are set, by Hydra's field name, in milliseconds.
     pub lifespans: std::collections::BTreeMap<String, u64>,
+}
+
+/// A client of a Keycloak realm. Its `clientId` is chosen by the operator (the realm's
+/// internal id is derived from it); `owner` is the attribute [`OWNER_METADATA`]. Lists are
+/// sorted (Keycloak keeps sets).
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
+pub struct KeycloakSettings {
+    pub client_id: String,
+    pub owner: String,
+    pub description: String,
+    pub web_origins: Vec<String>,
+    /// `None`: the realm's defaults, not compared.
+    pub default_scopes: Option<Vec<String>>,
+    pub optional_scopes: Option<Vec<String>>,
+    /// `pkce.code.challenge.method`; empty: none required.
+    pub pkce_method: String,
+    /// Enabled, with no flow the operator does not manage (implicit, password): always
+    /// wanted, so that a change in the console is put back.
+    pub enabled: bool,
 }
 
 /// A client as the backend reports it (never with its secret).

@@ -30,9 +30,26 @@ impl fmt::Display for SecretString {
     }
 }
 
+/// A new client secret: 256 bits from the OS CSPRNG, base64url (43 characters), for the
+/// backends where the operator chooses the secret.
+pub fn new_secret() -> super::Result<SecretString> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| super::Error::Transient { message: "the OS random generator failed".into() })?;
+    Ok(SecretString::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_256_random_bits() {
+        let (a, b) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_eq!(a.expose().len(), 43);
+        assert_ne!(a.expose(), b.expose());
+    }
 
     #[test]
     fn formatting_hides_the_value() {

@@ -467,7 +467,7 @@ async fn rotate(
         client_secret: secret.clone(),
         backend_id: client.id.clone(),
         rotate_request: pending_request(obj, status).or_else(|| status.last_handled_rotate_request.clone()),
-        issuer: t.issuer.clone(),
+        endpoints: t.endpoints.clone(),
         issued_at: Some(issued_at.clone()),
         previous: previous.clone(),
     };
@@ -552,7 +552,7 @@ async fn create(
         client_secret: creds.client_secret.clone(),
         backend_id: client.id.clone(),
         rotate_request: rotate_request.clone(),
-        issuer: t.issuer.clone(),
+        endpoints: t.endpoints.clone(),
         issued_at: Some(issued_at.clone()),
         previous: delivery.previous,
     };
@@ -609,7 +609,7 @@ fn rotation_due(obj: &OAuthClient, ctx: &Context, found: &Found, status: &OAuthC
 /// The template's `tokenUrl` and `issuer` keys need the backend's issuer URL.
 fn check_endpoint_keys(obj: &OAuthClient, t: &Target) -> Result<(), Error> {
     let keys = desired::secret_keys(obj);
-    if t.issuer.is_none() && (keys.token_url.is_some() || keys.issuer.is_some()) {
+    if t.endpoints.is_none() && (keys.token_url.is_some() || keys.issuer.is_some()) {
         return Err(Error::InvalidSpec(InvalidSpec(format!(
             "spec.secretTemplate.keys: tokenUrl and issuer need the issuer URL of backend {:?}, which its configuration does not give",
             t.name

@@ -4,8 +4,8 @@
 use crate::{
     api::{OAuthAppSpec, OAuthClient, OAuthClientSpec, ScopeCategory, SecretKeys},
     backend::{
-        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, Kind, Mode, NewApp, RegisteredSettings,
-        RegisteredStatus, Scope, ScopeMapping, hydra,
+        App, AppUpdate, ApplicationSettings, ClientSettings, HydraSettings, KeycloakSettings, Kind, Mode, NewApp,
+        RegisteredSettings, RegisteredStatus, Scope, ScopeMapping, hydra,
     },
 };
 
@@ -143,13 +143,48 @@ fn mapped(client: &OAuthClient) -> ClientSettings {
                 .collect(),
         }));
     }
+    if let Some(k) = &spec.keycloak {
+        keycloak_settings(client, k, &mut settings);
+    }
     settings
 }
 
+/// A Keycloak client: lists sorted (Keycloak keeps sets), and the two secret methods as one
+/// (Keycloak takes the secret either way from any confidential client).
+fn keycloak_settings(client: &OAuthClient, k: &crate::api::KeycloakSpec, settings: &mut ClientSettings) {
+    let sorted = |mut list: Vec<String>| {
+        list.sort();
+        list.dedup();
+        list
+    };
+    // Keycloak adds `service_account` to every client with a service account by itself.
+    let scopes = |list: &Option<Vec<String>>| {
+        list.as_ref().map(|l| sorted(l.iter().filter(|s| *s != "service_account").cloned().collect()))
+    };
+    settings.grant_types = sorted(k.grant_types.iter().map(wire).collect());
+    settings.redirect_uris = sorted(std::mem::take(&mut settings.redirect_uris));
+    settings.post_logout_redirect_uris = sorted(std::mem::take(&mut settings.post_logout_redirect_uris));
+    if settings.client_auth_method == "client_secret_post" {
+        settings.client_auth_method = "client_secret_basic".into();
+    }
+    settings.mode = Mode::Keycloak(Box::new(KeycloakSettings {
+        client_id: chosen_id(client),
+        owner: String::new(),
+        description: k.description.clone().unwrap_or_default(),
+        web_origins: sorted(k.web_origins.clone()),
+        default_scopes: scopes(&k.default_client_scopes),
+        optional_scopes: scopes(&k.optional_client_scopes),
+        pkce_method: k.pkce_method.as_ref().map(wire).unwrap_or_default(),
+        enabled: true,
+    }));
+}
+
 /// The client id a spec names for a backend that lets the operator choose ids
-/// (`spec.hydra.clientId`): one to take over, or to create under that id.
+/// (`spec.hydra.clientId`, `spec.keycloak.clientId`): one to take over, or to create under
+/// that id.
 pub fn spec_chosen_id(client: &OAuthClient) -> Option<&str> {
-    client.spec.hydra.as_ref().and_then(|h| h.client_id.as_deref())
+    let hydra = client.spec.hydra.as_ref().and_then(|h| h.client_id.as_deref());
+    hydra.or_else(|| client.spec.keycloak.as_ref().and_then(|k| k.client_id.as_deref()))
 }
 
 /// The id of a client where the operator chooses ids: the one the spec names, else the
@@ -187,6 +222,8 @@ pub fn backend_kind(spec: &OAuthClientSpec) -> (Kind, &'static str) {
         (Kind::Registered, "an MCP OAuth clients backend (type mcp-oauth-clients)")
     } else if spec.hydra.is_some() {
         (Kind::Hydra, "an Ory Hydra backend (type hydra)")
+    } else if spec.keycloak.is_some() {
+        (Kind::Keycloak, "a Keycloak backend (type keycloak)")
     } else {
         (Kind::Applications, "an OAuth Applications backend (type oauth-applications)")
     }
@@ -238,6 +275,8 @@ pub struct Fingerprint {
     id_token_signing_alg: Option<String>,
     /// A registered client's metadata records its owner.
     owner_recorded: bool,
+    /// A Keycloak client's default and optional scopes (a spec without them takes the realm's).
+    scopes: (Option<Vec<String>>, Option<Vec<String>>),
 }
 
 impl Fingerprint {
@@ -251,6 +290,7 @@ impl Fingerprint {
             access_token_format: current.access_token_format.clone(),
             id_token_signing_alg: current.id_token_signing_alg.clone(),
             owner_recorded,
+            scopes: current.keycloak().map(|k| (k.default_scopes.clone(), k.optional_scopes.clone())).unwrap_or_default(),
         }
     }
 }
@@ -266,6 +306,10 @@ pub fn client_matches(wanted: &ClientSettings, current: &Fingerprint) -> bool {
         && !current.owner_recorded
     {
         w.metadata.remove(crate::backend::OWNER_METADATA);
+    }
+    if let Mode::Keycloak(w) = &mut normalized.mode {
+        w.default_scopes = w.default_scopes.take().or(current.scopes.0.clone());
+        w.optional_scopes = w.optional_scopes.take().or(current.scopes.1.clone());
     }
     normalized.skip_consent = wanted.skip_consent.or(current.skip_consent);
     normalized.access_token_ttl_seconds = wanted.access_token_ttl_seconds.or(current.access_token_ttl_seconds);

@@ -78,8 +78,8 @@ pub struct Credentials {
     pub client_secret: Option<SecretString>,
     pub backend_id: String,
     pub rotate_request: Option<String>,
-    /// The backend's issuer URL, for the template's `tokenUrl` and `issuer` keys.
-    pub issuer: Option<String>,
+    /// The backend's public endpoints, for the template's `tokenUrl` and `issuer` keys.
+    pub endpoints: Option<crate::backend::Endpoints>,
     /// When the backend issued the secret (RFC 3339).
     pub issued_at: Option<String>,
     /// The client a `NewClient` rotation replaced, until it retires.
@@ -219,9 +219,8 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     if let Some(secret) = &creds.client_secret {
         data.insert(keys.client_secret.clone(), ByteString(secret.expose().as_bytes().to_vec()));
     }
-    let issuer = creds.issuer.clone().unwrap_or_default();
-    let endpoints =
-        [keys.token_url.as_ref().map(|_| format!("{issuer}/oauth2/token")), keys.issuer.as_ref().map(|_| issuer)];
+    let (token_url, issuer) = creds.endpoints.clone().map(|e| (e.token_url, e.issuer)).unwrap_or_default();
+    let endpoints = [keys.token_url.as_ref().map(|_| token_url), keys.issuer.as_ref().map(|_| issuer)];
     for (key, value) in endpoint_keys(&keys).zip(endpoints.iter().flatten()) {
         data.insert(key.clone(), ByteString(value.as_bytes().to_vec()));
     }
@@ -322,7 +321,7 @@ mod tests {
             client_secret: Some(secret_value),
             backend_id: "42".into(),
             rotate_request: Some("r1".into()),
-            issuer: None,
+            endpoints: None,
             issued_at: Some("2026-11-28T08:00:00Z".into()),
             previous: Some(PreviousClient {
                 client_id: "oc_0".into(),
@@ -382,7 +381,7 @@ mod tests {
                 client_secret: None,
                 backend_id: "1".into(),
                 rotate_request: None,
-                issuer: None,
+                endpoints: None,
                 issued_at: None,
                 previous: None,
             },

@@ -20,13 +20,13 @@ pub(super) struct Target {
     pub app: AppKey,
     /// Signs the records of this backend's clients in their Secrets.
     pub key: ring::hmac::Key,
-    /// The backend's public issuer URL, where the configuration gives one.
-    pub issuer: Option<String>,
+    /// The backend's public endpoints, where it has them.
+    pub endpoints: Option<backend::Endpoints>,
 }
 
 impl Target {
     fn new(name: String, configured: Configured, app: AppKey) -> Target {
-        Target { name, backend: configured.backend, app, key: configured.record_key, issuer: configured.issuer }
+        Target { name, backend: configured.backend, app, key: configured.record_key, endpoints: configured.endpoints }
     }
 
     /// What the status records of it.

@@ -25,6 +25,7 @@ const APPLICATION: &str = "oauthclient-application.yaml";
 const REGISTERED: &str = "oauthclient-registered.yaml";
 const HYDRA: &str = "oauthclient-hydra.yaml";
 const ADOPT: &str = "oauthclient-adopt.yaml";
+const KEYCLOAK: &str = "oauthclient-keycloak.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -91,6 +92,22 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
             HYDRA,
             json!({"spec": {"clientAuthMethod": "private_key_jwt", "tokenEndpointAuthSigningAlg": "ES256",
                 "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}}),
+        ),
+        ("keycloak-sample", KEYCLOAK, json!({})),
+        (
+            "keycloak-web-client",
+            KEYCLOAK,
+            json!({"spec": {"clientAuthMethod": "client_secret_post", "redirectUris": ["https://app.example.com/cb"],
+                "postLogoutRedirectUris": ["https://app.example.com/bye"], "skipConsent": false,
+                "idTokenSigningAlg": "ES256", "clientUri": "https://app.example.com",
+                "keycloak": {"grantTypes": ["authorization_code", "refresh_token"], "webOrigins": ["+"],
+                    "pkceMethod": "S256", "clientId": "web-app"}}}),
+        ),
+        (
+            "keycloak-private-key-jwt",
+            KEYCLOAK,
+            json!({"spec": {"clientAuthMethod": "private_key_jwt", "tokenEndpointAuthSigningAlg": "ES256",
+                "jwksUri": "https://keys.example.com/jwks.json"}}),
         ),
         ("hydra-take-over", HYDRA, json!({"spec": {"hydra": {"clientId": "maester-orders_1.v2~x"}}})),
         ("rotation-every", CLIENT, json!({"spec": {"rotation": {"every": "720h", "strategy": "InPlace"}}})),
@@ -295,6 +312,48 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             &["spec.clientAuthMethod", "clientAuthMethod none (a public client) cannot use it"],
         ),
         (
+            "keycloak-public-client-credentials",
+            KEYCLOAK,
+            json!({"spec": {"clientAuthMethod": "none"}}),
+            &["spec.clientAuthMethod", "clientAuthMethod none (a public client) cannot use it"],
+        ),
+        (
+            "keycloak-code-without-redirects",
+            KEYCLOAK,
+            json!({"spec": {"keycloak": {"grantTypes": ["authorization_code"]}}}),
+            &["spec.redirectUris", "authorization_code grant needs at least one redirectUris entry"],
+        ),
+        (
+            "keycloak-own-client",
+            KEYCLOAK,
+            json!({"spec": {"keycloak": {"clientId": "admin-cli"}}}),
+            &["spec.keycloak.clientId", "one of Keycloak's own clients"],
+        ),
+        (
+            "keycloak-realm-client",
+            KEYCLOAK,
+            json!({"spec": {"keycloak": {"clientId": "apps-realm"}}}),
+            &["spec.keycloak.clientId", "one of Keycloak's own clients"],
+        ),
+        (
+            "keycloak-contacts",
+            KEYCLOAK,
+            json!({"spec": {"contacts": ["ops@example.com"]}}),
+            &["keycloak clients take their grant types in keycloak.grantTypes"],
+        ),
+        (
+            "keycloak-and-hydra",
+            KEYCLOAK,
+            json!({"spec": {"hydra": {"grantTypes": ["client_credentials"]}}}),
+            &["set exactly one of appRef"],
+        ),
+        (
+            "keycloak-pkce-unknown",
+            KEYCLOAK,
+            json!({"spec": {"keycloak": {"pkceMethod": "S512"}}}),
+            &["spec.keycloak.pkceMethod", "Unsupported value"],
+        ),
+        (
             "hydra-code-without-redirects",
             HYDRA,
             json!({"spec": {"hydra": {"grantTypes": ["authorization_code"]}}}),
@@ -382,7 +441,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "token-url-key-without-hydra",
             CLIENT,
             json!({"spec": {"secretTemplate": {"keys": {"tokenUrl": "token_url"}}}}),
-            &["secretTemplate.keys.tokenUrl and issuer are for hydra clients"],
+            &["secretTemplate.keys.tokenUrl and issuer are for hydra and keycloak clients"],
         ),
         (
             "hydra-same-endpoint-keys",
@@ -562,10 +621,16 @@ fn invalid_updates() -> Vec<(&'static str, &'static str, Value, &'static [&'stat
             &["spec.hydra", "hydra.clientId is set on creation only"],
         ),
         (
+            "keycloak-client-id-change",
+            KEYCLOAK,
+            json!({"spec": {"keycloak": {"clientId": "another"}}}),
+            &["spec.keycloak", "keycloak.clientId is set on creation only"],
+        ),
+        (
             "mode-change",
             APPLICATION,
             json!({"spec": {"application": null, "backend": null, "clientName": null, "appRef": {"name": "a"}, "grantTypes": ["authorization_code"]}}),
-            &["cannot change between appRef, application, registered and hydra"],
+            &["cannot change between appRef, application, registered, hydra and keycloak"],
         ),
         (
             "fqdn-change",

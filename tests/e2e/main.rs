@@ -11,6 +11,7 @@ mod backends;
 mod crd;
 mod gitops;
 mod hydra;
+mod keycloak;
 mod install;
 mod quiet;
 mod reconcile;
@@ -27,6 +28,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(adoption::trials());
     trials.extend(gitops::trials());
     trials.extend(hydra::trials());
+    trials.extend(keycloak::trials());
     trials.extend(rotation::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.

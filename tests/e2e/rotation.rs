@@ -1,5 +1,5 @@
 //! Rotation policy: scheduled rotation (`spec.rotation.every`), and the two strategies under
-//! a consumer's load; on the emulator's Wacht API and on Ory Hydra.
+//! a consumer's load; on the emulator's Wacht API, on Ory Hydra and on Keycloak.
 
 use std::{
     sync::{
@@ -34,6 +34,10 @@ pub fn trials() -> Vec<Trial> {
             "rotation::hydra_new_client_fails_no_request_in_place_does",
             hydra_new_client_fails_no_request_in_place_does,
         ),
+        trial(
+            "rotation::keycloak_new_client_fails_no_request_in_place_does",
+            keycloak_new_client_fails_no_request_in_place_does,
+        ),
     ]
 }
 
@@ -42,6 +46,7 @@ pub fn trials() -> Vec<Trial> {
 enum Issuer {
     Emulator,
     Hydra,
+    Keycloak,
 }
 
 impl Issuer {
@@ -49,6 +54,7 @@ impl Issuer {
         match self {
             Issuer::Emulator => token_status(id, secret).await,
             Issuer::Hydra => Env::get().hydra.token_status(id, secret, true).await,
+            Issuer::Keycloak => Env::get().keycloak.token_status(id, secret, true).await,
         }
     }
 }
@@ -140,6 +146,31 @@ async fn hydra_new_client_fails_no_request_in_place_does(client: Client) {
     until_within("two more passes", RESYNC * 6, async || reads() >= start + 2).await;
     assert_eq!(updated_at().await, settled, "no write in Hydra at steady state");
     assert_eq!(api.get("hnc").await.expect("get").metadata.resource_version, version, "no status write");
+}
+
+async fn keycloak_new_client_fails_no_request_in_place_does(client: Client) {
+    let ns = namespace(&client, "e2e-rotation-keycloak-strategies").await;
+    let doc = |name: &str, rotation: Value| {
+        let spec = json!({"spec": {"rotation": rotation, "secretTemplate": {"name": format!("{name}-secret")}}});
+        sample_with("oauthclient-keycloak.yaml", name, spec)
+    };
+    let docs = [doc("knc", json!({"strategy": "NewClient", "overlap": "20s"})), doc("kip", json!({}))];
+    let replaced = strategies_under_load(&client, &ns, docs, ["knc-secret", "kip-secret"], Issuer::Keycloak).await;
+    let keycloak = &Env::get().keycloak;
+    for id in &replaced[..3] {
+        assert!(keycloak.client(id).await.is_none(), "retired (deleted in Keycloak): {id}");
+    }
+    assert!(keycloak.client(&replaced[3]).await.is_some(), "the current client stays");
+    assert!(replaced[1].ends_with("-r1") && replaced[3].ends_with("-r3"), "chosen ids: {replaced:?}");
+    // Settled on its third client: two passes later Keycloak's admin events show no write.
+    let internal = oauth_operator::backend::keycloak::internal_id(&replaced[3]);
+    let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
+    let (settled, version) = (keycloak.writes_to(&internal).await, api.get("knc").await.expect("get").metadata.resource_version);
+    let reads = || Env::get().cp.requests_by(USER, "get", "secrets", "knc-secret");
+    let start = reads();
+    until_within("two more passes", RESYNC * 6, async || reads() >= start + 2).await;
+    assert_eq!(keycloak.writes_to(&internal).await, settled, "no write in Keycloak at steady state");
+    assert_eq!(api.get("knc").await.expect("get").metadata.resource_version, version, "no status write");
 }
 
 /// Applies a `NewClient` and an `InPlace` client, starts a consumer of each, rotates both three

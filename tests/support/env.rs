@@ -13,16 +13,18 @@ use super::{
     ControlPlane,
     emulator::Emulator,
     hydra::Hydra,
+    keycloak::Keycloak,
     operator::{API_KEY, Operator},
 };
 
 /// The runtime, the control plane with the CRDs installed, an admin client, the backend
-/// emulator, Ory Hydra and the operator (which reconciles only resources labelled [`OPERATED`]).
+/// emulator, Ory Hydra, Keycloak and the operator (which reconciles only resources labelled [`OPERATED`]).
 pub struct Env {
     pub rt: Runtime,
     pub operator: Operator,
     pub emu: Emulator,
     pub hydra: Hydra,
+    pub keycloak: Keycloak,
     pub cp: ControlPlane,
     pub client: Client,
 }
@@ -60,6 +62,8 @@ impl Env {
     fn start() -> Env {
         let rt =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+        // Keycloak starts slowest: it starts while the rest does.
+        let mut keycloak = Keycloak::launch();
         let (cp, client, emu, hydra, operator) = rt.block_on(async {
             let cp = ControlPlane::start().await;
             cp.install_crds().await;
@@ -68,6 +72,7 @@ impl Env {
             println!("e2e: kube-apiserver {} with etcd, binaries from {}", version.git_version, cp.assets.display());
             let emu = Emulator::start(&[API_KEY]);
             let hydra = Hydra::start().await;
+            keycloak.wait_ready().await;
             let selector = format!("{}={}", OPERATED.0, OPERATED.1);
             let resync = format!("{}s", RESYNC.as_secs());
             let args = ["--resync", &resync, "--selector", &selector, "--leader-elect"];
@@ -76,7 +81,7 @@ impl Env {
             cp.start_controller_manager(("oauth-operator.dev", "oauthclients")).await;
             (cp, client, emu, hydra, operator)
         });
-        Env { rt, operator, emu, hydra, cp, client }
+        Env { rt, operator, emu, hydra, keycloak, cp, client }
     }
 
     /// The last lines of the shared operator's log, if this binary started the environment

@@ -134,7 +134,7 @@ impl Hydra {
 }
 
 /// HTTP Basic credentials of OAuth clients are form-encoded first (RFC 6749 2.3.1).
-fn form_encoded(text: &str) -> String {
+pub fn form_encoded(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

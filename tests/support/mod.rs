@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod env;
 pub mod gitops;
 pub mod hydra;
+pub mod keycloak;
 pub mod operator;
 pub mod resources;
 pub mod samples;

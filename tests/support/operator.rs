@@ -80,6 +80,7 @@ impl Operator {
         let kubeconfig = cp.token_kubeconfig(&name, &token);
         fs::write(dir.join("api-key"), API_KEY).expect("write key");
         fs::write(dir.join("wrong-key"), "not-a-key").expect("write key");
+        fs::write(dir.join("keycloak-secret"), super::keycloak::ADMIN_SECRET).expect("write key");
         let config = dir.join(format!("{name}.yaml"));
         // Hydra's admin port takes no key; its issuer fills the tokenUrl and issuer keys.
         let hydra = super::hydra::urls().map_or(String::new(), |(admin, public)| {
@@ -89,11 +90,20 @@ impl Operator {
 "
             )
         });
+        let keycloak = super::keycloak::url().map_or(String::new(), |url| {
+            format!(
+                "  keycloak: {{type: keycloak, baseUrl: '{url}', realm: {realm}, adminClientId: {admin}, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
+",
+                realm = super::keycloak::REALM,
+                admin = super::keycloak::ADMIN_CLIENT,
+                key = dir.join("keycloak-secret").display(),
+            )
+        });
         fs::write(
             &config,
             format!(
                 "backends:
-{hydra}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
+{hydra}{keycloak}  default: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
   wrong-key: {{type: wacht, baseUrl: '{url}', apiKeyFile: '{wrong}'}}
   slow: {{type: wacht, baseUrl: '{url}', deploymentId: dep_e2e, apiKeyFile: '{key}', requestsPerSecond: 10}}
   apps: {{type: oauth-applications, baseUrl: '{url}', ownerOrgId: org_e2e, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
