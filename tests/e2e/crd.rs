@@ -99,7 +99,7 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
             KEYCLOAK,
             json!({"spec": {"clientAuthMethod": "client_secret_post", "redirectUris": ["https://app.example.com/cb"],
                 "postLogoutRedirectUris": ["https://app.example.com/bye"], "skipConsent": false,
-                "idTokenSigningAlg": "ES256", "clientUri": "https://app.example.com",
+                "idTokenSigningAlg": "RS256", "clientUri": "https://app.example.com",
                 "keycloak": {"grantTypes": ["authorization_code", "refresh_token"], "webOrigins": ["+"],
                     "pkceMethod": "S256", "clientId": "web-app"}}}),
         ),

@@ -272,7 +272,7 @@ async fn every_auth_method_settles(client: Client) {
         (
             "keys",
             json!({"clientAuthMethod": "private_key_jwt", "tokenEndpointAuthSigningAlg": "ES256", "jwks": jwks,
-            "logoUri": "https://keys.example.com/logo.png", "idTokenSigningAlg": "ES256"}),
+            "logoUri": "https://keys.example.com/logo.png", "idTokenSigningAlg": "RS256"}),
         ),
     ];
     for (name, spec) in &cases {

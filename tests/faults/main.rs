@@ -40,6 +40,7 @@ fn main() -> std::process::ExitCode {
         ),
         trial("faults::kills_while_rotating_rotate_at_most_twice", kills_while_rotating_rotate_at_most_twice),
         trial("faults::hydra_kills_while_creating_leave_no_orphan", hydra_kills_while_creating_leave_no_orphan),
+        trial("faults::keycloak_kills_while_creating_leave_no_orphan", keycloak_kills_while_creating_leave_no_orphan),
         trial("faults::kills_while_creating_apps_leave_each_its_own", kills_while_creating_apps_leave_each_its_own),
         trial("faults::kills_during_new_client_rotations_lose_nothing", kills_during_new_client_rotations_lose_nothing),
         trial("faults::hydra_kills_during_new_client_rotations_lose_nothing", hydra_kills_during_new_client_rotations),
@@ -277,46 +278,81 @@ async fn kills_while_creating_apps_leave_each_its_own(client: Client) {
     println!("faults: 30 apps, 6 SIGKILLs ({mid_work} mid-work): all Ready, each its own backend app, none refused");
 }
 
-/// On Ory Hydra the operator chooses each client id: a create that a kill hid is found again
-/// by it, so there is nothing to prune.
+/// A real OAuth server of the suite, where the operator chooses each client id.
+#[derive(Clone, Copy, Debug)]
+enum Server {
+    Hydra,
+    Keycloak,
+}
+
+impl Server {
+    /// Every client id the server holds (Keycloak's own clients included).
+    async fn client_ids(self) -> Vec<String> {
+        match self {
+            Server::Hydra => Env::get().hydra.client_ids().await,
+            Server::Keycloak => Env::get().keycloak.client_ids().await,
+        }
+    }
+
+    async fn token_status(self, id: &str, secret: &str) -> u16 {
+        match self {
+            Server::Hydra => Env::get().hydra.token_status(id, secret, true).await,
+            Server::Keycloak => Env::get().keycloak.token_status(id, secret, true).await,
+        }
+    }
+
+    /// A spec on this server's backend limited to 10 requests a second, so that kills fall
+    /// mid-work.
+    fn slow_spec(self) -> serde_json::Value {
+        match self {
+            Server::Hydra => json!({"backend": "hydra-slow", "hydra": {"grantTypes": ["client_credentials"]}}),
+            Server::Keycloak => json!({"backend": "keycloak-slow", "keycloak": {"grantTypes": ["client_credentials"]}}),
+        }
+    }
+}
+
 async fn hydra_kills_while_creating_leave_no_orphan(client: Client) {
-    let (ns, shard) = ("f-hydra", "f-hydra");
-    let args = shard_args(shard, &[]);
+    kills_while_creating_leave_no_orphan(client, Server::Hydra, "f-hydra").await;
+}
+
+async fn keycloak_kills_while_creating_leave_no_orphan(client: Client) {
+    kills_while_creating_leave_no_orphan(client, Server::Keycloak, "f-keycloak").await;
+}
+
+/// Where the operator chooses each client id, a create that a kill hid is found again by it,
+/// so there is nothing to prune: the server ends with exactly one client per resource.
+async fn kills_while_creating_leave_no_orphan(client: Client, server: Server, ns: &str) {
+    let args = shard_args(ns, &[]);
     let mut operator = start(&client, &args).await;
     let started = Instant::now();
     namespace(&client, ns).await;
-    let doc = |i: usize| {
-        // A backend limited to 10 requests a second, so the kills fall mid-work.
-        json!({"metadata": {"name": format!("h{i}")}, "spec": {"backend": "hydra-slow",
-            "hydra": {"grantTypes": ["client_credentials"]}}})
-    };
-    join_all((0..100).map(|i| apply_in_shard::<OAuthClient>(&client, ns, doc(i), shard))).await;
+    let doc = |i: usize| json!({"metadata": {"name": format!("h{i}")}, "spec": server.slow_spec()});
+    join_all((0..100).map(|i| apply_in_shard::<OAuthClient>(&client, ns, doc(i), ns))).await;
     let mid_work = kill_repeatedly(&client, &mut operator, &args, 12, ns, |_| true).await;
     assert!(mid_work >= 10, "only {mid_work} of 12 kills came before every client was Ready");
     let clients = all_ready(&client, ns, Duration::from_secs(180), |_| true).await;
-    let hydra = &Env::get().hydra;
-    let ids = hydra.client_ids().await;
     let uids: HashSet<String> = clients.iter().filter_map(|c| c.metadata.uid.clone()).collect();
     assert_eq!(uids.len(), 100);
-    assert_eq!(ids.len(), 100, "exactly one Hydra client per resource: no orphan, no duplicate");
+    let ids: Vec<String> =
+        server.client_ids().await.into_iter().filter(|id| uids.iter().any(|uid| id.starts_with(uid.as_str()))).collect();
+    assert_eq!(ids.len(), 100, "exactly one {server:?} client per resource: no orphan, no duplicate");
     assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), uids, "each is the resource's chosen id");
-    assert_every_secret_gets_a_hydra_token(&client, ns, &clients).await;
+    assert_every_secret_gets_a_token(&client, ns, &clients, server).await;
     println!(
-        "faults: hydra, 100 clients, 12 SIGKILLs ({mid_work} mid-work): all Ready and working after {:?}; Hydra holds {} clients (orphans 0, pruned 0); lost secrets 0",
+        "faults: {server:?}, 100 clients, 12 SIGKILLs ({mid_work} mid-work): all Ready and working after {:?}; {server:?} holds {} clients of theirs (orphans 0, duplicates 0, pruned 0); lost secrets 0",
         started.elapsed(),
         ids.len()
     );
 }
 
-async fn assert_every_secret_gets_a_hydra_token(client: &Client, ns: &str, clients: &[OAuthClient]) {
-    let hydra = &Env::get().hydra;
+async fn assert_every_secret_gets_a_token(client: &Client, ns: &str, clients: &[OAuthClient], server: Server) {
     let checks = clients.iter().map(|c| async move {
         let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
         let (id, secret) = credentials(client, ns, &name).await;
-        hydra.token_status(&id, &secret, true).await
+        server.token_status(&id, &secret).await
     });
     let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
-    assert_eq!(lost, 0, "every Secret gets a token from Hydra (lost secrets: {lost})");
+    assert_eq!(lost, 0, "every Secret gets a token from {server:?} (lost secrets: {lost})");
 }
 
 async fn kills_while_rotating_rotate_at_most_twice(client: Client) {
@@ -423,7 +459,7 @@ async fn hydra_kills_during_new_client_rotations(client: Client) {
         ours, wanted,
         "each resource holds exactly its replacement: the previous deleted, no orphan, no duplicate"
     );
-    assert_every_secret_gets_a_hydra_token(&client, ns, &after).await;
+    assert_every_secret_gets_a_token(&client, ns, &after, Server::Hydra).await;
     println!(
         "faults: hydra, 30 NewClient rotations, 7 SIGKILLs ({mid_work} mid-work): all retired and working after {:?}; Hydra holds exactly the 30 replacements; lost secrets 0",
         started.elapsed()

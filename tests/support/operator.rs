@@ -93,6 +93,7 @@ impl Operator {
         let keycloak = super::keycloak::url().map_or(String::new(), |url| {
             format!(
                 "  keycloak: {{type: keycloak, baseUrl: '{url}', realm: {realm}, adminClientId: {admin}, apiKeyFile: '{key}', requestsPerSecond: 0, adopt: {ADOPT}}}
+  keycloak-slow: {{type: keycloak, baseUrl: '{url}', realm: {realm}, adminClientId: {admin}, apiKeyFile: '{key}', requestsPerSecond: 10}}
 ",
                 realm = super::keycloak::REALM,
                 admin = super::keycloak::ADMIN_CLIENT,
