@@ -16,9 +16,8 @@ pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCat
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
     CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec, IdTokenSigningAlg,
-    Jwk, Jwks, KeycloakSpec, OAuthClient, OAuthClientSpec, OAuthClientStatus, PkceMethod, PreviousClient, RegisteredSpec,
-    RotationSpec,
-    RotationStrategy, SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
+    Jwk, Jwks, KeycloakSpec, OAuthClient, OAuthClientSpec, OAuthClientStatus, PkceMethod, PreviousClient,
+    RegisteredSpec, RotationSpec, RotationStrategy, SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
 };
 
 /// API group of both resources.

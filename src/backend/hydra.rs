@@ -23,8 +23,9 @@ use serde_json::{Map, Value, json};
 
 use super::{
     AppKey, Backend, Capabilities, Client, ClientSettings, Credentials, Error, HydraSettings, Kind, Mode, Result,
-    SecretString, new_secret,
+    SecretString,
     http::{self, Http, HttpConfig},
+    new_secret,
 };
 
 /// The most list pages read (250,000 clients at Hydra's default page size): a list that goes

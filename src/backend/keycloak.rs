@@ -93,7 +93,9 @@ impl KeycloakBackend {
         match self.reserved(client_id) {
             true => Err(Error::Invalid {
                 status: 403,
-                message: format!("{client_id} is one of Keycloak's own clients (or the operator's admin client): never managed"),
+                message: format!(
+                    "{client_id} is one of Keycloak's own clients (or the operator's admin client): never managed"
+                ),
             }),
             false => Ok(()),
         }
@@ -498,8 +500,9 @@ impl From<Wire> for Client {
             (false, Some("client-secret-jwt")) => "client_secret_jwt",
             _ => "client_secret_basic",
         };
-        let scopes =
-            |list: Option<Vec<String>>| list.map(|l| sorted(l.into_iter().filter(|s| s != SERVICE_ACCOUNT_SCOPE).collect()));
+        let scopes = |list: Option<Vec<String>>| {
+            list.map(|l| sorted(l.into_iter().filter(|s| s != SERVICE_ACCOUNT_SCOPE).collect()))
+        };
         let post_logout = attribute(attr::POST_LOGOUT).unwrap_or_default().split("##").filter(|u| !u.is_empty());
         // Flows the operator never enables, and a disabled client: drift, put back.
         let enabled = w.enabled.unwrap_or(true)
@@ -517,7 +520,9 @@ impl From<Wire> for Client {
                 post_logout_redirect_uris: sorted(post_logout.map(String::from).collect()),
                 token_endpoint_auth_signing_alg: owned(attr::SIGNING_ALG),
                 jwks_uri: on(attr::USE_JWKS_URL).then(|| owned(attr::JWKS_URL)).flatten(),
-                jwks: on(attr::USE_JWKS).then(|| attribute(attr::JWKS).and_then(|j| serde_json::from_str(j).ok())).flatten(),
+                jwks: on(attr::USE_JWKS)
+                    .then(|| attribute(attr::JWKS).and_then(|j| serde_json::from_str(j).ok()))
+                    .flatten(),
                 client_name: text(w.name),
                 client_uri: text(w.base_url),
                 logo_uri: owned(attr::LOGO),

@@ -290,7 +290,10 @@ impl Fingerprint {
             access_token_format: current.access_token_format.clone(),
             id_token_signing_alg: current.id_token_signing_alg.clone(),
             owner_recorded,
-            scopes: current.keycloak().map(|k| (k.default_scopes.clone(), k.optional_scopes.clone())).unwrap_or_default(),
+            scopes: current
+                .keycloak()
+                .map(|k| (k.default_scopes.clone(), k.optional_scopes.clone()))
+                .unwrap_or_default(),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! operator as its own (release) process. Prints one table.
 //!
 //! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50] [--only memory]
-//!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra]
+//!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra|keycloak]
 //!
 //! `--backend hydra`: the throughput table only, on Ory Hydra (built from Go modules, its
 //! default PBKDF2 cost of 25,000 iterations, in-memory store): hydra OAuthClients
 //! (`client_credentials`) against a limit run that creates the same Hydra clients.
+//! `--backend keycloak`: the same on Keycloak (dev mode, in-memory database), keycloak
+//! OAuthClients against a limit run that creates the same Keycloak clients.
 //!
 //! - throughput: N OAuthClients applied at once until all are Ready (seen by a watch), against
 //!   a "limit" run: a minimal program in this process that applies the same resources and makes
@@ -38,7 +40,11 @@ use kube::{
 };
 use oauth_operator::{
     api::{OAuthApp, OAuthClient},
-    backend::{AppKey, Backend, ClientSettings, Mode, hydra::HydraBackend},
+    backend::{
+        AppKey, Backend, ClientSettings, KeycloakSettings, Mode,
+        hydra::HydraBackend,
+        keycloak::{KeycloakBackend, KeycloakConfig},
+    },
 };
 use serde_json::{Value, json};
 use support::{
@@ -59,7 +65,8 @@ struct Args {
     latency_count: usize,
     rotations: usize,
     resync: u64,
-    hydra: bool,
+    /// A real server instead of the emulator (the throughput rows only).
+    server: Option<Server>,
     /// `--only memory`: the memory rows alone (`--rss` clients).
     memory_only: bool,
 }
@@ -72,7 +79,7 @@ fn args() -> Args {
         latency_count: 500,
         rotations: 200,
         resync: 30,
-        hydra: false,
+        server: None,
         memory_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -86,15 +93,61 @@ fn args() -> Args {
             "--rotations" => a.rotations = value.parse().expect("--rotations N"),
             "--resync" => a.resync = value.parse().expect("--resync SECONDS"),
             "--backend" => match value {
-                "hydra" => a.hydra = true,
-                "emulator" => a.hydra = false,
-                other => panic!("--backend hydra|emulator, not {other}"),
+                "hydra" => a.server = Some(Server::Hydra),
+                "keycloak" => a.server = Some(Server::Keycloak),
+                "emulator" => a.server = None,
+                other => panic!("--backend hydra|keycloak|emulator, not {other}"),
             },
             "--only" if value == "memory" => a.memory_only = true,
             other => panic!("unknown argument {other}"),
         }
     }
     a
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Hydra,
+    Keycloak,
+}
+
+/// A server that runs beside the operator, and its adapter for the limit run.
+enum Running {
+    Hydra(support::hydra::Hydra),
+    Keycloak(support::keycloak::Keycloak),
+}
+
+impl Running {
+    async fn start(server: Server) -> Running {
+        match server {
+            Server::Hydra => Running::Hydra(support::hydra::Hydra::start().await),
+            Server::Keycloak => Running::Keycloak(support::keycloak::Keycloak::start().await),
+        }
+    }
+
+    /// The server's admin API through the adapter, as the operator's backend of the same name
+    /// sees it.
+    fn backend(&self) -> Arc<dyn Backend> {
+        let config = |url: &str, key: &str| oauth_operator::backend::http::HttpConfig {
+            base_url: url.parse().expect("URL"),
+            api_key: oauth_operator::backend::SecretString::new(key),
+            timeout: Duration::from_secs(30),
+            requests_per_second: 0,
+            ca_pem: None,
+        };
+        match self {
+            Running::Hydra(h) => Arc::new(HydraBackend::new(config(&h.admin, "")).expect("hydra adapter")),
+            Running::Keycloak(k) => {
+                use support::keycloak::{ADMIN_CLIENT, ADMIN_SECRET, REALM};
+                let admin = KeycloakConfig {
+                    realm: REALM.into(),
+                    admin_realm: "master".into(),
+                    admin_client_id: ADMIN_CLIENT.into(),
+                };
+                Arc::new(KeycloakBackend::new(config(&k.url, ADMIN_SECRET), admin).expect("keycloak adapter"))
+            }
+        }
+    }
 }
 
 struct Table(Vec<(String, String)>);
@@ -137,9 +190,9 @@ async fn main() {
     let client = cp.client().await;
     let emu = Emulator::start(&[support::operator::API_KEY]);
     emu.set_faults(json!({"latency_ms": 5})).await;
-    let hydra = match a.hydra {
-        true => Some(support::hydra::Hydra::start().await),
-        false => None,
+    let running = match a.server {
+        Some(server) => Some(Running::start(server).await),
+        None => None,
     };
     // The default resync (10 minutes) but for the steady-state scenario, which would otherwise
     // take twenty minutes.
@@ -148,7 +201,7 @@ async fn main() {
     let mut table = Table(Vec::new());
     let mut total = 0usize;
     if a.memory_only {
-        throughput_operator(&client, "b-rss", a.rss, false).await;
+        throughput_operator(&client, "b-rss", a.rss, None).await;
         operator.kill();
         memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss).await;
         return table.print("measure");
@@ -157,16 +210,16 @@ async fn main() {
     for &n in &a.sizes {
         let ns = format!("b-{n}");
         let cpu = cpu_seconds();
-        let operated = throughput_operator(&client, &ns, n, a.hydra).await;
+        let operated = throughput_operator(&client, &ns, n, a.server).await;
         let operator_cpu = cpu_since(&cpu);
         total += n;
         let cpu = cpu_seconds();
         let limit_ns = format!("l-{n}");
-        let backend = match &hydra {
-            Some(hydra) => hydra_backend(hydra),
+        let backend = match &running {
+            Some(running) => running.backend(),
             None => emulator_app(&emu, &limit_ns).await,
         };
-        let limit = throughput_limit(&client, &Limit::new(&client, backend, a.hydra, &limit_ns).await, n).await;
+        let limit = throughput_limit(&client, &Limit::new(&client, backend, a.server, &limit_ns).await, n).await;
         let limit_cpu = cpu_since(&cpu);
         table.row(format!("all Ready, {n} clients applied at once: operator"), format!("{operated:.1?}"));
         table.row(format!("all Ready, {n} clients: limit run"), format!("{limit:.1?}"));
@@ -180,13 +233,15 @@ async fn main() {
         table.row(format!("API requests per new client at {n}, limit run"), requests_in(&cp, &limit_ns, by_limit, n));
     }
 
-    if a.hydra {
-        return table.print("measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations)");
+    match a.server {
+        Some(Server::Hydra) => return table.print("measure (Ory Hydra v2.3.0, PBKDF2 25,000 iterations)"),
+        Some(Server::Keycloak) => return table.print("measure (Keycloak 26.5.6, dev mode, in-memory H2)"),
+        None => {}
     }
 
     let op = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
     total += a.latency_count;
-    let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, false, "l-latency").await);
+    let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, None, "l-latency").await);
     let lim = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
     let ((p50, p99), (l50, l99)) = (op.secret, lim.secret);
     table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
@@ -212,7 +267,7 @@ async fn main() {
     table.row("rotation: p99", format!("{r99:.0?}"));
     // The limit program's resources of the first size: it made them, it rotates them.
     let limit_ns = format!("l-{}", a.sizes.first().copied().unwrap_or(1000));
-    let limit = Arc::new(Limit::new(&client, emulator_app_of(&emu), false, &limit_ns).await);
+    let limit = Arc::new(Limit::new(&client, emulator_app_of(&emu), None, &limit_ns).await);
     let before = cp.audit().count();
     let (q50, q99) = rotations(&client, &limit_ns, a.rotations, Some(limit)).await;
     let limit_rotations = requests_since(&cp, before, &limit_ns, by_limit, a.rotations);
@@ -235,7 +290,7 @@ async fn main() {
     operator = Operator::start(&cp, &client, &emu, &op_args).await;
     if a.rss > total {
         let ns = "b-rss";
-        throughput_operator(&client, ns, a.rss - total, false).await;
+        throughput_operator(&client, ns, a.rss - total, None).await;
     }
     operator.kill();
     memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss.max(total)).await;
@@ -266,24 +321,32 @@ async fn app_in_backend(client: &Client, ns: &str) {
     until(&format!("app of {ns} in the backend"), in_backend).await;
 }
 
-/// A machine-to-machine client of the operator's `hydra` backend.
-fn hydra_doc(name: &str) -> serde_json::Value {
-    json!({"metadata": {"name": name}, "spec": {"backend": "hydra", "hydra": {"grantTypes": ["client_credentials"]}}})
+/// A client named `name`: of the emulator's app `app`, or a machine-to-machine client of the
+/// operator's backend for a real server.
+fn doc(server: Option<Server>, name: &str) -> serde_json::Value {
+    let grants = json!({"grantTypes": ["client_credentials"]});
+    match server {
+        Some(Server::Hydra) => json!({"metadata": {"name": name}, "spec": {"backend": "hydra", "hydra": grants}}),
+        Some(Server::Keycloak) => {
+            json!({"metadata": {"name": name}, "spec": {"backend": "keycloak", "keycloak": grants}})
+        }
+        None => client_doc(name, "app", json!({})),
+    }
 }
 
-/// Applies an app and `n` clients (or `n` hydra clients), returns the time until all are Ready.
-async fn throughput_operator(client: &Client, ns: &str, n: usize, hydra: bool) -> Duration {
-    match hydra {
-        true => drop(namespace(client, ns).await),
-        false => app_in_backend(client, ns).await,
+/// Applies an app and `n` clients (or `n` clients of a real server), returns the time until
+/// all are Ready.
+async fn throughput_operator(client: &Client, ns: &str, n: usize, server: Option<Server>) -> Duration {
+    match server {
+        Some(_) => drop(namespace(client, ns).await),
+        None => app_in_backend(client, ns).await,
     }
     let all_ready = tokio::spawn(all_ready(client.clone(), ns.to_string(), n));
     let started = Instant::now();
     stream::iter(0..n)
         .for_each_concurrent(32, |i| async move {
             let name = format!("c{i}");
-            let doc = if hydra { hydra_doc(&name) } else { client_doc(&name, "app", json!({})) };
-            apply_in_shard::<OAuthClient>(client, ns, doc, SHARD).await;
+            apply_in_shard::<OAuthClient>(client, ns, doc(server, &name), SHARD).await;
         })
         .await;
     all_ready.await.expect("watch").duration_since(started)
@@ -380,18 +443,6 @@ fn cpu_since(before: &HashMap<String, f64>) -> String {
     format!("{total:.1} ({})", each.join(", "))
 }
 
-/// Hydra's admin API through the adapter, as the operator's `hydra` backend sees it.
-fn hydra_backend(hydra: &support::hydra::Hydra) -> Arc<dyn Backend> {
-    let config = oauth_operator::backend::http::HttpConfig {
-        base_url: hydra.admin.parse().expect("URL"),
-        api_key: oauth_operator::backend::SecretString::new(""),
-        timeout: Duration::from_secs(30),
-        requests_per_second: 0,
-        ca_pem: None,
-    };
-    Arc::new(HydraBackend::new(config).expect("hydra adapter"))
-}
-
 /// The emulator's apps through the adapter, as the operator's `default` backend sees them.
 fn emulator_app_of(emu: &Emulator) -> Arc<dyn Backend> {
     Arc::new(support::resources::backend_at(emu))
@@ -414,23 +465,28 @@ struct Limit {
     backend: Arc<dyn Backend>,
     app: AppKey,
     settings: ClientSettings,
+    server: Option<Server>,
     /// The operator's concurrency.
     slots: Arc<Semaphore>,
 }
 
 impl Limit {
-    /// `hydra`: the clients are Hydra's (`backend` is Hydra), else clients of the emulator's
-    /// app `ns`.
-    async fn new(client: &Client, backend: Arc<dyn Backend>, hydra: bool, ns: &str) -> Limit {
+    /// `server`: the clients are that server's (`backend` is its adapter), else clients of
+    /// the emulator's app `ns`.
+    async fn new(client: &Client, backend: Arc<dyn Backend>, server: Option<Server>, ns: &str) -> Limit {
         namespace(client, ns).await;
-        let settings = match hydra {
-            true => ClientSettings {
-                client_auth_method: "client_secret_basic".into(),
-                grant_types: vec!["client_credentials".into()],
-                mode: Mode::Hydra(Box::default()),
-                ..Default::default()
-            },
-            false => ClientSettings {
+        let machine = |mode| ClientSettings {
+            client_auth_method: "client_secret_basic".into(),
+            grant_types: vec!["client_credentials".into()],
+            mode,
+            ..Default::default()
+        };
+        let settings = match server {
+            Some(Server::Hydra) => machine(Mode::Hydra(Box::default())),
+            Some(Server::Keycloak) => {
+                machine(Mode::Keycloak(Box::new(KeycloakSettings { enabled: true, ..Default::default() })))
+            }
+            None => ClientSettings {
                 client_auth_method: "client_secret_basic".into(),
                 grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                 redirect_uris: vec![support::resources::REDIRECT.into()],
@@ -442,8 +498,9 @@ impl Limit {
             secrets: Api::namespaced(client.clone(), ns),
             events: Api::namespaced(client.clone(), ns),
             backend,
-            app: if hydra { AppKey::none() } else { AppKey { deployment: None, slug: ns.into() } },
+            app: if server.is_some() { AppKey::none() } else { AppKey { deployment: None, slug: ns.into() } },
             settings,
+            server,
             slots: Arc::new(Semaphore::new(CONCURRENCY)),
         }
     }
@@ -453,9 +510,7 @@ impl Limit {
     /// event, status patch).
     async fn create(&self, client: &Client, name: &str) {
         let ns = self.api.namespace().expect("ns").to_string();
-        let hydra = self.settings.hydra().is_some();
-        let doc = if hydra { hydra_doc(name) } else { client_doc(name, "app", json!({})) };
-        apply_in_shard::<OAuthClient>(client, &ns, doc, "limit").await;
+        apply_in_shard::<OAuthClient>(client, &ns, doc(self.server, name), "limit").await;
         let _slot = self.slots.acquire().await.expect("semaphore");
         let finalizer = json!({"metadata": {"finalizers": ["oauth-operator.dev/cleanup"]}});
         self.api.patch(name, &PatchParams::default(), &Patch::Merge(&finalizer)).await.expect("finalizer");

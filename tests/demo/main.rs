@@ -1,6 +1,7 @@
-//! The demo: a local control plane, the backend emulator, Ory Hydra and the operator (its own
-//! process, with the RBAC of `deploy/`), the samples of `deploy/samples/` applied, credentials
-//! written, and a rotation on each backend (Hydra's proven by its own token endpoint).
+//! The demo: a local control plane, the backend emulator, Ory Hydra, Keycloak and the operator
+//! (its own process, with the RBAC of `deploy/`), the samples of `deploy/samples/` applied,
+//! credentials written, and a rotation on each backend (Hydra's and Keycloak's proven by their
+//! own token endpoints).
 //!
 //! `cargo run --example demo` runs it through and stops; with `-- --keep` it stays up until
 //! Ctrl-C and prints a KUBECONFIG to explore with kubectl.
@@ -16,6 +17,7 @@ use support::{
     ControlPlane,
     emulator::Emulator,
     hydra::Hydra,
+    keycloak::Keycloak,
     operator::{API_KEY, Operator},
 };
 
@@ -24,6 +26,8 @@ async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
     build_binaries();
 
+    // Keycloak takes longest to start: it starts first, and is waited for after the rest.
+    let mut keycloak = Keycloak::launch();
     step("starting etcd and kube-apiserver (built from Go modules on first run)");
     let cp = ControlPlane::start().await;
     let client = cp.client().await;
@@ -34,13 +38,16 @@ async fn main() {
     }
 
     step(
-        "starting the backend emulator, Ory Hydra (built from Go modules on first run) and the operator (ServiceAccount token, deploy/operator/rbac.yaml)",
+        "starting the backend emulator, Ory Hydra (built from Go modules on first run), Keycloak (from Maven Central on first run) and the operator (ServiceAccount token, deploy/operator/rbac.yaml)",
     );
     let emu = Emulator::start(&[API_KEY]);
     println!("emulator at {}", emu.url);
     let hydra = Hydra::start().await;
     println!("hydra admin API at {} (backend \"hydra\" of the operator)", hydra.admin);
     println!("hydra token endpoint: {}/oauth2/token", hydra.public);
+    keycloak.wait_ready().await;
+    println!("keycloak admin API at {} (backend \"keycloak\" of the operator)", keycloak.url);
+    println!("keycloak token endpoint: {}", keycloak.token_url());
     let operator = Operator::start(&cp, &client, &emu, &["--resync", "30s", "--leader-elect"]).await;
     println!("oauth-operator is ready (health on http://{}/readyz)", operator.http);
 
@@ -90,37 +97,12 @@ async fn main() {
         ],
     );
 
-    step("Ory Hydra: the client orders-worker (deploy/samples/oauthclient-hydra.yaml)");
-    wait_ready(&clients, "orders-worker").await;
-    kubectl(
-        &cp,
-        &[
-            "get",
-            "secret",
-            "orders-worker-hydra",
-            "-o",
-            "go-template={{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}",
-        ],
-    );
-    let (hydra_id, hydra_secret) = credentials(&cp, "orders-worker-hydra").await;
-    println!(
-        "client_credentials token from Hydra with the Secret's credentials: HTTP {}",
-        hydra.token_status(&hydra_id, &hydra_secret, true).await
-    );
-    kubectl(&cp, &["annotate", "oauthclient", "orders-worker", "oauth-operator.dev/rotate=demo", "--overwrite"]);
-    tokio::time::timeout(Duration::from_secs(30), await_condition(clients.clone(), "orders-worker", handled))
-        .await
-        .expect("rotated within 30s")
-        .expect("watch");
-    let (_, hydra_rotated) = credentials(&cp, "orders-worker-hydra").await;
-    println!(
-        "after the rotation, old secret at Hydra: HTTP {}",
-        hydra.token_status(&hydra_id, &hydra_secret, true).await
-    );
-    println!(
-        "after the rotation, new secret at Hydra: HTTP {}",
-        hydra.token_status(&hydra_id, &hydra_rotated, true).await
-    );
+    let hydra_token = async |id: &str, secret: &str| hydra.token_status(id, secret, true).await;
+    let sample = ("orders-worker", "orders-worker-hydra", "oauthclient-hydra.yaml");
+    server_step(&cp, &clients, "Ory Hydra", sample, hydra_token).await;
+    let keycloak_token = async |id: &str, secret: &str| keycloak.token_status(id, secret, true).await;
+    let sample = ("billing", "billing-keycloak", "oauthclient-keycloak.yaml");
+    server_step(&cp, &clients, "Keycloak", sample, keycloak_token).await;
 
     step("the app's domain: DomainVerified until the CNAME exists");
     kubectl(&cp, &["get", "oauthapp", "mcp-auth", "-o", "jsonpath={.status.cnameTarget}{\"\\n\"}"]);
@@ -131,9 +113,38 @@ async fn main() {
         tokio::signal::ctrl_c().await.expect("wait for Ctrl-C");
     }
     drop(operator);
+    drop(keycloak);
     drop(hydra);
     drop(emu);
     drop(cp);
+}
+
+/// A sample's client on a real server: its Secret's keys, a token with its credentials, and
+/// a rotation (the old secret refused, the new one accepted), each at the server's own token
+/// endpoint.
+async fn server_step(
+    cp: &ControlPlane,
+    clients: &Api<OAuthClient>,
+    server: &str,
+    (name, secret, file): (&str, &str, &str),
+    token: impl AsyncFn(&str, &str) -> u16,
+) {
+    step(&format!("{server}: the client {name} (deploy/samples/{file})"));
+    wait_ready(clients, name).await;
+    kubectl(cp, &["get", "secret", secret, "-o", "go-template={{range $k, $v := .data}}{{$k}}{{\"\\n\"}}{{end}}"]);
+    let (id, old) = credentials(cp, secret).await;
+    println!("client_credentials token from {server} with the Secret's credentials: HTTP {}", token(&id, &old).await);
+    kubectl(cp, &["annotate", "oauthclient", name, "oauth-operator.dev/rotate=demo", "--overwrite"]);
+    let handled = |c: Option<&OAuthClient>| {
+        c.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("demo")
+    };
+    tokio::time::timeout(Duration::from_secs(30), await_condition(clients.clone(), name, handled))
+        .await
+        .expect("rotated within 30s")
+        .expect("watch");
+    let (_, new) = credentials(cp, secret).await;
+    println!("after the rotation, old secret at {server}: HTTP {}", token(&id, &old).await);
+    println!("after the rotation, new secret at {server}: HTTP {}", token(&id, &new).await);
 }
 
 /// The demo runs the operator and the emulator binaries: build them if needed.

@@ -165,7 +165,8 @@ async fn keycloak_new_client_fails_no_request_in_place_does(client: Client) {
     // Settled on its third client: two passes later Keycloak's admin events show no write.
     let internal = oauth_operator::backend::keycloak::internal_id(&replaced[3]);
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
-    let (settled, version) = (keycloak.writes_to(&internal).await, api.get("knc").await.expect("get").metadata.resource_version);
+    let (settled, version) =
+        (keycloak.writes_to(&internal).await, api.get("knc").await.expect("get").metadata.resource_version);
     let reads = || Env::get().cp.requests_by(USER, "get", "secrets", "knc-secret");
     let start = reads();
     until_within("two more passes", RESYNC * 6, async || reads() >= start + 2).await;

@@ -333,8 +333,12 @@ async fn kills_while_creating_leave_no_orphan(client: Client, server: Server, ns
     let clients = all_ready(&client, ns, Duration::from_secs(180), |_| true).await;
     let uids: HashSet<String> = clients.iter().filter_map(|c| c.metadata.uid.clone()).collect();
     assert_eq!(uids.len(), 100);
-    let ids: Vec<String> =
-        server.client_ids().await.into_iter().filter(|id| uids.iter().any(|uid| id.starts_with(uid.as_str()))).collect();
+    let ids: Vec<String> = server
+        .client_ids()
+        .await
+        .into_iter()
+        .filter(|id| uids.iter().any(|uid| id.starts_with(uid.as_str())))
+        .collect();
     assert_eq!(ids.len(), 100, "exactly one {server:?} client per resource: no orphan, no duplicate");
     assert_eq!(ids.iter().cloned().collect::<HashSet<_>>(), uids, "each is the resource's chosen id");
     assert_every_secret_gets_a_token(&client, ns, &clients, server).await;

@@ -20,7 +20,7 @@ root=$(cd "$here/../.." && pwd)
 cache="${KEYCLOAK_CACHE:-$root/target/keycloak}"
 out="$cache/keycloak-$version"
 stamp="$out/.stamp"
-key=$(cat "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+key=$(sha256sum < "${BASH_SOURCE[0]}" | cut -d" " -f1)
 
 command -v java >/dev/null || { echo "fetch.sh: Java 17 or later is needed to run Keycloak (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
 mkdir -p "$cache"

@@ -73,7 +73,8 @@ impl Keycloak {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("keycloak exited ({status}):\n{}", log_tail(&self.log));
             }
-            let ready = self.http.get(format!("{}/realms/master/.well-known/openid-configuration", self.url)).send().await;
+            let ready =
+                self.http.get(format!("{}/realms/master/.well-known/openid-configuration", self.url)).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
@@ -90,14 +91,16 @@ impl Keycloak {
     async fn admin_token(&self) -> String {
         let url = format!("{}/realms/master/protocol/openid-connect/token", self.url);
         let form = [("grant_type", "client_credentials"), ("client_id", ADMIN_CLIENT), ("client_secret", ADMIN_SECRET)];
-        let answer: Value = self.http.post(url).form(&form).send().await.expect("admin token").json().await.expect("JSON");
+        let answer: Value =
+            self.http.post(url).form(&form).send().await.expect("admin token").json().await.expect("JSON");
         answer["access_token"].as_str().expect("an access token").to_string()
     }
 
     /// Sends a raw admin request (a change made in Keycloak's console, as an administrator
     /// would): the status and the JSON answer (`null` when there is none).
     pub async fn admin_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(self.admin_token().await);
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.url)).bearer_auth(self.admin_token().await);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -152,7 +155,8 @@ impl Keycloak {
         let mut form = vec![("grant_type", "client_credentials")];
         let mut request = self.http.post(self.token_url());
         if basic {
-            request = request.basic_auth(super::hydra::form_encoded(client_id), Some(super::hydra::form_encoded(secret)));
+            request =
+                request.basic_auth(super::hydra::form_encoded(client_id), Some(super::hydra::form_encoded(secret)));
         } else {
             form.extend([("client_id", client_id), ("client_secret", secret)]);
         }
