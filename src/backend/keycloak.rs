@@ -622,6 +622,93 @@ mod tests {
         assert!(!disabled.keycloak().unwrap().enabled, "a client disabled in the console is drift");
     }
 
+    /// A fake Keycloak: a token endpoint that counts the tokens it issues (`t1`, `t2`, ...)
+    /// and an admin API that refuses `t1` (as if it had expired) and takes any later one.
+    async fn fake_keycloak() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        };
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+        let issued = Arc::new(AtomicUsize::new(0));
+        let counter = issued.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let issued = counter.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let mut chunk = [0u8; 4096];
+                        let Ok(n @ 1..) = socket.read(&mut chunk).await else { return };
+                        buffer.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buffer).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else { continue };
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buffer.len() < end + 4 + length {
+                            continue;
+                        }
+                        buffer.drain(..end + 4 + length);
+                        let (status, body) = if text.starts_with("POST /realms/master/protocol/openid-connect/token") {
+                            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                            ("200 OK", format!(r#"{{"access_token":"t{n}","expires_in":60}}"#))
+                        } else if text.contains("authorization: Bearer t1") || text.contains("Authorization: Bearer t1")
+                        {
+                            ("401 Unauthorized", r#"{"error":"HTTP 401 Unauthorized"}"#.to_string())
+                        } else {
+                            ("200 OK", "[]".to_string())
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, issued)
+    }
+
+    /// Every pass shares one admin token: ten at once fetch one, all refused (as an expired
+    /// token would be) renew it once, and later requests reuse it.
+    #[tokio::test]
+    async fn one_admin_token_is_shared_and_renewed_once_when_refused() {
+        let (url, issued) = fake_keycloak().await;
+        let config = HttpConfig {
+            base_url: url,
+            api_key: SecretString::new("admin-secret"),
+            timeout: Duration::from_secs(5),
+            requests_per_second: 0,
+            ca_pem: None,
+        };
+        let kc = KeycloakConfig { realm: "apps".into(), admin_realm: "master".into(), admin_client_id: "op".into() };
+        let backend = KeycloakBackend::new(config, kc).expect("adapter");
+        let (app, backend) = (AppKey::none(), &backend);
+        let reads = (0..10).map(|i| {
+            let app = &app;
+            async move { backend.get_client(app, &format!("c{i}")).await }
+        });
+        for read in futures::future::join_all(reads).await {
+            assert!(read.expect("read after one renewal").is_none());
+        }
+        assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2, "one token, then one renewal for all ten");
+        for i in 0..10 {
+            backend.get_client(&AppKey::none(), &format!("d{i}")).await.expect("read");
+        }
+        assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2, "never one per request");
+    }
+
     #[test]
     fn keycloaks_own_clients_are_reserved() {
         let config = HttpConfig {

@@ -175,6 +175,18 @@ async fn create_rotate_regenerate_repair_delete(client: Client) {
     assert!(kc_client(&id).await.is_none(), "deleted in Keycloak");
     assert_eq!(token(&id, &third).await, 401);
     assert!(kc_client(&abandoned).await.is_none(), "the abandoned client is deleted too");
+
+    // One admin token serves many requests (Keycloak's last a minute): never one per request.
+    let metrics = reqwest::get(format!("http://{}/metrics", env.operator.http)).await.expect("metrics");
+    let text = metrics.text().await.expect("text");
+    let count = |token: bool| -> f64 {
+        let lines =
+            text.lines().filter(|l| l.starts_with(r#"oauth_operator_backend_requests_total{operation="keycloak_"#));
+        let lines = lines.filter(|l| l.contains("keycloak_admin_token") == token);
+        lines.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    let (tokens, requests) = (count(true), count(false));
+    assert!(tokens >= 1.0 && tokens * 5.0 < requests, "{tokens} admin tokens for {requests} admin requests");
 }
 
 async fn orphan_keeps_the_client_and_lets_it_go(client: Client) {
