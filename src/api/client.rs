@@ -83,6 +83,15 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.keycloak) || self.clientAuthMethod != 'none' || !self.keycloak.grantTypes.exists(g, g == 'client_credentials')")
         .message("the client_credentials grant needs a client that authenticates: clientAuthMethod none (a public client) cannot use it")
         .field_path(".clientAuthMethod"),
+    validation = Rule::new("!has(self.clientSecretRef) || has(self.hydra) || has(self.keycloak)")
+        .message("clientSecretRef is for hydra and keycloak clients, whose secret the caller may choose")
+        .field_path(".clientSecretRef"),
+    validation = Rule::new("!has(self.clientSecretRef) || !has(self.rotation)")
+        .message("a client with clientSecretRef takes its secret from that Secret, whose source rotates it: rotation does not apply")
+        .field_path(".rotation"),
+    validation = Rule::new("!has(self.clientSecretRef) || self.clientAuthMethod in ['client_secret_basic', 'client_secret_post', 'client_secret_jwt']")
+        .message("clientSecretRef needs a clientAuthMethod that uses a secret")
+        .field_path(".clientAuthMethod"),
     validation = Rule::new("!has(self.registered) || !has(self.rotation)")
         .message("registered clients take their secret from the user: rotation does not apply")
         .field_path(".rotation"),
@@ -137,6 +146,16 @@ pub struct OAuthClientSpec {
     /// `skipConsent` and `active` (`false` deletes the client in Keycloak).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keycloak: Option<Box<KeycloakSpec>>,
+
+    /// A Secret of this namespace holding the client secret to register (from External
+    /// Secrets, Vault, Sealed Secrets...): the operator never generates one for this client,
+    /// waits while the Secret or its key is missing, and pushes the secret again whenever the
+    /// Secret changes. Hydra and Keycloak clients only; the client id stays the operator's
+    /// choice (`hydra.clientId`/`keycloak.clientId`, else the UID). Unlike
+    /// `registered.credentialsSecret` (an upstream provider's id and secret, pushed to the MCP
+    /// API), this is the secret of the client the backend itself issues tokens to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_ref: Option<ClientSecretRef>,
 
     /// The backend's id of an existing client to take over (a Wacht-style client's id, an
     /// OAuth application's id), to bring a client made outside the operator under it. Read
@@ -619,6 +638,26 @@ pub struct CredentialsSecretRef {
     /// Names of the keys holding the client id and the client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SecretKeys>,
+}
+
+/// The Secret and key holding a client secret the user brings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSecretRef {
+    /// Name of the Secret, in the OAuthClient's namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// The key holding the secret.
+    #[serde(default = "default_client_secret_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+    /// Also write the secret into the credentials Secret (`secretTemplate`); by default that
+    /// Secret gets the client id and the endpoints only, and the workload mounts both.
+    #[serde(default)]
+    pub copy: bool,
 }
 
 /// Reference to an OAuthApp.

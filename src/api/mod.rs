@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCategory, ScopeMapping, ScopeSpec};
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
-    CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec, IdTokenSigningAlg,
-    Jwk, Jwks, KeycloakSpec, OAuthClient, OAuthClientSpec, OAuthClientStatus, PkceMethod, PreviousClient,
-    RegisteredSpec, RotationSpec, RotationStrategy, SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
+    ClientSecretRef, CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec,
+    IdTokenSigningAlg, Jwk, Jwks, KeycloakSpec, OAuthClient, OAuthClientSpec, OAuthClientStatus, PkceMethod,
+    PreviousClient, RegisteredSpec, RotationSpec, RotationStrategy, SecretKeys, SecretTemplate, SigningAlg,
+    TokenLifespans,
 };
 
 /// API group of both resources.

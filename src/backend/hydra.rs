@@ -103,15 +103,23 @@ impl Backend for HydraBackend {
 
     async fn create_client(&self, _: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let secret = if has_secret(&settings.client_auth_method) { Some(new_secret()?) } else { None };
-        let body = body(settings, secret.as_ref())?;
-        let wire: Wire = self
-            .http
-            .call("create_hydra_client", Method::POST, self.url(None), Some(&body))
-            .await
-            .map_err(retryable)?;
-        let client = Client::from(wire);
+        let client = self.create(settings, secret.as_ref()).await?;
         let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
+    }
+
+    async fn register_client(&self, _: &AppKey, settings: &ClientSettings, secret: &SecretString) -> Result<Client> {
+        self.create(settings, Some(secret)).await
+    }
+
+    async fn set_client_secret(&self, _: &AppKey, id: &str, secret: &SecretString) -> Result<()> {
+        let patch = json!([{"op": "replace", "path": "/client_secret", "value": secret.expose()}]);
+        let _: Value = self
+            .http
+            .call("set_hydra_secret", Method::PATCH, self.url(Some(id)), Some(&patch))
+            .await
+            .map_err(retryable)?;
+        Ok(())
     }
 
     async fn update_client(&self, _: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
@@ -129,15 +137,23 @@ impl Backend for HydraBackend {
         self.http.send("delete_hydra_client", request).await.map(drop).map_err(retryable)
     }
 
-    async fn rotate_secret(&self, _: &AppKey, id: &str) -> Result<SecretString> {
+    async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
         let secret = new_secret()?;
-        let patch = json!([{"op": "replace", "path": "/client_secret", "value": secret.expose()}]);
-        let _: Value = self
+        self.set_client_secret(app, id, &secret).await?;
+        Ok(secret)
+    }
+}
+
+impl HydraBackend {
+    /// Creates the client with this secret (none for a method without one).
+    async fn create(&self, settings: &ClientSettings, secret: Option<&SecretString>) -> Result<Client> {
+        let body = body(settings, secret)?;
+        let wire: Wire = self
             .http
-            .call("rotate_hydra_secret", Method::PATCH, self.url(Some(id)), Some(&patch))
+            .call("create_hydra_client", Method::POST, self.url(None), Some(&body))
             .await
             .map_err(retryable)?;
-        Ok(secret)
+        Ok(Client::from(wire))
     }
 }
 

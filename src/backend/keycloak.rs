@@ -281,26 +281,27 @@ impl Backend for KeycloakBackend {
         Ok(self.lookup(id).await?.map(Client::from))
     }
 
-    async fn create_client(&self, _: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
-        let k = super::required(settings.keycloak(), "a Keycloak backend", "keycloak")?;
-        self.refuse_reserved(&k.client_id)?;
-        self.check_scopes(k).await?;
+    async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)> {
         let secret = if has_secret(&settings.client_auth_method) { Some(new_secret()?) } else { None };
-        let mut body = body(settings, secret.as_ref())?;
-        body["id"] = internal_id(&k.client_id).into();
-        if let Some(scopes) = &k.default_scopes {
-            body["defaultClientScopes"] = json!(scopes);
-        }
-        if let Some(scopes) = &k.optional_scopes {
-            body["optionalClientScopes"] = json!(scopes);
-        }
-        self.send("create_keycloak_client", Method::POST, self.clients_url(&[]), Some(&body)).await?;
-        // Keycloak answers 201 without a body: the client is what was sent.
-        let wire: Wire = serde_json::from_value(body)
-            .map_err(|e| Error::Transient { message: format!("reading back the created client: {e}") })?;
-        let client = Client::from(wire);
+        let client = self.create(app, settings, secret.as_ref()).await?;
         let credentials = Credentials { client_id: client.client_id.clone(), client_secret: secret };
         Ok((client, credentials))
+    }
+
+    async fn register_client(&self, app: &AppKey, settings: &ClientSettings, secret: &SecretString) -> Result<Client> {
+        self.create(app, settings, Some(secret)).await
+    }
+
+    async fn set_client_secret(&self, _: &AppKey, id: &str, secret: &SecretString) -> Result<()> {
+        let body = json!({"clientId": id, "secret": secret.expose()});
+        self.on_client(id, |internal| {
+            let body = &body;
+            async move {
+                let url = self.clients_url(&[&internal]);
+                self.send("set_keycloak_secret", Method::PUT, url, Some(body)).await.map(drop)
+            }
+        })
+        .await
     }
 
     async fn update_client(&self, _: &AppKey, id: &str, settings: &ClientSettings) -> Result<Client> {
@@ -335,18 +336,32 @@ impl Backend for KeycloakBackend {
         .await
     }
 
-    async fn rotate_secret(&self, _: &AppKey, id: &str) -> Result<SecretString> {
+    async fn rotate_secret(&self, app: &AppKey, id: &str) -> Result<SecretString> {
         let secret = new_secret()?;
-        let body = json!({"clientId": id, "secret": secret.expose()});
-        self.on_client(id, |internal| {
-            let body = &body;
-            async move {
-                let url = self.clients_url(&[&internal]);
-                self.send("rotate_keycloak_secret", Method::PUT, url, Some(body)).await.map(drop)
-            }
-        })
-        .await?;
+        self.set_client_secret(app, id, &secret).await?;
         Ok(secret)
+    }
+}
+
+impl KeycloakBackend {
+    /// Creates the client under its chosen ids, with this secret (none for a method without).
+    async fn create(&self, _: &AppKey, settings: &ClientSettings, secret: Option<&SecretString>) -> Result<Client> {
+        let k = super::required(settings.keycloak(), "a Keycloak backend", "keycloak")?;
+        self.refuse_reserved(&k.client_id)?;
+        self.check_scopes(k).await?;
+        let mut body = body(settings, secret)?;
+        body["id"] = internal_id(&k.client_id).into();
+        if let Some(scopes) = &k.default_scopes {
+            body["defaultClientScopes"] = json!(scopes);
+        }
+        if let Some(scopes) = &k.optional_scopes {
+            body["optionalClientScopes"] = json!(scopes);
+        }
+        self.send("create_keycloak_client", Method::POST, self.clients_url(&[]), Some(&body)).await?;
+        // Keycloak answers 201 without a body: the client is what was sent.
+        let wire: Wire = serde_json::from_value(body)
+            .map_err(|e| Error::Transient { message: format!("reading back the created client: {e}") })?;
+        Ok(Client::from(wire))
     }
 }
 

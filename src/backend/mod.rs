@@ -396,8 +396,9 @@ pub trait Backend: Send + Sync {
         Ok(self.list_clients(app).await?.into_iter().find(|c| c.id == id))
     }
     async fn create_client(&self, app: &AppKey, settings: &ClientSettings) -> Result<(Client, Credentials)>;
-    /// Registers a client whose secret the user holds (`Mode::Registered`); the secret is
-    /// write-only.
+    /// Registers a client with the secret the user holds (a registered MCP client, or a client
+    /// whose secret comes from the user's Secret where the backend lets the caller choose it);
+    /// the secret is write-only.
     async fn register_client(
         &self,
         _app: &AppKey,
@@ -406,7 +407,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Client> {
         Err(Error::Unsupported("registered clients"))
     }
-    /// Replaces the secret of a registered client in place.
+    /// Replaces a client's secret in place with the one the user holds.
     async fn set_client_secret(&self, _app: &AppKey, _id: &str, _secret: &SecretString) -> Result<()> {
         Err(Error::Unsupported("registered clients"))
     }

@@ -19,7 +19,7 @@ use kube::{
 };
 
 use super::{
-    Context, Error, conclude,
+    Context, Error, brought, conclude,
     conditions::{reason, settled},
     credentials::{self, ClientState, Plan, Rotation, SecretState},
     deletion::{cleanup, delete_secret},
@@ -220,6 +220,8 @@ struct Read {
     wanted: backend::ClientSettings,
     /// The Secret the status named before this pass (`spec.secretTemplate.name` may change).
     previous_secret: Option<String>,
+    /// The secret of the user's Secret (`spec.clientSecretRef`).
+    brought: Option<brought::Brought>,
 }
 
 /// Reads the Secret (a Secret in the way stops the pass before any backend call), this
@@ -245,6 +247,11 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
     let held = ctx.held.lock().get(&key_of(obj)).cloned();
     let recorded = held.as_ref().map(|c| c.backend_id.clone()).or(secret_backend_id).or(status.backend_id.clone());
     let (current, taken_over) = current_client(obj, ctx, t, recorded.as_deref(), status).await?;
+    // Read before any backend write: without it, nothing is created or changed.
+    let brought = match &obj.spec.client_secret_ref {
+        Some(r) => Some(brought::read(ctx, obj, r, current.is_some()).await?),
+        None => None,
+    };
     let mut wanted = desired::client_settings(obj);
     // A NewClient rotation's client keeps the id it was created with.
     if let (Some(id), Some(c)) = (wanted.chosen_id_mut(), &current) {
@@ -264,6 +271,7 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
         previous,
         wanted,
         previous_secret: status.secret_name.replace(name),
+        brought,
     })
 }
 
@@ -336,8 +344,9 @@ fn facts(obj: &OAuthClient, ctx: &Context, read: &Read, status: &OAuthClientStat
             Found::Missing | Found::Foreign { .. } => SecretState::Missing,
         },
         held: read.held.as_ref().map(|h| answers(&h.rotate_request)),
-        requested: pending.is_some(),
-        due: rotation_due(obj, ctx, &read.found, status),
+        // The secret the user brings is rotated at its source.
+        requested: pending.is_some() && read.brought.is_none(),
+        due: read.brought.is_none() && rotation_due(obj, ctx, &read.found, status),
         new_client: strategy(obj) == RotationStrategy::NewClient,
         previous: match &read.previous {
             None => credentials::Previous::None,
@@ -376,7 +385,7 @@ async fn act(
         }
         (Plan::Create { replaces }, _) => {
             let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
-            return create(obj, ctx, t, &read.wanted, replaces, delivery, status).await;
+            return create(obj, ctx, t, (&read.wanted, read.brought.as_ref()), replaces, delivery, status).await;
         }
         _ => return Ok(settled::INACTIVE.into()),
     };
@@ -400,8 +409,11 @@ async fn act(
         return Ok(settled::INACTIVE.into());
     }
     update(obj, ctx, t, &read, &current).await?;
-    if let Some(rotation) = rotation {
-        let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
+    let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
+    if let Some(b) = &read.brought {
+        let lost = rotation.is_some();
+        brought::settle(obj, ctx, t, &current, b, (read.taken_over.is_some(), lost), delivery, status).await?;
+    } else if let Some(rotation) = rotation {
         rotate(obj, ctx, t, &read.wanted, &current, (rotation, new_client), delivery, status).await?;
     }
     if pending_request(obj, status).is_some() {
@@ -522,24 +534,34 @@ async fn announce_rotation(
 
 /// Where a pass writes credentials: the Secrets API and the UID of this client's Secret, and
 /// the previous client to record with them.
-struct Delivery<'a> {
-    secrets: &'a Api<Secret>,
-    existing: &'a mut Option<String>,
-    previous: Option<PreviousClient>,
+pub(super) struct Delivery<'a> {
+    pub secrets: &'a Api<Secret>,
+    pub existing: &'a mut Option<String>,
+    pub previous: Option<PreviousClient>,
 }
 
-/// Creates the backend client and writes its credentials, which answer the rotate request.
+/// Creates the backend client (with the secret the user brings, if any) and writes its
+/// credentials, which answer the rotate request.
 async fn create(
     obj: &OAuthClient,
     ctx: &Context,
     t: &Target,
-    wanted: &backend::ClientSettings,
+    (wanted, brought): (&backend::ClientSettings, Option<&brought::Brought>),
     replaces: bool,
     delivery: Delivery<'_>,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
-    let (client, creds) = t.backend.create_client(&t.app, wanted).await.map_err(Error::backend("create client"))?;
+    let (client, creds) = match brought {
+        Some(b) => {
+            let made =
+                t.backend.register_client(&t.app, wanted, &b.secret).await.map_err(Error::backend("create client"))?;
+            status.credentials_secret_version = Some(b.version.clone());
+            let creds = backend::Credentials { client_id: made.client_id.clone(), client_secret: b.copied(obj) };
+            (made, creds)
+        }
+        None => t.backend.create_client(&t.app, wanted).await.map_err(Error::backend("create client"))?,
+    };
     let client = Listed::from(client);
     ctx.lists.put(&t.name, &t.app, client.clone()).await;
     // Recorded before the Secret write: a failure below still lands in the status, so the
@@ -630,7 +652,7 @@ fn secret_conflict(name: &str, holder: &str) -> Error {
 
 /// Writes the credentials Secret (`existing`: the UID of this client's Secret, updated once
 /// written); when that fails, keeps the credentials for the next pass.
-async fn deliver(
+pub(super) async fn deliver(
     ctx: &Context,
     secrets: &Api<Secret>,
     obj: &OAuthClient,

@@ -31,6 +31,8 @@ pub mod reason {
     pub const VERIFIED: &str = "Verified";
     pub const PENDING: &str = "Pending";
     pub const CREDENTIALS_SECRET_NOT_READY: &str = "CredentialsSecretNotReady";
+    /// The secret a user's Secret holds is one the backends would not take.
+    pub const CREDENTIALS_SECRET_INVALID: &str = "CredentialsSecretInvalid";
     /// The ConfigMap key of `spec.logo` is not there yet (it may come in a later sync wave).
     pub const LOGO_NOT_READY: &str = "LogoNotReady";
     pub const REVOKED: &str = "Revoked";

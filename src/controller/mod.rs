@@ -4,6 +4,7 @@
 
 mod app;
 mod backoff;
+mod brought;
 mod client;
 pub mod conditions;
 mod context;

@@ -104,6 +104,19 @@ async fn main() {
     let sample = ("billing", "billing-keycloak", "oauthclient-keycloak.yaml");
     server_step(&cp, &clients, "Keycloak", sample, keycloak_token).await;
 
+    step("a secret the platform brings: orders-api (deploy/samples/oauthclient-secret-ref.yaml) waits for its Secret");
+    kubectl(&cp, &["get", "oauthclient", "orders-api", "-o", "jsonpath={.status.conditions[0].message}{\"\\n\"}"]);
+    println!("creating the Secret orders-api-credentials, as External Secrets would");
+    let brought = "brought-by-the-platform-0123456789";
+    let literal = format!("--from-literal=client_secret={brought}");
+    kubectl(&cp, &["create", "secret", "generic", "orders-api-credentials", &literal]);
+    wait_ready(&clients, "orders-api").await;
+    let id = client_id(&cp, "orders-api-keycloak").await;
+    println!(
+        "client_credentials token from Keycloak with the platform's secret: HTTP {}",
+        keycloak.token_status(&id, brought, true).await
+    );
+
     step("the app's domain: DomainVerified until the CNAME exists");
     kubectl(&cp, &["get", "oauthapp", "mcp-auth", "-o", "jsonpath={.status.cnameTarget}{\"\\n\"}"]);
     kubectl(&cp, &["describe", "oauthclient", "web"]);
@@ -171,6 +184,13 @@ where
         .await
         .unwrap_or_else(|_| panic!("{name} not Ready within 30s"))
         .expect("watch");
+}
+
+/// The client id of a credentials Secret.
+async fn client_id(cp: &ControlPlane, name: &str) -> String {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(cp.client().await, "default");
+    let data = secrets.get(name).await.unwrap_or_else(|e| panic!("Secret {name}: {e}")).data.expect("data");
+    String::from_utf8(data["client_id"].0.clone()).expect("utf-8")
 }
 
 async fn credentials(cp: &ControlPlane, name: &str) -> (String, String) {

@@ -26,6 +26,7 @@ const REGISTERED: &str = "oauthclient-registered.yaml";
 const HYDRA: &str = "oauthclient-hydra.yaml";
 const ADOPT: &str = "oauthclient-adopt.yaml";
 const KEYCLOAK: &str = "oauthclient-keycloak.yaml";
+const SECRET_REF: &str = "oauthclient-secret-ref.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -94,6 +95,12 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
                 "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}}}),
         ),
         ("keycloak-sample", KEYCLOAK, json!({})),
+        ("secret-ref-sample", SECRET_REF, json!({})),
+        (
+            "secret-ref-on-hydra-copied",
+            HYDRA,
+            json!({"spec": {"clientSecretRef": {"name": "orders-worker-credentials", "copy": true}}}),
+        ),
         (
             "keycloak-web-client",
             KEYCLOAK,
@@ -310,6 +317,30 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             HYDRA,
             json!({"spec": {"clientAuthMethod": "none"}}),
             &["spec.clientAuthMethod", "clientAuthMethod none (a public client) cannot use it"],
+        ),
+        (
+            "secret-ref-on-application",
+            APPLICATION,
+            json!({"spec": {"clientSecretRef": {"name": "mine"}}}),
+            &["spec.clientSecretRef", "clientSecretRef is for hydra and keycloak clients"],
+        ),
+        (
+            "secret-ref-with-rotation",
+            SECRET_REF,
+            json!({"spec": {"rotation": {"every": "720h"}}}),
+            &["spec.rotation", "whose source rotates it: rotation does not apply"],
+        ),
+        (
+            "secret-ref-without-secret-method",
+            SECRET_REF,
+            json!({"spec": {"clientAuthMethod": "private_key_jwt", "jwksUri": "https://keys.example.com/jwks.json"}}),
+            &["spec.clientAuthMethod", "clientSecretRef needs a clientAuthMethod that uses a secret"],
+        ),
+        (
+            "secret-ref-bad-name",
+            SECRET_REF,
+            json!({"spec": {"clientSecretRef": {"name": "Not_A_Name"}}}),
+            &["spec.clientSecretRef.name", "should match"],
         ),
         (
             "keycloak-public-client-credentials",

@@ -8,6 +8,7 @@ mod support;
 
 mod adoption;
 mod backends;
+mod brought;
 mod crd;
 mod gitops;
 mod hydra;
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(gitops::trials());
     trials.extend(hydra::trials());
     trials.extend(keycloak::trials());
+    trials.extend(brought::trials());
     trials.extend(rotation::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.
