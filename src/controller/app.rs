@@ -66,6 +66,8 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthApp>>, ctx: Arc<Context>) -> Resu
         Err(done) => return done,
     };
     let api: Api<OAuthApp> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let Some(obj) = super::current(&ctx, &api, obj).await? else { return Ok(Action::await_change()) };
+    let obj = obj.as_ref();
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, &ctx, &api, &mut status).await;
     conclude(&ctx, &api, obj, obj.status.as_ref(), status, result.as_ref().map(|_| conditions::settled::APP)).await?;

@@ -176,6 +176,8 @@ async fn set_finalizers(
 
 /// One pass: bring the backend and the Secret to the spec, then write the status.
 async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Result<Action, Error> {
+    let Some(obj) = super::current(ctx, api, obj).await? else { return Ok(Action::await_change()) };
+    let obj = obj.as_ref();
     let mut status = obj.status.clone().unwrap_or_default();
     let result = sync(obj, ctx, &mut status).await;
     // The next scheduled rotation, from what this pass issued or found (the status now says),

@@ -29,7 +29,7 @@ pub use client::run as run_clients;
 pub use context::Context;
 use error::error_policy;
 pub use error::{Error, Waiting};
-use status::{conclude, prelude, write_status};
+use status::{conclude, current, prelude, write_status};
 pub use watch::scoped;
 
 /// The field manager of every write.

@@ -81,8 +81,8 @@ where
     if ctx.writes.wrote_status(obj, hash) {
         return Ok(());
     }
-    write_status(api, obj, current, &status).await?;
-    ctx.writes.record_status(obj, hash);
+    let version = write_status(api, obj, current, &status).await?;
+    ctx.writes.record_status(obj, hash, version.as_deref());
     Ok(())
 }
 
@@ -113,23 +113,47 @@ async fn report_undecodable<K: Resource<DynamicType = ()>>(
 }
 
 /// Writes `status` by server-side apply when it differs from `current`.
-pub(super) async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<(), Error>
+pub(super) async fn write_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<Option<String>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(status) {
-        return Ok(());
+        return Ok(None);
     }
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map_err(Error::kube("write status"))?;
-    Ok(())
+    Ok(written.meta().resource_version.clone())
+}
+
+/// The object a pass starts from: the cached one, or (when the cache does not show this
+/// process's last status write yet) the API server's, so that the status the pass writes
+/// builds on the last one. `None`: it is gone.
+pub(super) async fn current<'a, K>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &'a K,
+) -> Result<Option<std::borrow::Cow<'a, K>>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if !ctx.writes.status_is_stale(obj) {
+        return Ok(Some(std::borrow::Cow::Borrowed(obj)));
+    }
+    let fresh = api.get_opt(&obj.name_any()).await.map_err(Error::kube("read the object again"))?;
+    Ok(fresh.map(std::borrow::Cow::Owned))
 }
 
 /// The start of every pass: an object that cannot be decoded gets its condition, one that is

@@ -17,9 +17,10 @@ pub(super) struct OwnWrites {
     /// then the apply of its content): credentials Secrets, and OAuthClients it added the
     /// finalizer to.
     written: Mutex<HashMap<String, Vec<String>>>,
-    /// A hash of the status the last status write set: a pass whose cached copy does not show
-    /// that write yet computes the same status, and does not write it again.
-    statuses: Mutex<HashMap<String, u64>>,
+    /// A hash of the status the last status write set (a pass whose cached copy does not show
+    /// that write yet computes the same status, and does not write it again), and the
+    /// `resourceVersion` that write made.
+    statuses: Mutex<HashMap<String, (u64, Option<u64>)>>,
 }
 
 impl OwnWrites {
@@ -40,13 +41,27 @@ impl OwnWrites {
     /// Whether `hash` is that of the status this process last wrote for `obj`.
     pub(super) fn wrote_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) -> bool {
         let key = format!("{}/{}", K::kind(&()), key_of(obj));
-        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).get(&key) == Some(&hash)
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).get(&key).is_some_and(|(h, _)| *h == hash)
     }
 
-    /// Records the hash of the status just written for `obj`.
-    pub(super) fn record_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64) {
+    /// Records the hash of the status just written for `obj`, and the version it made.
+    pub(super) fn record_status<K: Resource<DynamicType = ()>>(&self, obj: &K, hash: u64, version: Option<&str>) {
         let key = format!("{}/{}", K::kind(&()), key_of(obj));
-        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, hash);
+        let version = version.and_then(|v| v.parse().ok());
+        self.statuses.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (hash, version));
+    }
+
+    /// Whether `obj` is older than this process's last status write to it: a pass that began
+    /// from it would write back a status from before that write, dropping what it recorded
+    /// (the backend client's id, say). `resourceVersion`s are compared as the numbers the API
+    /// server gives (etcd revisions); one that is not a number is never called stale.
+    pub(super) fn status_is_stale<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
+        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+        let Some(seen) = obj.meta().resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()) else {
+            return false;
+        };
+        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
+        statuses.get(&key).and_then(|(_, written)| *written).is_some_and(|written| seen < written)
     }
 
     /// Whether an object is as the operator last wrote it.
@@ -97,5 +112,35 @@ impl Readers {
     pub(super) fn of<K: Resource>(&self, secret: &K) -> Vec<String> {
         let readers = self.0.lock().unwrap_or_else(|e| e.into_inner());
         readers.by_secret.get(&key_of(secret)).map(|names| names.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+
+    use super::OwnWrites;
+
+    fn at(version: &str) -> ConfigMap {
+        let metadata = ObjectMeta {
+            name: Some("c".into()),
+            namespace: Some("n".into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        };
+        ConfigMap { metadata, ..Default::default() }
+    }
+
+    #[test]
+    fn a_copy_older_than_the_last_status_write_is_stale() {
+        let writes = OwnWrites::default();
+        assert!(!writes.status_is_stale(&at("5")), "nothing written yet");
+        writes.record_status(&at("5"), 1, Some("12"));
+        assert!(writes.status_is_stale(&at("11")), "the cache has not seen the write");
+        assert!(!writes.status_is_stale(&at("12")) && !writes.status_is_stale(&at("30")));
+        assert!(!writes.status_is_stale(&at("not-a-number")), "an opaque version is never called stale");
+        writes.wrote::<ConfigMap>("n", "c", Vec::new());
+        assert!(!writes.status_is_stale(&at("11")), "forgotten with the object");
     }
 }
