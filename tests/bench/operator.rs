@@ -26,7 +26,6 @@ mod support;
 
 use std::{
     collections::HashMap,
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -173,18 +172,7 @@ async fn main() {
     let a = args();
     // The operator's default log level, as in production.
     support::operator::LOG_LEVEL.set("info").expect("log level");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--bins",
-            "--manifest-path",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
+    support::build_binaries(true);
     let cp = ControlPlane::start().await;
     cp.install_crds().await;
     let client = cp.client().await;

@@ -24,7 +24,8 @@ use support::{
 #[tokio::main]
 async fn main() {
     let keep = std::env::args().any(|a| a == "--keep");
-    build_binaries();
+    // The demo runs the operator and the emulator binaries: built if needed.
+    support::build_binaries(false);
 
     // Keycloak takes longest to start: it starts first, and is waited for after the rest.
     let mut keycloak = Keycloak::launch();
@@ -158,16 +159,6 @@ async fn server_step(
     let (_, new) = credentials(cp, secret).await;
     println!("after the rotation, old secret at {server}: HTTP {}", token(&id, &old).await);
     println!("after the rotation, new secret at {server}: HTTP {}", token(&id, &new).await);
-}
-
-/// The demo runs the operator and the emulator binaries: build them if needed.
-fn build_binaries() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--bins", "--manifest-path", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --bins failed");
 }
 
 async fn wait_ready<K>(api: &Api<K>, name: &str)
