@@ -56,15 +56,7 @@ pub(super) async fn settle(
 ) -> Result<(), Error> {
     let push = !brought.pushed(status) || taken_over;
     if push {
-        t.backend
-            .set_client_secret(&t.app, &current.id, &brought.secret)
-            .await
-            .map_err(Error::backend("push client secret"))?;
-        status.credentials_secret_version = Some(brought.version.clone());
-        status.last_rotated_at = Some(now());
-        crate::metrics::metrics().rotations.inc();
-        let note = "pushed the client secret of the user's Secret to the backend".into();
-        ctx.event(obj, EventType::Normal, "SecretPushed", note).await;
+        push_secret(obj, ctx, t, &current.id, (&brought.secret, &brought.version), status).await?;
     }
     let copy = brought.copied(obj);
     if lost || (push && copy.is_some()) {
@@ -123,6 +115,25 @@ pub(super) async fn read(
         message: format!("{place} {what}"),
     })?;
     Ok(Brought { secret: SecretString::new(value), version })
+}
+
+/// Sets the backend client's secret to the one the user's Secret (at `version`) holds, and
+/// records that version.
+pub(super) async fn push_secret(
+    obj: &OAuthClient,
+    ctx: &Context,
+    t: &Target,
+    id: &str,
+    (secret, version): (&SecretString, &str),
+    status: &mut OAuthClientStatus,
+) -> Result<(), Error> {
+    t.backend.set_client_secret(&t.app, id, secret).await.map_err(Error::backend("push client secret"))?;
+    status.credentials_secret_version = Some(version.to_string());
+    status.last_rotated_at = Some(now());
+    crate::metrics::metrics().rotations.inc();
+    let note = "pushed the client secret of the user's Secret to the backend".into();
+    ctx.event(obj, EventType::Normal, "SecretPushed", note).await;
+    Ok(())
 }
 
 /// What both servers take as a client secret: 6 (Hydra's least) to 512 characters, printable

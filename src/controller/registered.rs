@@ -132,15 +132,7 @@ async fn push(
     let asked = rotate_request.is_some() && rotate_request != status.last_handled_rotate_request;
     let changed = status.credentials_secret_version.as_deref() != Some(upstream.version.as_str());
     if changed || asked || adopted {
-        t.backend
-            .set_client_secret(&t.app, &current.id, &upstream.secret)
-            .await
-            .map_err(Error::backend("push client secret"))?;
-        status.credentials_secret_version = Some(upstream.version.clone());
-        status.last_rotated_at = Some(now());
-        crate::metrics::metrics().rotations.inc();
-        let note = "pushed the client secret of the credentials Secret to the backend".into();
-        ctx.event(obj, EventType::Normal, "SecretPushed", note).await;
+        super::brought::push_secret(obj, ctx, t, &current.id, (&upstream.secret, &upstream.version), status).await?;
     }
     if asked {
         status.last_handled_rotate_request = rotate_request;
