@@ -12,7 +12,7 @@ use libtest_mimic::Trial;
 use oauth_operator::api::OAuthClient;
 use serde_json::json;
 
-use crate::support::{Env, env::trial, resources::*, samples::sample_with};
+use crate::support::{env::trial, resources::*, samples::sample_with, servers::Server};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -21,44 +21,19 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Server {
-    Hydra,
-    Keycloak,
+/// Keycloak's client asks for a copy of the secret in its credentials Secret.
+fn copies(server: Server) -> bool {
+    server == Server::Keycloak
 }
 
-impl Server {
-    async fn token(self, id: &str, secret: &str) -> u16 {
-        match self {
-            Server::Hydra => Env::get().hydra.token_status(id, secret, true).await,
-            Server::Keycloak => Env::get().keycloak.token_status(id, secret, true).await,
-        }
-    }
-
-    async fn has_client(self, id: &str) -> bool {
-        match self {
-            Server::Hydra => Env::get().hydra.client(id).await.is_some(),
-            Server::Keycloak => Env::get().keycloak.client(id).await.is_some(),
-        }
-    }
-
-    /// Keycloak's client asks for a copy of the secret in its credentials Secret.
-    fn copies(self) -> bool {
-        matches!(self, Server::Keycloak)
-    }
-
-    fn doc(self, name: &str, secret: &str) -> serde_json::Value {
-        let reference = json!({"name": format!("{name}-credentials"), "copy": self.copies()});
-        let spec = json!({"clientSecretRef": reference, "secretTemplate": {"name": secret}});
-        match self {
-            Server::Hydra => {
-                sample_with("oauthclient-hydra.yaml", name, json!({"spec": spec, "metadata": {"namespace": null}}))
-            }
-            Server::Keycloak => {
-                sample_with("oauthclient-secret-ref.yaml", name, json!({"spec": spec, "metadata": {"namespace": null}}))
-            }
-        }
-    }
+fn doc(server: Server, name: &str, secret: &str) -> serde_json::Value {
+    let reference = json!({"name": format!("{name}-credentials"), "copy": copies(server)});
+    let spec = json!({"clientSecretRef": reference, "secretTemplate": {"name": secret}});
+    let sample = match server {
+        Server::Hydra => server.sample(),
+        Server::Keycloak => "oauthclient-secret-ref.yaml",
+    };
+    sample_with(sample, name, json!({"spec": spec, "metadata": {"namespace": null}}))
 }
 
 /// The user's Secret as External Secrets would write it.
@@ -81,12 +56,15 @@ async fn brought_secret(client: Client, server: Server) {
     let ns = namespace(&client, &format!("e2e-brought-{server:?}").to_lowercase()).await;
     let (name, secret) = ("orders", "orders-credentials-out");
     let users = format!("{name}-credentials");
-    apply::<OAuthClient>(&client, &ns, server.doc(name, secret)).await;
+    apply::<OAuthClient>(&client, &ns, doc(server, name, secret)).await;
     let message = not_ready::<OAuthClient>(&client, &ns, name, "CredentialsSecretNotReady").await;
     assert!(message.contains(&users) && message.contains("no backend client is created"), "{message}");
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
     let uid = api.get(name).await.expect("get").metadata.uid.expect("uid");
-    assert!(!server.has_client(&uid).await, "no client with a secret of the operator's while the Secret is missing");
+    assert!(
+        server.client(&uid).await.is_none(),
+        "no client with a secret of the operator's while the Secret is missing"
+    );
 
     // The Secret arrives after the OAuthClient.
     let first = "brought-secret-value-one-0123456789";
@@ -101,7 +79,7 @@ async fn brought_secret(client: Client, server: Server) {
         let data = out.get(secret).await.expect("the credentials Secret").data.expect("data");
         data.get("client_secret").map(|v| String::from_utf8_lossy(&v.0).into_owned())
     };
-    match server.copies() {
+    match copies(server) {
         true => assert_eq!(copied().await.as_deref(), Some(first), "copied, as asked"),
         false => assert!(!data.contains_key("client_secret"), "the secret is not copied unless asked"),
     }
@@ -111,7 +89,7 @@ async fn brought_secret(client: Client, server: Server) {
     put_users_secret(&client, &ns, &users, second).await;
     until("the new secret works", async || server.token(&uid, second).await == 200).await;
     assert_eq!(server.token(&uid, first).await, 401, "the old secret is refused");
-    if server.copies() {
+    if copies(server) {
         until("the copy follows", async || copied().await.as_deref() == Some(second)).await;
     }
     let users_secret = Api::<Secret>::namespaced(client.clone(), &ns).get(&users).await.expect("get");
@@ -137,9 +115,9 @@ async fn brought_secret(client: Client, server: Server) {
     let message = not_ready::<OAuthClient>(&client, &ns, name, "CredentialsSecretNotReady").await;
     assert!(message.contains("keeps the secret last pushed"), "{message}");
     assert_eq!(server.token(&uid, second).await, 200, "still the last secret pushed");
-    assert!(server.has_client(&uid).await);
+    assert!(server.client(&uid).await.is_some());
 
     api.delete(name, &DeleteParams::default()).await.expect("delete");
     wait(&api, name, "gone", |o| o.is_none()).await;
-    assert!(!server.has_client(&uid).await, "deleted with the resource");
+    assert!(server.client(&uid).await.is_none(), "deleted with the resource");
 }

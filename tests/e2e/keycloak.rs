@@ -2,11 +2,7 @@
 //! every credential is proven at the realm's own token endpoint with a `client_credentials`
 //! request, and "no write" is read from the realm's admin events.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{
-    Api, Client, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams},
-};
+use kube::{Api, Client, ResourceExt, api::DeleteParams};
 use libtest_mimic::Trial;
 use oauth_operator::{api::OAuthClient, backend::keycloak::internal_id};
 use reqwest::Method;
@@ -21,7 +17,9 @@ use crate::{
         operator::USER,
         resources::*,
         samples::sample_with,
+        servers::{Server, rotate_and_regenerate},
     },
+    tenancy::another_teams_server_client,
 };
 
 pub fn trials() -> Vec<Trial> {
@@ -29,7 +27,9 @@ pub fn trials() -> Vec<Trial> {
         trial("keycloak::create_rotate_regenerate_repair_delete", create_rotate_regenerate_repair_delete),
         trial("keycloak::orphan_keeps_the_client_and_lets_it_go", orphan_keeps_the_client_and_lets_it_go),
         trial("keycloak::a_hand_made_client_is_taken_over_only_when_allowed", a_hand_made_client_is_taken_over),
-        trial("keycloak::a_tenant_cannot_take_another_teams_client", a_tenant_cannot_take_another_teams_client),
+        trial("keycloak::a_tenant_cannot_take_another_teams_client", |c| {
+            another_teams_server_client(c, Server::Keycloak)
+        }),
         trial("keycloak::every_auth_method_settles", every_auth_method_settles),
     ]
 }
@@ -43,31 +43,8 @@ fn secret_name(name: &str) -> String {
     format!("{name}-keycloak")
 }
 
-async fn secret_key(client: &Client, ns: &str, secret: &str, key: &str) -> Option<String> {
-    let found = Api::<Secret>::namespaced(client.clone(), ns).get_opt(secret).await.expect("get Secret")?;
-    found.data?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
-}
-
 async fn kc_client(client_id: &str) -> Option<Value> {
     Env::get().keycloak.client(client_id).await
-}
-
-/// A client as Keycloak shows it, its lists sorted: Keycloak keeps sets and lists them in no
-/// fixed order, so "untouched" compares this.
-async fn kc_client_sorted(client_id: &str) -> Option<Value> {
-    fn sort(value: &mut Value) {
-        match value {
-            Value::Array(items) => {
-                items.iter_mut().for_each(sort);
-                items.sort_by_key(|v| v.to_string());
-            }
-            Value::Object(map) => map.values_mut().for_each(sort),
-            _ => {}
-        }
-    }
-    let mut found = kc_client(client_id).await?;
-    sort(&mut found);
-    Some(found)
 }
 
 async fn token(id: &str, secret: &str) -> u16 {
@@ -114,30 +91,9 @@ async fn create_rotate_regenerate_repair_delete(client: Client) {
     assert!(defaults.contains(&json!("profile")) && defaults.contains(&json!("roles")), "{defaults:?}");
     assert!(!defaults.contains(&json!("email")), "only the scopes the spec names: {defaults:?}");
 
-    // Rotation: the old secret is refused at once, the new one works.
+    // Rotation, then a lost Secret regenerated, each proven at Keycloak's token endpoint.
+    let third = rotate_and_regenerate(&client, &ns, ("billing", &secret), Server::Keycloak, &first).await;
     let api: Api<OAuthClient> = Api::namespaced(client.clone(), &ns);
-    let annotate = json!({"metadata": {"annotations": {"oauth-operator.dev/rotate": "r1"}}});
-    api.patch("billing", &PatchParams::default(), &Patch::Merge(annotate)).await.expect("annotate");
-    wait(&api, "billing", "rotated", |o| {
-        o.and_then(|c| c.status.as_ref()).and_then(|s| s.last_handled_rotate_request.as_deref()) == Some("r1")
-    })
-    .await;
-    let (same_id, second) = credentials(&client, &ns, &secret).await;
-    assert_eq!(same_id, id);
-    assert_ne!(second, first);
-    assert_eq!(token(&id, &first).await, 401, "the old secret is refused after the rotation");
-    assert_eq!(token(&id, &second).await, 200, "the new secret works");
-
-    // The Secret deleted: regenerated, and the regenerated secret works.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets.delete(&secret, &DeleteParams::default()).await.expect("delete Secret");
-    until("the Secret is regenerated", async || {
-        secret_key(&client, &ns, &secret, "client_secret").await.is_some_and(|s| s != second)
-    })
-    .await;
-    let (_, third) = credentials(&client, &ns, &secret).await;
-    assert_eq!(token(&id, &third).await, 200, "the regenerated secret works");
-    assert_eq!(token(&id, &second).await, 401);
 
     // A spec edit reaches Keycloak, scopes included (sub-resources of the client).
     let edit = keycloak_doc(
@@ -230,7 +186,7 @@ async fn a_hand_made_client_is_taken_over(client: Client) {
     hand_made(id, old, json!({})).await;
     let foreign = "someone-elses-reports";
     hand_made(foreign, old, json!({"oauth-operator.dev/owner": "another-resource-uid"})).await;
-    let before = kc_client_sorted(foreign).await.expect("exists");
+    let before = Server::Keycloak.client(foreign).await.expect("exists");
 
     let secret = secret_name("reports");
     let doc = keycloak_doc("reports", json!({"secretTemplate": {"name": secret}, "keycloak": {"clientId": id}}));
@@ -254,33 +210,9 @@ async fn a_hand_made_client_is_taken_over(client: Client) {
     apply::<OAuthClient>(&client, &ns, doc).await;
     let message = not_ready::<OAuthClient>(&client, &ns, "thief", "AlreadyClaimed").await;
     assert!(message.contains(foreign) && message.contains("another-resource-uid"), "{message}");
-    assert_eq!(kc_client_sorted(foreign).await.expect("exists"), before, "untouched");
+    assert_eq!(Server::Keycloak.client(foreign).await.expect("exists"), before, "untouched");
     assert_eq!(token(foreign, old).await, 200, "its secret still works");
     assert!(secret_key(&client, &ns, &other, "client_id").await.is_none(), "no Secret for a refused client");
-}
-
-/// A namespace user names another team's Keycloak client: refused, and it keeps working.
-async fn a_tenant_cannot_take_another_teams_client(admin: Client) {
-    let team_a = namespace(&admin, "e2e-keycloak-team-a").await;
-    let secret = secret_name("api");
-    apply::<OAuthClient>(&admin, &team_a, keycloak_doc("api", json!({"secretTemplate": {"name": secret}}))).await;
-    client_ready(&admin, &team_a, "api").await;
-    let (id, value) = credentials(&admin, &team_a, &secret).await;
-    let before = kc_client_sorted(&id).await.expect("in Keycloak");
-
-    let user = namespace_user(&admin, "e2e-keycloak-team-b").await;
-    let doc = keycloak_doc(
-        "api",
-        json!({"secretTemplate": {"name": secret}, "keycloak": {"clientId": id}, "deletionPolicy": "Delete"}),
-    );
-    apply::<OAuthClient>(&user, "e2e-keycloak-team-b", doc).await;
-    let message = not_ready::<OAuthClient>(&user, "e2e-keycloak-team-b", "api", "AlreadyClaimed").await;
-    assert!(message.contains(&id), "{message}");
-    let api: Api<OAuthClient> = Api::namespaced(user.clone(), "e2e-keycloak-team-b");
-    api.delete("api", &DeleteParams::default()).await.expect("delete as the user");
-    wait(&api, "api", "gone", |o| o.is_none()).await;
-    assert_eq!(kc_client_sorted(&id).await.expect("still in Keycloak"), before, "team A's client is untouched");
-    assert_eq!(token(&id, &value).await, 200, "team A's secret still works");
 }
 
 /// `client_secret_post`, a public web client and `private_key_jwt` with an inline JWKS: each

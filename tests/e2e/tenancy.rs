@@ -29,6 +29,8 @@ use crate::support::{
     env::trial,
     operator::{NAMESPACE, Operator, apply_objects, manifest},
     resources::*,
+    samples::sample_with,
+    servers::Server,
 };
 
 const B: &str = "team-b";
@@ -342,4 +344,31 @@ async fn namespaced_operator_stays_in_its_namespace(admin: Client) {
         .collect();
     assert!(outside.is_empty(), "requests outside {ns}: {outside:?}");
     drop(operator);
+}
+
+/// A namespace user names another team's client on a real server (its id is the other
+/// resource's UID, which anyone who can list it may see): refused, deleting the refused
+/// resource deletes nothing, and the other team's client keeps working, untouched.
+pub async fn another_teams_server_client(admin: Client, server: Server) {
+    let block = server.name();
+    let (team_a, team_b) = (format!("e2e-{block}-team-a"), format!("e2e-{block}-team-b"));
+    let team_a = namespace(&admin, &team_a).await;
+    let secret = format!("api-{block}");
+    let doc = |spec: Value| sample_with(server.sample(), "api", json!({"spec": spec, "metadata": {"namespace": null}}));
+    apply::<OAuthClient>(&admin, &team_a, doc(json!({"secretTemplate": {"name": secret}}))).await;
+    client_ready(&admin, &team_a, "api").await;
+    let (id, value) = credentials(&admin, &team_a, &secret).await;
+    let before = server.client(&id).await.expect("in the server");
+
+    let user = namespace_user(&admin, &team_b).await;
+    let mut spec = json!({"secretTemplate": {"name": secret}, "deletionPolicy": "Delete"});
+    spec[block] = json!({"clientId": id});
+    apply::<OAuthClient>(&user, &team_b, doc(spec)).await;
+    let message = not_ready::<OAuthClient>(&user, &team_b, "api", "AlreadyClaimed").await;
+    assert!(message.contains(&id), "{message}");
+    let api: Api<OAuthClient> = Api::namespaced(user.clone(), &team_b);
+    api.delete("api", &DeleteParams::default()).await.expect("delete as the user");
+    wait(&api, "api", "gone", |o| o.is_none()).await;
+    assert_eq!(server.client(&id).await.expect("still there"), before, "team A's client is untouched");
+    assert_eq!(server.token(&id, &value).await, 200, "team A's secret still works");
 }

@@ -26,6 +26,7 @@ use support::{
     env::trial,
     operator::Operator,
     resources::{REDIRECT, app_doc, apply_in_shard, backend, client_doc, credentials, namespace, until, until_within},
+    servers::Server,
 };
 
 fn main() -> std::process::ExitCode {
@@ -278,39 +279,11 @@ async fn kills_while_creating_apps_leave_each_its_own(client: Client) {
     println!("faults: 30 apps, 6 SIGKILLs ({mid_work} mid-work): all Ready, each its own backend app, none refused");
 }
 
-/// A real OAuth server of the suite, where the operator chooses each client id.
-#[derive(Clone, Copy, Debug)]
-enum Server {
-    Hydra,
-    Keycloak,
+/// A spec on a server's backend limited to 10 requests a second, so that kills fall mid-work.
+fn slow_spec(server: Server) -> serde_json::Value {
+    let block = server.name();
+    json!({"backend": format!("{block}-slow"), block: {"grantTypes": ["client_credentials"]}})
 }
-
-impl Server {
-    /// Every client id the server holds (Keycloak's own clients included).
-    async fn client_ids(self) -> Vec<String> {
-        match self {
-            Server::Hydra => Env::get().hydra.client_ids().await,
-            Server::Keycloak => Env::get().keycloak.client_ids().await,
-        }
-    }
-
-    async fn token_status(self, id: &str, secret: &str) -> u16 {
-        match self {
-            Server::Hydra => Env::get().hydra.token_status(id, secret, true).await,
-            Server::Keycloak => Env::get().keycloak.token_status(id, secret, true).await,
-        }
-    }
-
-    /// A spec on this server's backend limited to 10 requests a second, so that kills fall
-    /// mid-work.
-    fn slow_spec(self) -> serde_json::Value {
-        match self {
-            Server::Hydra => json!({"backend": "hydra-slow", "hydra": {"grantTypes": ["client_credentials"]}}),
-            Server::Keycloak => json!({"backend": "keycloak-slow", "keycloak": {"grantTypes": ["client_credentials"]}}),
-        }
-    }
-}
-
 async fn hydra_kills_while_creating_leave_no_orphan(client: Client) {
     kills_while_creating_leave_no_orphan(client, Server::Hydra, "f-hydra").await;
 }
@@ -326,7 +299,7 @@ async fn kills_while_creating_leave_no_orphan(client: Client, server: Server, ns
     let mut operator = start(&client, &args).await;
     let started = Instant::now();
     namespace(&client, ns).await;
-    let doc = |i: usize| json!({"metadata": {"name": format!("h{i}")}, "spec": server.slow_spec()});
+    let doc = |i: usize| json!({"metadata": {"name": format!("h{i}")}, "spec": slow_spec(server)});
     join_all((0..100).map(|i| apply_in_shard::<OAuthClient>(&client, ns, doc(i), ns))).await;
     let mid_work = kill_repeatedly(&client, &mut operator, &args, 12, ns, |_| true).await;
     assert!(mid_work >= 10, "only {mid_work} of 12 kills came before every client was Ready");
@@ -353,7 +326,7 @@ async fn assert_every_secret_gets_a_token(client: &Client, ns: &str, clients: &[
     let checks = clients.iter().map(|c| async move {
         let name = c.status.as_ref().and_then(|s| s.secret_name.clone()).expect("secret name");
         let (id, secret) = credentials(client, ns, &name).await;
-        server.token_status(&id, &secret).await
+        server.token(&id, &secret).await
     });
     let lost = join_all(checks).await.iter().filter(|s| **s != 200).count();
     assert_eq!(lost, 0, "every Secret gets a token from {server:?} (lost secrets: {lost})");

@@ -10,6 +10,7 @@ pub mod keycloak;
 pub mod operator;
 pub mod resources;
 pub mod samples;
+pub mod servers;
 pub mod tools;
 
 pub use controlplane::ControlPlane;

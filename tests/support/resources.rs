@@ -258,3 +258,9 @@ pub async fn until_within(what: &str, timeout: Duration, mut done: impl AsyncFnM
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The Secret's key, as text.
+pub async fn secret_key(client: &Client, ns: &str, secret: &str, key: &str) -> Option<String> {
+    let found = Api::<Secret>::namespaced(client.clone(), ns).get_opt(secret).await.expect("get Secret")?;
+    found.data?.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
