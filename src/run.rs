@@ -56,7 +56,10 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let ctx = Arc::new(Context::new(client, backends, args.namespace.clone(), args.resync, args.unmanaged_grace));
+    let mut ctx = Context::new(client, backends, args.namespace.clone(), args.resync, args.unmanaged_grace);
+    // A shard's watch holds only its own OAuthClients: an app's may be in another shard.
+    ctx.all_clients_watched = args.selector.is_none();
+    let ctx = Arc::new(ctx);
     let app_controller =
         controller::run_apps(ctx.clone(), apps.clone(), wc.clone(), args.concurrency, until_stopped(stopped.clone()));
     let client_controller =

@@ -2,13 +2,12 @@
 //! the count of clients no OAuthClient owns. The backend cannot delete apps, so deleting an
 //! OAuthApp leaves the backend app as it is (no finalizer).
 
-use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, ObjectList, PartialObjectMeta},
     core::DeserializeGuard,
     runtime::{
         WatchStreamExt,
@@ -20,14 +19,14 @@ use kube::{
 };
 
 use super::{
-    Context, Error, conclude,
+    Context, Error, census, conclude,
     conditions::{self, reason},
     desired, error_policy, key_of,
     lists::Listed,
-    prelude, secret, tenancy, watch,
+    prelude, tenancy, watch,
 };
 use crate::{
-    api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, OAuthClient, Validate},
+    api::{OAuthApp, OAuthAppSpec, OAuthAppStatus, Validate},
     backend::{App, AppKey, Backend, ErrorCategory, Logo, ScopeMapping},
 };
 
@@ -157,8 +156,10 @@ async fn count_unmanaged(
     status: &mut OAuthAppStatus,
 ) -> Result<(), Error> {
     let spec = &obj.spec;
-    let mut unmanaged = unmanaged_clients(obj, ctx, backend_name, backend, key, record_key).await?;
-    if spec.prune_unmanaged_clients {
+    let mut unmanaged = unmanaged_clients(obj, ctx, (backend_name, backend), key, record_key, false).await?;
+    if spec.prune_unmanaged_clients && !unmanaged.is_empty() {
+        // Deactivating goes by a census taken now, not one up to a resync period old.
+        unmanaged = unmanaged_clients(obj, ctx, (backend_name, backend), key, record_key, true).await?;
         let now = k8s_openapi::jiff::Timestamp::now();
         let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
         // Only clients older than the grace period: a younger one may be mid-creation.
@@ -315,72 +316,23 @@ async fn logo(obj: &OAuthApp, ctx: &Context) -> Result<Option<Logo>, Error> {
     Ok(Some(Logo { bytes, content_type: source.content_type.clone(), filename: r.key.clone() }))
 }
 
-/// Active backend clients of the app that no OAuthClient records as its own, in its status or
-/// (written first) in its credentials Secret, signed for that client. Every OAuthClient counts,
-/// whatever the shard; within the one namespace the operator watches, if it watches one.
+/// The app's active backend clients that no OAuthClient owns, by the statuses of its
+/// OAuthClients and the census of Secret records (`fresh`: taken anew, before a prune).
 async fn unmanaged_clients(
     obj: &OAuthApp,
     ctx: &Context,
-    name: &str,
-    backend: &dyn Backend,
+    (name, backend): (&str, &dyn Backend),
     key: &AppKey,
     record_key: &ring::hmac::Key,
+    fresh: bool,
 ) -> Result<Vec<Listed>, Error> {
-    let mut owned = HashSet::new();
-    let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
-    let app = Some((obj.namespace().unwrap_or_default(), obj.name_any()));
-    paged(
-        |lp| async move { clients.list(&lp).await },
-        |guard| {
-            let Some(status) = guard.0.ok().filter(|c| c.app_ref() == app).and_then(|c| c.status) else {
-                return;
-            };
-            owned.extend(status.backend_id);
-            // A client replaced by a NewClient rotation keeps working until it retires.
-            owned.extend(status.previous_client.filter(|p| !p.retired).map(|p| p.backend_id));
-        },
-    )
-    .await
-    .map_err(Error::kube("list OAuthClients"))?;
-    let secrets: &Api<PartialObjectMeta<Secret>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
-    let managed = &format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
-    paged(
-        |lp| async move { secrets.list_metadata(&lp.labels(managed)).await },
-        |meta| {
-            let Some(controller) = meta.owner_references().iter().find(|r| r.controller == Some(true)) else {
-                return;
-            };
-            for pair in [
-                (secret::BACKEND_ID, secret::BACKEND_ID_SIGNATURE),
-                (secret::PREVIOUS_BACKEND_ID, secret::PREVIOUS_BACKEND_ID_SIGNATURE),
-            ] {
-                owned.extend(secret::signed(meta.annotations(), pair, record_key, &controller.uid));
-            }
-        },
-    )
-    .await
-    .map_err(Error::kube("list credentials Secrets"))?;
+    let app = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let mut owned = census::owned_by_app(ctx, &app).await.map_err(Error::kube("list OAuthClients"))?;
+    let recorded =
+        census::unrecorded(ctx, name, record_key, fresh).await.map_err(Error::kube("list credentials Secrets"))?;
+    owned.extend(recorded.iter().cloned());
     let unmanaged = |list: &[Listed]| list.iter().filter(|c| c.active && !owned.contains(&c.id)).cloned().collect();
     ctx.lists.with(name, backend, key, false, unmanaged).await.map_err(Error::backend("list clients"))
-}
-
-/// Every object of a list, a page of 100 at a time: a list of thousands is never held whole,
-/// and app passes run side by side, each with a page of full objects (about 4 KB each as text
-/// and parsed, with their managed fields) in hand.
-async fn paged<T: Clone, F: Future<Output = kube::Result<ObjectList<T>>>>(
-    fetch: impl Fn(ListParams) -> F,
-    mut each: impl FnMut(T),
-) -> kube::Result<()> {
-    let mut params = ListParams::default().limit(100);
-    loop {
-        let page = fetch(params.clone()).await?;
-        let next = page.metadata.continue_.clone().filter(|t| !t.is_empty());
-        page.items.into_iter().for_each(&mut each);
-        match next {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(()),
-        }
-    }
 }
 
 #[cfg(test)]

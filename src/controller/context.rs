@@ -52,6 +52,10 @@ pub struct Context {
     pub(super) apps: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
     /// The OAuthClients as their controller's watch sees them (set when it starts).
     pub(super) clients: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthClient>>>,
+    /// Which backend clients the credentials Secrets record, shared by the app passes.
+    pub(super) census: super::census::Census,
+    /// The OAuthClient watch sees every OAuthClient (no label selector shards them).
+    pub all_clients_watched: bool,
 }
 
 impl Context {
@@ -78,6 +82,8 @@ impl Context {
             readers: Readers::default(),
             apps: std::sync::OnceLock::new(),
             clients: std::sync::OnceLock::new(),
+            census: super::census::Census::new(resync.mul_f64(1.0 + RESYNC_JITTER)),
+            all_clients_watched: true,
         }
     }
 

@@ -5,6 +5,7 @@
 mod app;
 mod backoff;
 mod brought;
+mod census;
 mod client;
 pub mod conditions;
 mod context;
