@@ -7,6 +7,7 @@ pub mod backend;
 pub mod config;
 pub mod controller;
 pub mod duration;
+pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod run;

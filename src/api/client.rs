@@ -61,8 +61,8 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
         .field_path(".redirectUris"),
     validation = Rule::new("!has(self.registered) || (!has(self.secretTemplate) && !has(self.clientName))")
         .message("registered clients take their credentials from registered.credentialsSecret: secretTemplate and clientName do not apply"),
-    validation = Rule::new("self.clientAuthMethod != 'private_key_jwt' || [has(self.jwksUri), has(self.jwks), has(self.publicKeyPem)].filter(x, x).size() == 1")
-        .message("clientAuthMethod private_key_jwt needs exactly one of jwksUri, jwks or publicKeyPem")
+    validation = Rule::new("self.clientAuthMethod != 'private_key_jwt' || [has(self.jwksUri), has(self.jwks), has(self.publicKeyPem), has(self.managedKeys)].filter(x, x).size() == 1")
+        .message("clientAuthMethod private_key_jwt needs exactly one of jwksUri, jwks, publicKeyPem or managedKeys")
         .field_path(".clientAuthMethod"),
     validation = Rule::new("self.clientAuthMethod == 'private_key_jwt' || (!has(self.jwksUri) && !has(self.jwks) && !has(self.publicKeyPem))")
         .message("jwksUri, jwks and publicKeyPem are only accepted with clientAuthMethod private_key_jwt")
@@ -92,6 +92,18 @@ fn redirect_uri_items(schema: &mut schemars::Schema) {
     validation = Rule::new("!has(self.clientSecretRef) || self.clientAuthMethod in ['client_secret_basic', 'client_secret_post', 'client_secret_jwt']")
         .message("clientSecretRef needs a clientAuthMethod that uses a secret")
         .field_path(".clientAuthMethod"),
+    validation = Rule::new("!has(self.managedKeys) || ((has(self.hydra) || has(self.keycloak)) && self.clientAuthMethod == 'private_key_jwt')")
+        .message("managedKeys is for hydra and keycloak clients with clientAuthMethod private_key_jwt")
+        .field_path(".managedKeys"),
+    validation = Rule::new("!has(self.rotation) || !has(self.rotation.overlap) || self.rotation.strategy == 'NewClient' || has(self.managedKeys)")
+        .message("rotation.overlap applies to strategy NewClient and to managed keys only")
+        .field_path(".rotation.overlap"),
+    validation = Rule::new("!has(self.managedKeys) || !has(self.rotation) || self.rotation.strategy != 'NewClient'")
+        .message("managed keys rotate under the same client id, with rotation.overlap: strategy NewClient does not apply")
+        .field_path(".rotation"),
+    validation = Rule::new("!has(self.managedKeys) || !has(self.tokenEndpointAuthSigningAlg) || self.tokenEndpointAuthSigningAlg == self.managedKeys.algorithm")
+        .message("tokenEndpointAuthSigningAlg must be managedKeys.algorithm (or unset)")
+        .field_path(".tokenEndpointAuthSigningAlg"),
     validation = Rule::new("!has(self.registered) || !has(self.rotation)")
         .message("registered clients take their secret from the user: rotation does not apply")
         .field_path(".rotation"),
@@ -146,6 +158,15 @@ pub struct OAuthClientSpec {
     /// `skipConsent` and `active` (`false` deletes the client in Keycloak).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keycloak: Option<Box<KeycloakSpec>>,
+
+    /// Keys the operator generates and rotates for `clientAuthMethod: private_key_jwt` (hydra
+    /// and keycloak clients): the private key goes to the Secret (`secretTemplate.keys.privateKey`,
+    /// PKCS#8 PEM, with its `keyId`), only the public key to the backend. A rotation (annotation,
+    /// `rotation.every`, a lost Secret) publishes the new key beside the old one, then hands the
+    /// new one to the workload, and withdraws the old one after `rotation.overlap`: the client id
+    /// never changes and no request fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_keys: Option<ManagedKeys>,
 
     /// A Secret of this namespace holding the client secret to register (from External
     /// Secrets, Vault, Sealed Secrets...): the operator never generates one for this client,
@@ -297,9 +318,6 @@ pub struct OAuthClientSpec {
 /// A rotation policy.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[x_kube(
-    validation = Rule::new("!has(self.overlap) || self.strategy == 'NewClient'")
-        .message("rotation.overlap applies to strategy NewClient only")
-        .field_path(".overlap"),
     validation = Rule::new("!has(self.every) || !has(self.overlap) || duration(self.overlap) < duration(self.every)")
         .message("rotation.overlap must be shorter than rotation.every: the previous client retires before the next rotation")
         .field_path(".overlap"),
@@ -318,9 +336,9 @@ pub struct RotationSpec {
     /// same settings takes over the Secret, and the previous one keeps working for `overlap`.
     #[serde(default)]
     pub strategy: RotationStrategy,
-    /// `NewClient` only: how long the previous client keeps working after a rotation, a Go
-    /// duration of at least `10s` and less than `every` (default `10m`). Tokens it issued,
-    /// refresh tokens included, stop working when it retires.
+    /// `NewClient` and managed keys only: how long the previous client (or key) keeps working
+    /// after a rotation, a Go duration of at least `10s` and less than `every` (default `10m`).
+    /// Tokens a previous client issued, refresh tokens included, stop working when it retires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), pattern(r"^([0-9]{1,6}h)?([0-9]{1,8}m)?([0-9]{1,10}s)?$"))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('10s')").message("rotation.overlap must be at least 10s"))]
@@ -335,6 +353,17 @@ pub enum RotationStrategy {
     InPlace,
     /// A new client; the previous one keeps working for `overlap`, then is deactivated.
     NewClient,
+}
+
+/// The public key a managed-key rotation replaced.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousKey {
+    pub kid: String,
+    /// The public JWK, as JSON text.
+    pub jwk: String,
+    /// When it is withdrawn from the backend (RFC 3339).
+    pub retires_at: String,
 }
 
 /// The client a `NewClient` rotation replaced.
@@ -640,6 +669,32 @@ pub struct CredentialsSecretRef {
     pub keys: Option<SecretKeys>,
 }
 
+/// Signing keys the operator manages.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedKeys {
+    /// The signing algorithm: `ES256` (ECDSA P-256, every server) or `EdDSA` (Ed25519).
+    #[serde(default)]
+    pub algorithm: KeyAlgorithm,
+}
+
+/// The algorithm of a managed key.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+pub enum KeyAlgorithm {
+    #[default]
+    ES256,
+    EdDSA,
+}
+
+impl KeyAlgorithm {
+    pub fn keys(self) -> crate::keys::Algorithm {
+        match self {
+            KeyAlgorithm::ES256 => crate::keys::Algorithm::Es256,
+            KeyAlgorithm::EdDSA => crate::keys::Algorithm::EdDsa,
+        }
+    }
+}
+
 /// The Secret and key holding a client secret the user brings.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -854,6 +909,22 @@ pub struct SecretKeys {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
     pub issuer: Option<String>,
+    /// Key that holds the private key, PKCS#8 PEM (`managedKeys` clients).
+    #[serde(default = "default_private_key_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub private_key: String,
+    /// Key that holds the private key's id, its `kid` (`managedKeys` clients).
+    #[serde(default = "default_key_id_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub key_id: String,
+}
+
+fn default_private_key_key() -> String {
+    "private_key".into()
+}
+
+fn default_key_id_key() -> String {
+    "key_id".into()
 }
 
 fn default_client_id_key() -> String {
@@ -871,6 +942,8 @@ impl Default for SecretKeys {
             client_secret: default_client_secret_key(),
             token_url: None,
             issuer: None,
+            private_key: default_private_key_key(),
+            key_id: default_key_id_key(),
         }
     }
 }
@@ -927,6 +1000,11 @@ pub struct OAuthClientStatus {
     /// The client the last `NewClient` rotation replaced, and when it retires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_client: Option<PreviousClient>,
+
+    /// The managed key the last rotation replaced, published beside the current one until it
+    /// retires (public: its JWK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key: Option<PreviousKey>,
 
     /// Where the backend client lives, recorded once the operator reaches it: the deletion
     /// policy uses it, so deleting the client still deactivates it after its OAuthApp is gone.

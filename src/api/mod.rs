@@ -16,9 +16,9 @@ pub use app::{ClientNamespaces, OAuthApp, OAuthAppSpec, OAuthAppStatus, ScopeCat
 pub use client::{
     AccessTokenFormat, AllowedScope, AppRef, ApplicationSpec, ApplicationType, BackendRef, ClientAuthMethod,
     ClientSecretRef, CredentialsSecretRef, DeletionPolicy, GrantType, HydraGrantType, HydraResponseType, HydraSpec,
-    IdTokenSigningAlg, Jwk, Jwks, KeycloakSpec, OAuthClient, OAuthClientSpec, OAuthClientStatus, PkceMethod,
-    PreviousClient, RegisteredSpec, RotationSpec, RotationStrategy, SecretKeys, SecretTemplate, SigningAlg,
-    TokenLifespans,
+    IdTokenSigningAlg, Jwk, Jwks, KeyAlgorithm, KeycloakSpec, ManagedKeys, OAuthClient, OAuthClientSpec,
+    OAuthClientStatus, PkceMethod, PreviousClient, PreviousKey, RegisteredSpec, RotationSpec, RotationStrategy,
+    SecretKeys, SecretTemplate, SigningAlg, TokenLifespans,
 };
 
 /// API group of both resources.

@@ -68,6 +68,7 @@ pub(super) async fn settle(
             endpoints: t.endpoints.clone(),
             issued_at: status.last_rotated_at.clone(),
             previous: delivery.previous,
+            next_key: None,
         };
         deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
     }

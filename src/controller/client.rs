@@ -25,7 +25,7 @@ use super::{
     deletion::{cleanup, delete_secret},
     desired, error_policy, key_of,
     lists::Listed,
-    prelude, registered,
+    managed, prelude, registered,
     rotation::{overlap, previous_client, replacement, retire, strategy},
     schedule,
     secret::{self, Found},
@@ -184,7 +184,8 @@ async fn apply(api: &Api<OAuthClient>, obj: &OAuthClient, ctx: &Context) -> Resu
     // or the end of a previous client's overlap if that comes first.
     let issued = status.last_rotated_at.as_deref().and_then(|t| t.parse().ok());
     let retires = status.previous_client.as_ref().filter(|p| !p.retired).and_then(|p| p.retires_at.parse().ok());
-    let due = [rotation_due_at(obj, ctx, issued), retires].into_iter().flatten().min();
+    let key_retires = status.previous_key.as_ref().and_then(|p| p.retires_at.parse().ok());
+    let due = [rotation_due_at(obj, ctx, issued), retires, key_retires].into_iter().flatten().min();
     crate::metrics::secret_age(&key_of(obj), issued, rotation_every(obj));
     conclude(ctx, api, obj, obj.status.as_ref(), status, result.as_deref()).await?;
     result.map(|_| ctx.settled_until(&key_of(obj), due))
@@ -224,6 +225,8 @@ struct Read {
     previous_secret: Option<String>,
     /// The secret of the user's Secret (`spec.clientSecretRef`).
     brought: Option<brought::Brought>,
+    /// The managed private keys the Secret holds (`spec.managedKeys`).
+    keys: secret::Held,
 }
 
 /// Reads the Secret (a Secret in the way stops the pass before any backend call), this
@@ -255,6 +258,9 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
         None => None,
     };
     let mut wanted = desired::client_settings(obj);
+    if let Some(jwks) = managed::published(obj, &inspected.keys, status) {
+        wanted.jwks = Some(jwks);
+    }
     // A NewClient rotation's client keeps the id it was created with.
     if let (Some(id), Some(c)) = (wanted.chosen_id_mut(), &current) {
         id.clone_from(&c.id);
@@ -274,6 +280,7 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
         wanted,
         previous_secret: status.secret_name.replace(name),
         brought,
+        keys: inspected.keys,
     })
 }
 
@@ -324,7 +331,7 @@ fn take_issue_time(found: &Found, status: &mut OAuthClientStatus) {
 }
 
 /// The rotate request not handled yet, if any.
-fn pending_request(obj: &OAuthClient, status: &OAuthClientStatus) -> Option<String> {
+pub(super) fn pending_request(obj: &OAuthClient, status: &OAuthClientStatus) -> Option<String> {
     let request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     request.filter(|r| status.last_handled_rotate_request.as_ref() != Some(r))
 }
@@ -387,7 +394,8 @@ async fn act(
         }
         (Plan::Create { replaces }, _) => {
             let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
-            return create(obj, ctx, t, (&read.wanted, read.brought.as_ref()), replaces, delivery, status).await;
+            let given = (&read.wanted, read.brought.as_ref(), &read.keys);
+            return create(obj, ctx, t, given, replaces, delivery, status).await;
         }
         _ => return Ok(settled::INACTIVE.into()),
     };
@@ -410,11 +418,18 @@ async fn act(
         }
         return Ok(settled::INACTIVE.into());
     }
-    update(obj, ctx, t, &read, &current).await?;
+    let managed_keys = obj.spec.managed_keys.is_some();
+    // A managed-key rotation publishes the keys itself.
+    if !(managed_keys && rotation.is_some()) {
+        update(obj, ctx, t, &read, &current).await?;
+    }
     let delivery = Delivery { secrets: &read.secrets, existing: &mut read.existing, previous: serving };
     if let Some(b) = &read.brought {
         let lost = rotation.is_some();
         brought::settle(obj, ctx, t, &current, b, (read.taken_over.is_some(), lost), delivery, status).await?;
+    } else if let Some(rotation) = rotation.filter(|_| managed_keys) {
+        let given = (&read.wanted, &read.keys);
+        managed::rotate(obj, ctx, t, given, &current, rotation, delivery, status).await?;
     } else if let Some(rotation) = rotation {
         rotate(obj, ctx, t, &read.wanted, &current, (rotation, new_client), delivery, status).await?;
     }
@@ -484,6 +499,7 @@ async fn rotate(
         endpoints: t.endpoints.clone(),
         issued_at: Some(issued_at.clone()),
         previous: previous.clone(),
+        next_key: None,
     };
     deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
     if secret.is_some() || new_client {
@@ -499,7 +515,7 @@ async fn rotate(
 }
 
 /// The metric and event of a rotation; `new_client`: the client a `NewClient` rotation made.
-async fn announce_rotation(
+pub(super) async fn announce_rotation(
     obj: &OAuthClient,
     ctx: &Context,
     rotation: Rotation,
@@ -548,13 +564,25 @@ async fn create(
     obj: &OAuthClient,
     ctx: &Context,
     t: &Target,
-    (wanted, brought): (&backend::ClientSettings, Option<&brought::Brought>),
+    (wanted, brought, keys): (&backend::ClientSettings, Option<&brought::Brought>, &secret::Held),
     replaces: bool,
     delivery: Delivery<'_>,
     status: &mut OAuthClientStatus,
 ) -> Result<String, Error> {
     let rotate_request = obj.annotations().get(ROTATE_ANNOTATION).cloned();
     let (client, creds) = match brought {
+        None if obj.spec.managed_keys.is_some() => {
+            // The key is in the Secret before the backend publishes it.
+            let id = desired::chosen_id(obj);
+            let first = Delivery { secrets: delivery.secrets, existing: &mut *delivery.existing, previous: None };
+            let key = managed::first_key(obj, ctx, t, (keys, &id), first).await?;
+            let mut with_key = wanted.clone();
+            with_key.jwks = Some(crate::keys::jwks([&key.public]));
+            let (made, _) =
+                t.backend.create_client(&t.app, &with_key).await.map_err(Error::backend("create client"))?;
+            let creds = backend::Credentials { client_id: made.client_id.clone(), client_secret: Some(key.pem) };
+            (made, creds)
+        }
         Some(b) => {
             let made =
                 t.backend.register_client(&t.app, wanted, &b.secret).await.map_err(Error::backend("create client"))?;
@@ -579,6 +607,7 @@ async fn create(
         endpoints: t.endpoints.clone(),
         issued_at: Some(issued_at.clone()),
         previous: delivery.previous,
+        next_key: None,
     };
     deliver(ctx, delivery.secrets, obj, t, credentials, delivery.existing).await?;
     status.last_rotated_at = Some(issued_at);

@@ -146,6 +146,10 @@ fn mapped(client: &OAuthClient) -> ClientSettings {
     if let Some(k) = &spec.keycloak {
         keycloak_settings(client, k, &mut settings);
     }
+    // Managed keys sign with their algorithm; the JWKS comes from the Secret (`managed`).
+    if let Some(m) = &spec.managed_keys {
+        settings.token_endpoint_auth_signing_alg = Some(m.algorithm.keys().name().to_string());
+    }
     settings
 }
 

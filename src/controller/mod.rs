@@ -14,6 +14,7 @@ mod deletion;
 pub mod desired;
 mod error;
 mod lists;
+mod managed;
 mod registered;
 mod rotation;
 mod schedule;

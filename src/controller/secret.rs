@@ -41,6 +41,9 @@ pub const PREVIOUS_BACKEND_ID_SIGNATURE: &str = "oauth-operator.dev/previous-bac
 const PREVIOUS_CLIENT_ID: &str = "oauth-operator.dev/previous-client-id";
 const PREVIOUS_RETIRES_AT: &str = "oauth-operator.dev/previous-retires-at";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "oauth-operator");
+/// The data key of a managed key a rotation has generated but not yet handed over: written
+/// before the backend publishes it, so that a kill never loses it.
+pub const NEXT_PRIVATE_KEY: &str = "next_private_key";
 
 /// What the operator finds in the Secret.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,6 +72,15 @@ pub struct Inspected {
     pub found: Found,
     pub uid: Option<String>,
     pub previous: Option<PreviousClient>,
+    /// Managed keys: the private key the Secret holds, and one a rotation has not handed over.
+    pub keys: Held,
+}
+
+/// The managed private keys a Secret holds (PEM).
+#[derive(Debug, Default)]
+pub struct Held {
+    pub current: Option<SecretString>,
+    pub next: Option<SecretString>,
 }
 
 /// What to write. Kept in memory until a write succeeds: the backend shows a secret once.
@@ -82,6 +94,8 @@ pub struct Credentials {
     pub endpoints: Option<crate::backend::Endpoints>,
     /// When the backend issued the secret (RFC 3339).
     pub issued_at: Option<String>,
+    /// Managed keys: a new private key written before it is published (see [`NEXT_PRIVATE_KEY`]).
+    pub next_key: Option<SecretString>,
     /// The client a `NewClient` rotation replaced, until it retires.
     pub previous: Option<PreviousClient>,
 }
@@ -90,11 +104,11 @@ pub struct Credentials {
 /// operator wrote. `key` verifies the backend id it records.
 pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) -> Result<Inspected, kube::Error> {
     let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else {
-        return Ok(Inspected { found: Found::Missing, uid: None, previous: None });
+        return Ok(Inspected { found: Found::Missing, uid: None, previous: None, keys: Held::default() });
     };
     let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
         let found = Found::Foreign { holder: controller_of(&secret.metadata) };
-        return Ok(Inspected { found, uid: None, previous: None });
+        return Ok(Inspected { found, uid: None, previous: None, keys: Held::default() });
     };
     let annotations = secret.annotations();
     let backend_id = signed(annotations, (BACKEND_ID, BACKEND_ID_SIGNATURE), key, uid);
@@ -111,17 +125,24 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     let data = secret.data.clone().unwrap_or_default();
     let value = |key: &str| data.get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned());
     let client_id = value(&keys.client_id).unwrap_or_default();
-    let client_secret = value(&keys.client_secret);
+    let client_secret = value(secret_key_of(owner, &keys));
+    let next = value(NEXT_PRIVATE_KEY).filter(|_| owner.spec.managed_keys.is_some());
     let endpoints: Vec<String> = endpoint_keys(&keys).map(|k| value(k).unwrap_or_default()).collect();
-    let sum = checksum(&client_id, client_secret.as_deref(), &endpoints);
+    let sum = checksum(&client_id, secret_and_next(client_secret.as_deref(), next.as_deref()).as_deref(), &endpoints);
     let intact = annotations.get(CHECKSUM).is_some_and(|written| *written == sum);
-    let found = if intact {
+    let held = match owner.spec.managed_keys.is_some() {
+        true => Held { current: client_secret.map(SecretString::new), next: next.map(SecretString::new) },
+        false => Held::default(),
+    };
+    // A managed key a rotation has not handed over (a kill came in between) is finished by
+    // the next pass, as for a Secret that was edited.
+    let found = if intact && held.next.is_none() {
         let issued_at = annotations.get(ISSUED_AT).cloned();
         Found::Intact { backend_id, rotate_request: annotations.get(ROTATE_REQUEST).cloned(), issued_at }
     } else {
         Found::Damaged { backend_id }
     };
-    Ok(Inspected { found, uid: secret.metadata.uid, previous })
+    Ok(Inspected { found, uid: secret.metadata.uid, previous, keys: held })
 }
 
 /// The backend id an annotation pair (id, signature) records, if signed for owner `uid`.
@@ -217,7 +238,14 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     let template = owner.spec.secret_template.clone().unwrap_or_default();
     let mut data = BTreeMap::from([(keys.client_id.clone(), ByteString(creds.client_id.as_bytes().to_vec()))]);
     if let Some(secret) = &creds.client_secret {
-        data.insert(keys.client_secret.clone(), ByteString(secret.expose().as_bytes().to_vec()));
+        data.insert(secret_key_of(owner, &keys).to_string(), ByteString(secret.expose().as_bytes().to_vec()));
+        let algorithm = owner.spec.managed_keys.as_ref().map(|m| m.algorithm.keys());
+        if let Some(key) = algorithm.and_then(|a| crate::keys::read(a, secret.expose()).ok()) {
+            data.insert(keys.key_id.clone(), ByteString(key.kid.into_bytes()));
+        }
+    }
+    if let Some(next) = &creds.next_key {
+        data.insert(NEXT_PRIVATE_KEY.into(), ByteString(next.expose().as_bytes().to_vec()));
     }
     let (token_url, issuer) = creds.endpoints.clone().map(|e| (e.token_url, e.issuer)).unwrap_or_default();
     let endpoints = [keys.token_url.as_ref().map(|_| token_url), keys.issuer.as_ref().map(|_| issuer)];
@@ -231,7 +259,12 @@ pub fn build(owner: &OAuthClient, creds: &Credentials, key: &hmac::Key) -> Secre
     let uid = owner.meta().uid.as_deref().unwrap_or_default();
     annotations.insert(BACKEND_ID_SIGNATURE.into(), sign(key, uid, &creds.backend_id));
     let endpoints: Vec<String> = endpoints.into_iter().flatten().collect();
-    let sum = checksum(&creds.client_id, creds.client_secret.as_ref().map(SecretString::expose), &endpoints);
+    let secret = creds.client_secret.as_ref().map(SecretString::expose);
+    let sum = checksum(
+        &creds.client_id,
+        secret_and_next(secret, creds.next_key.as_ref().map(SecretString::expose)).as_deref(),
+        &endpoints,
+    );
     annotations.insert(CHECKSUM.into(), sum);
     if let Some(request) = &creds.rotate_request {
         annotations.insert(ROTATE_REQUEST.into(), request.clone());
@@ -276,6 +309,22 @@ pub fn verify(key: &hmac::Key, uid: &str, backend_id: &str, signature: &str) -> 
 
 fn record(uid: &str, backend_id: &str) -> Vec<u8> {
     [uid.as_bytes(), b"\0", backend_id.as_bytes()].concat()
+}
+
+/// The data key of the credential: the private key of a managed-keys client, else the secret.
+fn secret_key_of<'a>(owner: &OAuthClient, keys: &'a crate::api::SecretKeys) -> &'a str {
+    match owner.spec.managed_keys {
+        Some(_) => &keys.private_key,
+        None => &keys.client_secret,
+    }
+}
+
+/// What the checksum covers of the credential: the secret, and a managed key not handed over.
+fn secret_and_next(secret: Option<&str>, next: Option<&str>) -> Option<String> {
+    match next {
+        None => secret.map(String::from),
+        Some(next) => Some(format!("{}\0{next}", secret.unwrap_or_default())),
+    }
 }
 
 /// The template's keys for the token endpoint and the issuer, in that order, when set.
@@ -329,6 +378,7 @@ mod tests {
                 retires_at: "2026-11-28T08:10:00Z".into(),
                 retired: false,
             }),
+            next_key: None,
         };
         let secret = build(&owner(), &creds, &key());
         assert_eq!(secret.metadata.name.as_deref(), Some("web-oauth-client"));
@@ -384,6 +434,7 @@ mod tests {
                 endpoints: None,
                 issued_at: None,
                 previous: None,
+                next_key: None,
             },
             &key(),
         );

@@ -2,7 +2,7 @@
 //! operator as its own (release) process. Prints one table.
 //!
 //! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50] [--only memory]
-//!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra|keycloak]
+//!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra|keycloak] [--only census]
 //!
 //! `--backend hydra`: the throughput table only, on Ory Hydra (built from Go modules, its
 //! default PBKDF2 cost of 25,000 iterations, in-memory store): hydra OAuthClients
@@ -68,6 +68,8 @@ struct Args {
     server: Option<Server>,
     /// `--only memory`: the memory rows alone (`--rss` clients).
     memory_only: bool,
+    /// `--only census`: the cost of a resync with 100 apps of 50 clients each.
+    census_only: bool,
 }
 
 fn args() -> Args {
@@ -80,6 +82,7 @@ fn args() -> Args {
         resync: 30,
         server: None,
         memory_only: false,
+        census_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -98,6 +101,7 @@ fn args() -> Args {
                 other => panic!("--backend hydra|keycloak|emulator, not {other}"),
             },
             "--only" if value == "memory" => a.memory_only = true,
+            "--only" if value == "census" => a.census_only = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -188,6 +192,10 @@ async fn main() {
     let mut operator = Operator::start(&cp, &client, &emu, &op_args).await;
     let mut table = Table(Vec::new());
     let mut total = 0usize;
+    if a.census_only {
+        census_rows(&mut table, (&cp, &client, &emu), &mut operator, a.resync).await;
+        return table.print("measure");
+    }
     if a.memory_only {
         throughput_operator(&client, "b-rss", a.rss, None).await;
         operator.kill();
@@ -250,7 +258,7 @@ async fn main() {
     let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
     let before = cp.audit().count();
     let (r50, r99) = rotations(&client, &rotation_ns, a.rotations, None).await;
-    let operator_rotations = requests_since(&cp, before, &rotation_ns, by_operator, a.rotations);
+    let operator_rotations = requests_since(&cp, before, Some(&rotation_ns), by_operator, a.rotations);
     table.row(format!("rotation, annotation → new secret ({} rotations): p50", a.rotations), format!("{r50:.0?}"));
     table.row("rotation: p99", format!("{r99:.0?}"));
     // The limit program's resources of the first size: it made them, it rotates them.
@@ -258,7 +266,7 @@ async fn main() {
     let limit = Arc::new(Limit::new(&client, emulator_app_of(&emu), None, &limit_ns).await);
     let before = cp.audit().count();
     let (q50, q99) = rotations(&client, &limit_ns, a.rotations, Some(limit)).await;
-    let limit_rotations = requests_since(&cp, before, &limit_ns, by_limit, a.rotations);
+    let limit_rotations = requests_since(&cp, before, Some(&limit_ns), by_limit, a.rotations);
     table.row("rotation, limit run: p50", format!("{q50:.0?}"));
     table.row("rotation, limit run: p99", format!("{q99:.0?}"));
     table.row("rotation ratio operator/limit: p50, p99", format!("{}, {}", ratio(r50, q50), ratio(r99, q99)));
@@ -269,10 +277,11 @@ async fn main() {
     let resync = format!("{}s", a.resync);
     let steady_args = [&op_args[..], &["--resync", &resync]].concat();
     operator = Operator::start(&cp, &client, &emu, &steady_args).await;
-    let (writes, backend_writes, lists_per_app) = steady(&cp, &client, &emu, a.resync).await;
+    let (writes, backend_writes, lists_per_app, requests) = steady(&cp, &client, &emu, a.resync).await;
     table.row(format!("steady state, {total} clients, two resyncs: Kubernetes writes"), writes.to_string());
     table.row("steady state: backend writes", backend_writes.to_string());
     table.row("steady state: client lists per app per resync", format!("{lists_per_app:.2}"));
+    table.row("steady state: the operator's API requests per resync", requests);
 
     operator.kill();
     operator = Operator::start(&cp, &client, &emu, &op_args).await;
@@ -283,6 +292,34 @@ async fn main() {
     operator.kill();
     memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss.max(total)).await;
     table.print("measure");
+}
+
+/// 100 apps of 50 clients each, settled; then an operator that watches every OAuthClient (no
+/// shard selector) with `--resync` (in seconds): its API requests and CPU per resync, which
+/// the apps' unmanaged-client counts dominate.
+async fn census_rows(
+    table: &mut Table,
+    (cp, client, emu): (&ControlPlane, &Client, &Emulator),
+    operator: &mut Operator,
+    resync: u64,
+) {
+    for i in 0..100 {
+        throughput_operator(client, &format!("census-{i}"), 50, None).await;
+    }
+    operator.kill();
+    let resync_arg = format!("{resync}s");
+    *operator =
+        Operator::start(cp, client, emu, &["--concurrency", "16", "--log-format", "json", "--resync", &resync_arg])
+            .await;
+    // One period for the restart's passes to land, then two measured: a span is the point here.
+    tokio::time::sleep(Duration::from_secs(resync + resync / 5)).await;
+    let (audit, cpu) = (cp.audit().count(), cpu_seconds());
+    tokio::time::sleep(Duration::from_secs(2 * resync)).await;
+    table.row(
+        "100 apps × 50 clients: the operator's API requests per resync",
+        requests_since(cp, audit, None, by_operator, 2),
+    );
+    table.row("100 apps × 50 clients: CPU seconds in two resyncs", cpu_since(&cpu));
 }
 
 async fn memory_rows(table: &mut Table, cp: &ControlPlane, client: &Client, emu: &Emulator, args: &[&str], n: usize) {
@@ -355,16 +392,16 @@ fn by_limit(e: &Value) -> bool {
 /// audit log: the total and the split by verb and resource (watches aside), so that a
 /// regression shows as a count rather than as noise in a time.
 fn requests_in(cp: &ControlPlane, ns: &str, by: fn(&Value) -> bool, per: usize) -> String {
-    requests_since(cp, 0, ns, by, per)
+    requests_since(cp, 0, Some(ns), by, per)
 }
 
-/// As [`requests_in`], counting only the audit events after the first `skip`.
-fn requests_since(cp: &ControlPlane, skip: usize, ns: &str, by: fn(&Value) -> bool, per: usize) -> String {
+/// As [`requests_in`], counting only the audit events after the first `skip`; `None`: in every
+/// namespace and cluster-wide.
+fn requests_since(cp: &ControlPlane, skip: usize, ns: Option<&str>, by: fn(&Value) -> bool, per: usize) -> String {
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     let events = cp.audit().skip(skip);
-    for e in
-        events.filter(|e| e["stage"] == "ResponseComplete" && e["verb"] != "watch" && e["objectRef"]["namespace"] == ns)
-    {
+    let within = |e: &Value| ns.is_none_or(|ns| e["objectRef"]["namespace"] == ns);
+    for e in events.filter(|e| e["stage"] == "ResponseComplete" && e["verb"] != "watch" && within(e)) {
         if !by(&e) {
             continue;
         }
@@ -703,7 +740,7 @@ async fn rotations(client: &Client, ns: &str, count: usize, limit: Option<Arc<Li
 
 /// Two resync periods over everything settled: operator writes (Leases aside), backend
 /// writes, and client lists per app per resync.
-async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64) -> (usize, u64, f64) {
+async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64) -> (usize, u64, f64, String) {
     let clients: Api<OAuthClient> = Api::all(client.clone());
     loop {
         let list = clients.list(&ListParams::default().labels("e2e=bench")).await.expect("list");
@@ -715,6 +752,7 @@ async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64)
     // One period to let the last changes land, then measure two.
     tokio::time::sleep(Duration::from_secs(resync + resync / 5)).await;
     let writes_before = cp.writes_by(USER).iter().filter(|w| !w.contains(" leases ")).count();
+    let audit_before = cp.audit().count();
     let counters = emu.counters().await;
     let value = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
     let writes = |c: &serde_json::Value| -> u64 {
@@ -742,7 +780,9 @@ async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64)
         println!("bench: steady-state writes by kind {kinds:?}, the first: {sample}");
     }
     let lists = value(&after, "GET /oauth/apps/{slug}/clients") - lists_before;
-    (k8s, writes(&after) - backend_before, lists as f64 / app_count / 2.0)
+    // Every request of the operator's in the two periods, per period.
+    let requests = requests_since(cp, audit_before, None, by_operator, 2);
+    (k8s, writes(&after) - backend_before, lists as f64 / app_count / 2.0, requests)
 }
 
 /// A fresh operator syncing everything: peak RSS, CPU seconds and wall time until every

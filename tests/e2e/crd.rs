@@ -27,6 +27,7 @@ const HYDRA: &str = "oauthclient-hydra.yaml";
 const ADOPT: &str = "oauthclient-adopt.yaml";
 const KEYCLOAK: &str = "oauthclient-keycloak.yaml";
 const SECRET_REF: &str = "oauthclient-secret-ref.yaml";
+const MANAGED_KEYS: &str = "oauthclient-managed-keys.yaml";
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = vec![
@@ -96,6 +97,8 @@ fn valid_cases() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("keycloak-sample", KEYCLOAK, json!({})),
         ("secret-ref-sample", SECRET_REF, json!({})),
+        ("managed-keys-sample", MANAGED_KEYS, json!({})),
+        ("managed-keys-eddsa", MANAGED_KEYS, json!({"spec": {"managedKeys": {"algorithm": "EdDSA"}}})),
         (
             "secret-ref-on-hydra-copied",
             HYDRA,
@@ -225,7 +228,7 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             "private-key-jwt-without-keys",
             CLIENT,
             json!({"spec": {"clientAuthMethod": "private_key_jwt"}}),
-            &["spec.clientAuthMethod", "needs exactly one of jwksUri, jwks or publicKeyPem"],
+            &["spec.clientAuthMethod", "needs exactly one of jwksUri, jwks, publicKeyPem or managedKeys"],
         ),
         (
             "private-key-jwt-two-keys",
@@ -317,6 +320,39 @@ fn invalid_cases() -> Vec<(&'static str, &'static str, Value, &'static [&'static
             HYDRA,
             json!({"spec": {"clientAuthMethod": "none"}}),
             &["spec.clientAuthMethod", "clientAuthMethod none (a public client) cannot use it"],
+        ),
+        (
+            "overlap-in-place",
+            CLIENT,
+            json!({"spec": {"rotation": {"overlap": "1m"}}}),
+            &["spec.rotation.overlap", "applies to strategy NewClient and to managed keys only"],
+        ),
+        (
+            "managed-keys-with-a-secret",
+            MANAGED_KEYS,
+            json!({"spec": {"clientAuthMethod": "client_secret_basic"}}),
+            &[
+                "spec.managedKeys",
+                "managedKeys is for hydra and keycloak clients with clientAuthMethod private_key_jwt",
+            ],
+        ),
+        (
+            "managed-keys-and-jwks",
+            MANAGED_KEYS,
+            json!({"spec": {"jwksUri": "https://keys.example.com/jwks.json"}}),
+            &["spec.clientAuthMethod", "exactly one of jwksUri, jwks, publicKeyPem or managedKeys"],
+        ),
+        (
+            "managed-keys-new-client",
+            MANAGED_KEYS,
+            json!({"spec": {"rotation": {"strategy": "NewClient"}}}),
+            &["spec.rotation", "strategy NewClient does not apply"],
+        ),
+        (
+            "managed-keys-other-alg",
+            MANAGED_KEYS,
+            json!({"spec": {"tokenEndpointAuthSigningAlg": "RS256"}}),
+            &["spec.tokenEndpointAuthSigningAlg", "must be managedKeys.algorithm"],
         ),
         (
             "secret-ref-on-application",

@@ -14,6 +14,7 @@ mod gitops;
 mod hydra;
 mod install;
 mod keycloak;
+mod keys;
 mod quiet;
 mod reconcile;
 mod rotation;
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(hydra::trials());
     trials.extend(keycloak::trials());
     trials.extend(brought::trials());
+    trials.extend(keys::trials());
     trials.extend(rotation::trials());
     if !args.list {
         // Started here, not in a test thread: the processes die with the thread that spawned them.

@@ -66,6 +66,39 @@ impl Server {
         Some(found)
     }
 
+    /// The token endpoint.
+    pub fn token_url(self) -> String {
+        match self {
+            Server::Hydra => format!("{}/oauth2/token", Env::get().hydra.public),
+            Server::Keycloak => Env::get().keycloak.token_url(),
+        }
+    }
+
+    /// The token endpoint's status for a `client_credentials` request authenticated by a
+    /// signed client assertion (RFC 7523, `private_key_jwt`).
+    pub async fn token_with_assertion(self, assertion: &str) -> u16 {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion),
+        ];
+        let sent = reqwest::Client::new().post(self.token_url()).form(&form).send().await;
+        sent.expect("POST token").status().as_u16()
+    }
+
+    /// How many keys the server publishes for the client (its JWKS).
+    pub async fn published_keys(self, id: &str) -> usize {
+        let Some(client) = self.client(id).await else { return 0 };
+        let jwks = match self {
+            Server::Hydra => client["jwks"].clone(),
+            Server::Keycloak => {
+                let text = client["attributes"]["jwks.string"].as_str().unwrap_or("{}").to_string();
+                serde_json::from_str(&text).unwrap_or(Value::Null)
+            }
+        };
+        jwks["keys"].as_array().map_or(0, Vec::len)
+    }
+
     /// Every client id the server holds (Keycloak's own clients included).
     pub async fn client_ids(self) -> Vec<String> {
         match self {
