@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(client(new_client).validate(), Ok(()));
         for (rotation, says) in [
             (serde_json::json!({"strategy": "NewClient", "overlap": "9s"}), "rotation.overlap must be at least 10s"),
-            (serde_json::json!({"overlap": "1m"}), "rotation.overlap applies to strategy NewClient only"),
+            (
+                serde_json::json!({"overlap": "1m"}),
+                "rotation.overlap applies to strategy NewClient and to managed keys only",
+            ),
             (
                 serde_json::json!({"every": "10m", "strategy": "NewClient", "overlap": "10m"}),
                 "rotation.overlap must be shorter than rotation.every",
