@@ -130,11 +130,10 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     let endpoints: Vec<String> = endpoint_keys(&keys).map(|k| value(k).unwrap_or_default()).collect();
     let sum = checksum(&client_id, secret_and_next(client_secret.as_deref(), next.as_deref()).as_deref(), &endpoints);
     let intact = annotations.get(CHECKSUM).is_some_and(|written| *written == sum);
-    // A key not handed over is the operator's only if the checksum says it wrote it.
-    let held = match owner.spec.managed_keys.is_some() {
-        true => {
-            Held { current: client_secret.map(SecretString::new), next: next.filter(|_| intact).map(SecretString::new) }
-        }
+    // Managed keys are the operator's only if the checksum says it wrote them: an edited
+    // Secret gets none of its author's keys published.
+    let held = match owner.spec.managed_keys.is_some() && intact {
+        true => Held { current: client_secret.map(SecretString::new), next: next.map(SecretString::new) },
         false => Held::default(),
     };
     // A managed key a rotation has not handed over (a kill came in between) is finished by
