@@ -545,6 +545,15 @@ pub(super) async fn announce_rotation(
             "{note}: new client {}; the previous one, {}, works until {}",
             client.client_id, p.client_id, p.retires_at
         ),
+        // A managed-key rotation replaces the signing key, and the old one serves its overlap.
+        _ if obj.spec.managed_keys.is_some() => match &status.previous_key {
+            Some(p) => format!(
+                "{}; the previous key works until {}",
+                note.replace("client secret", "signing key"),
+                p.retires_at
+            ),
+            None => note.replace("client secret", "signing key"),
+        },
         _ => note.to_string(),
     };
     ctx.event(obj, EventType::Normal, reason, note).await;
