@@ -212,8 +212,8 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
 struct Read {
     secrets: Api<Secret>,
     found: Found,
-    /// The UID of this client's Secret, once it exists.
-    existing: Option<String>,
+    /// This client's Secret as last read or written, once it exists.
+    existing: Option<Secret>,
     /// Credentials of the current client whose Secret write failed on an earlier pass.
     held: Option<secret::Credentials>,
     current: Option<Listed>,
@@ -272,7 +272,7 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
     Ok(Read {
         secrets,
         found: inspected.found,
-        existing: inspected.uid,
+        existing: inspected.secret,
         held,
         current,
         taken_over,
@@ -559,11 +559,11 @@ pub(super) async fn announce_rotation(
     ctx.event(obj, EventType::Normal, reason, note).await;
 }
 
-/// Where a pass writes credentials: the Secrets API and the UID of this client's Secret, and
-/// the previous client to record with them.
+/// Where a pass writes credentials: the Secrets API, this client's Secret as last read or
+/// written, and the previous client to record with them.
 pub(super) struct Delivery<'a> {
     pub secrets: &'a Api<Secret>,
-    pub existing: &'a mut Option<String>,
+    pub existing: &'a mut Option<Secret>,
     pub previous: Option<PreviousClient>,
 }
 
@@ -690,7 +690,7 @@ fn secret_conflict(name: &str, holder: &str) -> Error {
     }
 }
 
-/// Writes the credentials Secret (`existing`: the UID of this client's Secret, updated once
+/// Writes the credentials Secret (`existing`: this client's Secret as the pass read it, then as
 /// written); when that fails, keeps the credentials for the next pass.
 pub(super) async fn deliver(
     ctx: &Context,
@@ -698,14 +698,14 @@ pub(super) async fn deliver(
     obj: &OAuthClient,
     t: &Target,
     creds: secret::Credentials,
-    existing: &mut Option<String>,
+    existing: &mut Option<Secret>,
 ) -> Result<(), Error> {
     let name = desired::secret_name(obj);
     let namespace = obj.namespace().unwrap_or_default();
     let made = |versions| ctx.writes.wrote::<Secret>(&namespace, &name, versions);
-    match secret::write(secrets, obj, &creds, &t.key, existing.as_deref(), made).await {
-        Ok(uid) => {
-            *existing = uid;
+    match secret::write(secrets, obj, &creds, &t.key, existing.as_ref(), made).await {
+        Ok(written) => {
+            *existing = Some(written);
             Ok(())
         }
         Err(e) => {

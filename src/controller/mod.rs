@@ -13,6 +13,7 @@ mod credentials;
 mod deletion;
 pub mod desired;
 mod error;
+mod fields;
 mod lists;
 mod managed;
 mod registered;

@@ -3,8 +3,9 @@
 //!
 //! The operator writes and deletes only a Secret it controls for this very OAuthClient
 //! (controller owner reference with its UID): one that does not exist yet is created (an
-//! existing one of the same name is a conflict, never overwritten), later writes and deletes
-//! are conditional on the Secret's UID, so a Secret replaced in between is left alone.
+//! existing one of the same name is a conflict, never overwritten), later writes are
+//! conditional on the version read and deletes on the Secret's UID, so a Secret replaced in
+//! between is left alone.
 //!
 //! Annotations record what the operator needs after a crash: the backend id of the client (so
 //! it is adopted, not created twice), signed for this owner with a key only the operator holds
@@ -19,11 +20,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta as Meta};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
+    api::{DeleteParams, ObjectMeta, PostParams, Preconditions},
 };
 use ring::{digest, hmac};
 
-use super::{MANAGER, desired};
+use super::{MANAGER, desired, fields};
 use crate::{
     api::{OAuthClient, PreviousClient},
     backend::SecretString,
@@ -65,12 +66,12 @@ pub enum Found {
     },
 }
 
-/// The Secret as a pass read it: what it holds, its UID when it is this owner's, and the
-/// previous client it records (signed).
+/// The Secret as a pass read it: what it holds, the Secret itself when it is this owner's (the
+/// base of a later write), and the previous client it records (signed).
 #[derive(Debug)]
 pub struct Inspected {
     pub found: Found,
-    pub uid: Option<String>,
+    pub secret: Option<Secret>,
     pub previous: Option<PreviousClient>,
     /// Managed keys: the private key the Secret holds, and one a rotation has not handed over.
     pub keys: Held,
@@ -104,11 +105,11 @@ pub struct Credentials {
 /// operator wrote. `key` verifies the backend id it records.
 pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) -> Result<Inspected, kube::Error> {
     let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else {
-        return Ok(Inspected { found: Found::Missing, uid: None, previous: None, keys: Held::default() });
+        return Ok(Inspected { found: Found::Missing, secret: None, previous: None, keys: Held::default() });
     };
     let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
         let found = Found::Foreign { holder: controller_of(&secret.metadata) };
-        return Ok(Inspected { found, uid: None, previous: None, keys: Held::default() });
+        return Ok(Inspected { found, secret: None, previous: None, keys: Held::default() });
     };
     let annotations = secret.annotations();
     let backend_id = signed(annotations, (BACKEND_ID, BACKEND_ID_SIGNATURE), key, uid);
@@ -144,7 +145,7 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     } else {
         Found::Damaged { backend_id }
     };
-    Ok(Inspected { found, uid: secret.metadata.uid, previous, keys: held })
+    Ok(Inspected { found, secret: Some(secret), previous, keys: held })
 }
 
 /// The backend id an annotation pair (id, signature) records, if signed for owner `uid`.
@@ -171,47 +172,44 @@ fn controller_of(meta: &Meta) -> String {
     }
 }
 
-/// Writes the credentials Secret of `owner`: when `existing` (the UID of its own Secret, as the
-/// pass found it) is `None`, first creates it, which fails if one appeared meanwhile; then
-/// applies its content by server-side apply on the condition that it is still that Secret.
-/// Tells `made` the `resourceVersion`s made so far after each step (the create's, then the
-/// apply's too), so that their watch events can be told apart from others' changes as soon as
-/// they can arrive. Returns the written UID.
+/// Writes the credentials Secret of `owner`, one request in the usual case. A Secret that
+/// does not exist yet (`existing` is `None`) is created with its content, which fails (409) if
+/// the name was taken meanwhile: by this owner's own Secret (a pass that found none, then a
+/// crash or another replica) it is then written as below; anyone else's is never written. An
+/// existing one (`existing`: this owner's, as the pass read it) is replaced on the condition
+/// that it is still that version (its `resourceVersion`, so its UID too): what the operator
+/// alone manages in it ([`fields`]) becomes the new content, and what others wrote is kept, so
+/// a key, label or annotation the operator stops writing goes. Tells `made` the
+/// `resourceVersion` made, so that its watch event can be told from others' changes as soon as
+/// it can arrive. Returns the Secret written.
 pub async fn write(
     api: &Api<Secret>,
     owner: &OAuthClient,
     creds: &Credentials,
     key: &hmac::Key,
-    existing: Option<&str>,
+    existing: Option<&Secret>,
     made: impl Fn(Vec<String>),
-) -> Result<Option<String>, kube::Error> {
-    let mut secret = build(owner, creds, key);
-    let mut versions = Vec::new();
+) -> Result<Secret, kube::Error> {
+    let secret = build(owner, creds, key);
     let name = desired::secret_name(owner);
-    let uid = match existing {
-        Some(uid) => uid.to_string(),
-        None => {
-            // Only the identity is created; the content is always applied, so that every key
-            // the operator writes is its applied field, removed when a later apply leaves it out.
-            let identity = Secret {
-                metadata: ObjectMeta {
-                    labels: Some(BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())])),
-                    ..secret.metadata.clone()
-                },
-                ..Default::default()
-            };
-            let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-            let created = api.create(&params, &identity).await?.metadata;
-            versions.extend(created.resource_version);
-            made(versions.clone());
-            created.uid.unwrap_or_default()
-        }
+    let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let written = match existing {
+        Some(current) => api.replace(&name, &params, &fields::replace_own(current, secret, MANAGER)).await?,
+        None => match api.create(&params, &secret).await {
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let uid = owner.meta().uid.as_deref().unwrap_or_default();
+                match api.get_opt(&name).await? {
+                    Some(current) if controls(&current.metadata, uid) => {
+                        api.replace(&name, &params, &fields::replace_own(&current, secret, MANAGER)).await?
+                    }
+                    _ => return Err(kube::Error::Api(status)),
+                }
+            }
+            created => created?,
+        },
     };
-    secret.metadata.uid = Some(uid);
-    let written = api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&secret)).await?;
-    versions.extend(written.metadata.resource_version);
-    made(versions);
-    Ok(written.metadata.uid)
+    made(written.metadata.resource_version.iter().cloned().collect());
+    Ok(written)
 }
 
 /// Deletes the Secret `name` if `owner_uid` controls it, on the condition that it is still
