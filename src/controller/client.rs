@@ -25,7 +25,7 @@ use super::{
     deletion::{cleanup, delete_secret},
     desired, error_policy, key_of,
     lists::Listed,
-    managed, prelude, registered,
+    managed, names, prelude, registered,
     rotation::{overlap, previous_client, replacement, retire, strategy},
     schedule,
     secret::{self, Found},
@@ -53,16 +53,22 @@ pub async fn run(
     let managed = format!("{}={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
     // Changes of the credentials Secrets by anyone but the operator (its own writes are known).
     let own_secrets = ctx.clone();
+    // Both Secret watches also keep the names of the Secrets there are (`names`).
+    let seen = ctx.clone();
     let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
         .default_backoff()
+        .inspect(move |event| seen.secret_names.observe(names::OWN, event))
         .modify(watch::slim)
         .touched_objects()
         .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.writes.is_own_write(s))));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
-    let credentials =
-        watcher(secrets, watcher::Config::default().labels(&unmanaged)).default_backoff().touched_objects();
+    let seen = ctx.clone();
+    let credentials = watcher(secrets, watcher::Config::default().labels(&unmanaged))
+        .default_backoff()
+        .inspect(move |event| seen.secret_names.observe(names::OTHERS, event))
+        .touched_objects();
     let (store, writer) = reflector::store();
     let _ = ctx.clients.set(store.clone());
     // Our own writes change nothing a pass needs: only what a user changes triggers one.
@@ -235,8 +241,12 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
     tenancy::claim_client(ctx, obj).await?;
     check_endpoint_keys(obj, t)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let inspected = secret::inspect(&secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?;
     let name = desired::secret_name(obj);
+    // No Secret of that name, as the Secret watches see it: nothing to read (a first pass).
+    let inspected = match ctx.secret_names.surely_absent(&obj.namespace().unwrap_or_default(), &name) {
+        true => secret::Inspected::missing(),
+        false => secret::inspect(&secrets, obj, &t.key).await.map_err(Error::kube("read the Secret"))?,
+    };
     if let Found::Foreign { holder } = &inspected.found {
         ctx.readers.waits_on_secret(obj, Some(&name));
         return Err(secret_conflict(&name, holder));
@@ -705,6 +715,7 @@ pub(super) async fn deliver(
     let made = |versions| ctx.writes.wrote::<Secret>(&namespace, &name, versions);
     match secret::write(secrets, obj, &creds, &t.key, existing.as_ref(), made).await {
         Ok(written) => {
+            ctx.secret_names.created(&namespace, &name);
             *existing = Some(written);
             Ok(())
         }

@@ -52,6 +52,8 @@ pub struct Context {
     pub(super) apps: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthApp>>>,
     /// The OAuthClients as their controller's watch sees them (set when it starts).
     pub(super) clients: std::sync::OnceLock<Store<kube::core::DeserializeGuard<crate::api::OAuthClient>>>,
+    /// Which Secrets exist, as the client controller's Secret watches see them.
+    pub(super) secret_names: super::names::SecretNames,
     /// Which backend clients the credentials Secrets record, shared by the app passes.
     pub(super) census: super::census::Census,
     /// The OAuthClient watch sees every OAuthClient (no label selector shards them).
@@ -82,6 +84,7 @@ impl Context {
             readers: Readers::default(),
             apps: std::sync::OnceLock::new(),
             clients: std::sync::OnceLock::new(),
+            secret_names: Default::default(),
             census: super::census::Census::new(resync.mul_f64(1.0 + RESYNC_JITTER)),
             all_clients_watched: true,
         }

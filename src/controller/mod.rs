@@ -16,6 +16,7 @@ mod error;
 mod fields;
 mod lists;
 mod managed;
+mod names;
 mod registered;
 mod rotation;
 mod schedule;

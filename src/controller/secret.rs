@@ -77,6 +77,13 @@ pub struct Inspected {
     pub keys: Held,
 }
 
+impl Inspected {
+    /// No Secret of that name.
+    pub fn missing() -> Self {
+        Inspected { found: Found::Missing, secret: None, previous: None, keys: Held::default() }
+    }
+}
+
 /// The managed private keys a Secret holds (PEM).
 #[derive(Debug, Default)]
 pub struct Held {
@@ -104,9 +111,7 @@ pub struct Credentials {
 /// Reads the Secret of `owner` and tells whether it is its own and still holds what the
 /// operator wrote. `key` verifies the backend id it records.
 pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) -> Result<Inspected, kube::Error> {
-    let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else {
-        return Ok(Inspected { found: Found::Missing, secret: None, previous: None, keys: Held::default() });
-    };
+    let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else { return Ok(Inspected::missing()) };
     let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
         let found = Found::Foreign { holder: controller_of(&secret.metadata) };
         return Ok(Inspected { found, secret: None, previous: None, keys: Held::default() });
