@@ -31,6 +31,7 @@ use super::{
     secret::{self, Found},
     target::{Target, app_ready, deactivate, find, now, rfc3339, target},
     tenancy, watch,
+    writes::Seen,
 };
 use crate::{
     api::{
@@ -60,7 +61,7 @@ pub async fn run(
         .inspect(move |event| seen.secret_names.observe(names::OWN, event))
         .modify(watch::slim)
         .touched_objects()
-        .filter(move |s| std::future::ready(!s.as_ref().is_ok_and(|s| own_secrets.writes.is_own_write(s))));
+        .filter(move |s| not_own_write(&own_secrets, s.as_ref().ok().map(Seen::of)));
     // Users' Secrets that registered clients take their credentials from (any Secret: users do
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
@@ -75,7 +76,7 @@ pub async fn run(
     let own = ctx.clone();
     let events = watcher(clients, wc.clone()).default_backoff().modify(watch::slim);
     let changes = watch::changed(writer, events, watch::user_changes)
-        .filter(move |c| std::future::ready(!c.as_ref().is_ok_and(|c| own.writes.is_own_write(c))));
+        .filter(move |c| not_own_write(&own, c.as_ref().ok().map(Seen::of)));
     // An app requeues its clients when its spec changes or it first lands in the backend.
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store);
@@ -122,6 +123,17 @@ pub async fn run(
         .await;
 }
 
+/// Whether a watch event is other than the operator's own write (an error always passes on).
+fn not_own_write(ctx: &Arc<Context>, seen: Option<Seen>) -> impl Future<Output = bool> + use<> {
+    let ctx = ctx.clone();
+    async move {
+        match seen {
+            Some(seen) => !ctx.writes.is_own_write(seen).await,
+            None => true,
+        }
+    }
+}
+
 /// What of an app its clients depend on: its spec, and whether it exists in the backend.
 fn app_readiness(app: &DeserializeGuard<OAuthApp>) -> Option<u64> {
     let ready = app.0.as_ref().is_ok_and(app_ready);
@@ -157,10 +169,13 @@ async fn pass(guard: Arc<DeserializeGuard<OAuthClient>>, ctx: Arc<Context>) -> R
     let mut all: Vec<&String> = obj.finalizers().iter().collect();
     let finalizer = FINALIZER.to_string();
     all.push(&finalizer);
+    let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let writing = ctx.writes.writing::<OAuthClient>(&namespace, &name);
     let Some(version) = set_finalizers(&api, obj, &all).await? else {
         return Ok(Action::await_change());
     };
-    ctx.writes.wrote::<OAuthClient>(&obj.namespace().unwrap_or_default(), &obj.name_any(), vec![version]);
+    ctx.writes.wrote::<OAuthClient>(&namespace, &name, vec![version]);
+    drop(writing);
     apply(&api, obj, &ctx).await
 }
 
@@ -713,6 +728,7 @@ pub(super) async fn deliver(
     let name = desired::secret_name(obj);
     let namespace = obj.namespace().unwrap_or_default();
     let made = |versions| ctx.writes.wrote::<Secret>(&namespace, &name, versions);
+    let _writing = ctx.writes.writing::<Secret>(&namespace, &name);
     match secret::write(secrets, obj, &creds, &t.key, existing.as_ref(), made).await {
         Ok(written) => {
             ctx.secret_names.created(&namespace, &name);

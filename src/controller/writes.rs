@@ -4,18 +4,26 @@
 use std::{
     collections::{BTreeSet, HashMap},
     sync::Mutex,
+    time::Duration,
 };
 
 use kube::{Resource, ResourceExt};
+use tokio::sync::Notify;
 
 use super::key_of;
+
+/// How long an event of an object waits for the operator's write of it under way to land.
+const LANDING: Duration = Duration::from_secs(5);
 
 /// The operator's own last writes, per object (`Kind/namespace/name`).
 #[derive(Default)]
 pub(super) struct OwnWrites {
-    /// The `resourceVersion`s the last write made (a Secret's creation makes two: the create,
-    /// then the apply of its content): credentials Secrets, and OAuthClients it added the
-    /// finalizer to.
+    /// Writes under way: the watch event of one can come before its response, and is told
+    /// apart only once the response gave its `resourceVersion`.
+    in_flight: Mutex<HashMap<String, usize>>,
+    landed: Notify,
+    /// The `resourceVersion`s the last write made: credentials Secrets, and OAuthClients it
+    /// added the finalizer to.
     written: Mutex<HashMap<String, Vec<String>>>,
     /// A hash of the status the last status write set (a pass whose cached copy does not show
     /// that write yet computes the same status, and does not write it again), and the
@@ -64,12 +72,63 @@ impl OwnWrites {
         statuses.get(&key).and_then(|(_, written)| *written).is_some_and(|written| seen < written)
     }
 
-    /// Whether an object is as the operator last wrote it.
-    pub(super) fn is_own_write<K: Resource<DynamicType = ()>>(&self, obj: &K) -> bool {
-        let key = format!("{}/{}", K::kind(&()), key_of(obj));
+    /// Marks a write of an object of kind `K` as under way until the guard is dropped (after
+    /// [`OwnWrites::wrote`] recorded what it made).
+    pub(super) fn writing<K: Resource<DynamicType = ()>>(&self, namespace: &str, name: &str) -> Writing<'_> {
+        let key = format!("{}/{namespace}/{name}", K::kind(&()));
+        *self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default() += 1;
+        Writing { writes: self, key }
+    }
+
+    /// Whether an object a watch shows is as the operator last wrote it, decided once a write
+    /// of it under way has landed (or after [`LANDING`]).
+    pub(super) async fn is_own_write(&self, seen: Seen) -> bool {
+        let deadline = tokio::time::Instant::now() + LANDING;
+        loop {
+            let landed = self.landed.notified();
+            tokio::pin!(landed);
+            landed.as_mut().enable();
+            if !self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&seen.key) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, landed).await.is_err() {
+                break;
+            }
+        }
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        let version = obj.meta().resource_version.as_ref();
-        written.get(&key).is_some_and(|versions| version.is_some_and(|v| versions.contains(v)))
+        written.get(&seen.key).is_some_and(|versions| seen.version.as_ref().is_some_and(|v| versions.contains(v)))
+    }
+}
+
+/// An object as a watch event shows it: which one, and its `resourceVersion`.
+pub(super) struct Seen {
+    key: String,
+    version: Option<String>,
+}
+
+impl Seen {
+    pub(super) fn of<K: Resource<DynamicType = ()>>(obj: &K) -> Self {
+        Seen { key: format!("{}/{}", K::kind(&()), key_of(obj)), version: obj.meta().resource_version.clone() }
+    }
+}
+
+/// A write under way (see [`OwnWrites::writing`]).
+pub(super) struct Writing<'a> {
+    writes: &'a OwnWrites,
+    key: String,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.writes.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = in_flight.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.key);
+            }
+        }
+        drop(in_flight);
+        self.writes.landed.notify_waiters();
     }
 }
 
@@ -120,7 +179,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
 
-    use super::OwnWrites;
+    use super::{OwnWrites, Seen};
 
     fn at(version: &str) -> ConfigMap {
         let metadata = ObjectMeta {
@@ -130,6 +189,22 @@ mod tests {
             ..Default::default()
         };
         ConfigMap { metadata, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn an_event_that_comes_before_its_write_returns_is_still_known_as_own() {
+        let writes = OwnWrites::default();
+        let writing = writes.writing::<ConfigMap>("n", "c");
+        // The watch shows version 7 before the write's response has said it made it.
+        let seen = writes.is_own_write(Seen::of(&at("7")));
+        let record = async {
+            tokio::task::yield_now().await;
+            writes.wrote::<ConfigMap>("n", "c", vec!["7".into()]);
+            drop(writing);
+        };
+        let (own, ()) = tokio::join!(seen, record);
+        assert!(own, "decided once the write landed");
+        assert!(!writes.is_own_write(Seen::of(&at("8"))).await, "another version is someone else's");
     }
 
     #[test]
