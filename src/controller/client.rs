@@ -233,8 +233,8 @@ async fn sync(obj: &OAuthClient, ctx: &Context, status: &mut OAuthClientStatus) 
 struct Read {
     secrets: Api<Secret>,
     found: Found,
-    /// This client's Secret as last read or written, once it exists.
-    existing: Option<Secret>,
+    /// What a write needs of this client's Secret as last read or written, once it exists.
+    existing: Option<secret::Base>,
     /// Credentials of the current client whose Secret write failed on an earlier pass.
     held: Option<secret::Credentials>,
     current: Option<Listed>,
@@ -297,7 +297,7 @@ async fn read(obj: &OAuthClient, ctx: &Context, t: &Target, status: &mut OAuthCl
     Ok(Read {
         secrets,
         found: inspected.found,
-        existing: inspected.secret,
+        existing: inspected.base,
         held,
         current,
         taken_over,
@@ -588,7 +588,7 @@ pub(super) async fn announce_rotation(
 /// written, and the previous client to record with them.
 pub(super) struct Delivery<'a> {
     pub secrets: &'a Api<Secret>,
-    pub existing: &'a mut Option<Secret>,
+    pub existing: &'a mut Option<secret::Base>,
     pub previous: Option<PreviousClient>,
 }
 
@@ -723,7 +723,7 @@ pub(super) async fn deliver(
     obj: &OAuthClient,
     t: &Target,
     creds: secret::Credentials,
-    existing: &mut Option<Secret>,
+    existing: &mut Option<secret::Base>,
 ) -> Result<(), Error> {
     let name = desired::secret_name(obj);
     let namespace = obj.namespace().unwrap_or_default();

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta as Meta};
 use kube::{
     Api, Resource, ResourceExt,
-    api::{DeleteParams, ObjectMeta, PostParams, Preconditions},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
 };
 use ring::{digest, hmac};
 
@@ -66,12 +66,12 @@ pub enum Found {
     },
 }
 
-/// The Secret as a pass read it: what it holds, the Secret itself when it is this owner's (the
-/// base of a later write), and the previous client it records (signed).
+/// The Secret as a pass read it: what it holds, what a later write needs of it when it is this
+/// owner's, and the previous client it records (signed).
 #[derive(Debug)]
 pub struct Inspected {
     pub found: Found,
-    pub secret: Option<Secret>,
+    pub base: Option<Base>,
     pub previous: Option<PreviousClient>,
     /// Managed keys: the private key the Secret holds, and one a rotation has not handed over.
     pub keys: Held,
@@ -80,7 +80,26 @@ pub struct Inspected {
 impl Inspected {
     /// No Secret of that name.
     pub fn missing() -> Self {
-        Inspected { found: Found::Missing, secret: None, previous: None, keys: Held::default() }
+        Inspected { found: Found::Missing, base: None, previous: None, keys: Held::default() }
+    }
+}
+
+/// What a write of this owner's existing Secret needs of the version a pass read or wrote.
+#[derive(Clone, Debug)]
+pub struct Base {
+    uid: String,
+    version: String,
+    /// What the operator alone manages in it (see [`fields`]).
+    alone: fields::Keys,
+}
+
+impl Base {
+    fn of(secret: &Secret) -> Self {
+        Base {
+            uid: secret.metadata.uid.clone().unwrap_or_default(),
+            version: secret.metadata.resource_version.clone().unwrap_or_default(),
+            alone: fields::managed_alone(secret, MANAGER),
+        }
     }
 }
 
@@ -114,7 +133,7 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     let Some(secret) = api.get_opt(&desired::secret_name(owner)).await? else { return Ok(Inspected::missing()) };
     let Some(uid) = owner.meta().uid.as_deref().filter(|uid| controls(&secret.metadata, uid)) else {
         let found = Found::Foreign { holder: controller_of(&secret.metadata) };
-        return Ok(Inspected { found, secret: None, previous: None, keys: Held::default() });
+        return Ok(Inspected { found, base: None, previous: None, keys: Held::default() });
     };
     let annotations = secret.annotations();
     let backend_id = signed(annotations, (BACKEND_ID, BACKEND_ID_SIGNATURE), key, uid);
@@ -150,7 +169,7 @@ pub async fn inspect(api: &Api<Secret>, owner: &OAuthClient, key: &hmac::Key) ->
     } else {
         Found::Damaged { backend_id }
     };
-    Ok(Inspected { found, secret: Some(secret), previous, keys: held })
+    Ok(Inspected { found, base: Some(Base::of(&secret)), previous, keys: held })
 }
 
 /// The backend id an annotation pair (id, signature) records, if signed for owner `uid`.
@@ -181,40 +200,44 @@ fn controller_of(meta: &Meta) -> String {
 /// does not exist yet (`existing` is `None`) is created with its content, which fails (409) if
 /// the name was taken meanwhile: by this owner's own Secret (a pass that found none, then a
 /// crash or another replica) it is then written as below; anyone else's is never written. An
-/// existing one (`existing`: this owner's, as the pass read it) is replaced on the condition
-/// that it is still that version (its `resourceVersion`, so its UID too): what the operator
-/// alone manages in it ([`fields`]) becomes the new content, and what others wrote is kept, so
-/// a key, label or annotation the operator stops writing goes. Tells `made` the
-/// `resourceVersion` made, so that its watch event can be told from others' changes as soon as
-/// it can arrive. Returns the Secret written.
+/// existing one (`existing`: this owner's, as the pass read it) gets a merge patch on the
+/// condition that it is still that version (its `resourceVersion` and UID): the operator's
+/// content, and the removal of what it alone manages there and no longer writes ([`fields`]),
+/// so what others wrote stays. Tells `made` the `resourceVersion` made, so that its watch
+/// event can be told from others' changes. Returns what a next write needs.
 pub async fn write(
     api: &Api<Secret>,
     owner: &OAuthClient,
     creds: &Credentials,
     key: &hmac::Key,
-    existing: Option<&Secret>,
+    existing: Option<&Base>,
     made: impl Fn(Vec<String>),
-) -> Result<Secret, kube::Error> {
+) -> Result<Base, kube::Error> {
     let secret = build(owner, creds, key);
     let name = desired::secret_name(owner);
-    let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let patch = |base: &Base| {
+        let patch = fields::merge_patch(&secret, &base.alone, (&base.uid, &base.version));
+        let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+        async move { api.patch(&name, &params, &Patch::Merge(&patch)).await }
+    };
     let written = match existing {
-        Some(current) => api.replace(&name, &params, &fields::replace_own(current, secret, MANAGER)).await?,
-        None => match api.create(&params, &secret).await {
-            Err(kube::Error::Api(status)) if status.code == 409 => {
-                let uid = owner.meta().uid.as_deref().unwrap_or_default();
-                match api.get_opt(&name).await? {
-                    Some(current) if controls(&current.metadata, uid) => {
-                        api.replace(&name, &params, &fields::replace_own(&current, secret, MANAGER)).await?
+        Some(base) => patch(base).await?,
+        None => {
+            let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+            match api.create(&params, &secret).await {
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    let uid = owner.meta().uid.as_deref().unwrap_or_default();
+                    match api.get_opt(&desired::secret_name(owner)).await? {
+                        Some(current) if controls(&current.metadata, uid) => patch(&Base::of(&current)).await?,
+                        _ => return Err(kube::Error::Api(status)),
                     }
-                    _ => return Err(kube::Error::Api(status)),
                 }
+                created => created?,
             }
-            created => created?,
-        },
+        }
     };
     made(written.metadata.resource_version.iter().cloned().collect());
-    Ok(written)
+    Ok(Base::of(&written))
 }
 
 /// Deletes the Secret `name` if `owner_uid` controls it, on the condition that it is still

@@ -694,7 +694,7 @@ async fn a_client_that_stops_using_a_secret_loses_the_key(client: Client) {
     assert!(data.contains_key("client_id") && !data.contains_key("client_secret"), "keys: {:?}", data.keys());
     let env = Env::get();
     let requests = |verb: &str| env.cp.requests_by(USER, verb, "secrets", "public-oauth-client");
-    let (writes, reads) = (requests("update"), requests("get"));
+    let (writes, reads) = (requests("patch"), requests("get"));
     until("two more passes", async || requests("get") >= reads + 2).await;
-    assert_eq!(requests("update"), writes, "settled: no more writes");
+    assert_eq!(requests("patch"), writes, "settled: no more writes");
 }

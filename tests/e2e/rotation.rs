@@ -273,7 +273,7 @@ async fn every_minute_rotates_three_times(client: Client) {
     let rotations = async || env.emu.calls("POST", &rotate_path).await;
     let backend_writes = async || env.emu.calls_matching(|m| m != "GET", &format!("/oauth/apps/{ns}")).await;
     let writes = |verb: &str, resource: &str, name: &str| env.cp.requests_by(USER, verb, resource, name);
-    let secret_writes = |name: &str| writes("update", "secrets", name);
+    let secret_writes = |name: &str| writes("patch", "secrets", name);
     // The finalizer patch and the status writes of each client.
     let client_writes = |name: &str| writes("patch", "oauthclients", name);
     let before = (
