@@ -69,9 +69,18 @@ impl Keycloak {
     /// tell whether the operator wrote a client).
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(240);
+        let mut relaunches = 0;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("keycloak exited ({status}):\n{}", log_tail(&self.log));
+                let tail = log_tail(&self.log);
+                // The port was free when chosen, and another process took it before Keycloak
+                // (seconds into its start) bound it: start again on another.
+                if tail.contains("Port already bound") && relaunches < 3 {
+                    relaunches += 1;
+                    *self = Keycloak::launch();
+                    continue;
+                }
+                panic!("keycloak exited ({status}):\n{tail}");
             }
             let ready =
                 self.http.get(format!("{}/realms/master/.well-known/openid-configuration", self.url)).send().await;
