@@ -235,10 +235,18 @@ async fn main() {
         None => {}
     }
 
+    // Each latency run starts on a quiet machine: the limit's throughput run just before the
+    // operator's would otherwise load the API server during it (and not during the limit's).
+    let waited = quiet_machine().await;
+    let before = cp.audit().count();
     let op = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
+    let op_load = requests_by_user_since(&cp, before);
     total += a.latency_count;
     let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, None, "l-latency").await);
+    let waited_limit = quiet_machine().await;
+    let before = cp.audit().count();
     let lim = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
+    let limit_load = requests_by_user_since(&cp, before);
     let ((p50, p99), (l50, l99)) = (op.secret, lim.secret);
     table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
     table.row(format!("create → Secret at {}/s: p99", a.rate), format!("{p99:.0?}"));
@@ -247,6 +255,9 @@ async fn main() {
     let ratio = |op: Duration, limit: Duration| format!("{:.2}", op.as_secs_f64() / limit.as_secs_f64().max(1e-3));
     table.row("create → Secret ratio operator/limit: p50, p99", format!("{}, {}", ratio(p50, l50), ratio(p99, l99)));
     let pair = |(a, b): (Duration, Duration)| format!("{a:.0?}, {b:.0?}");
+    table.row("latency runs: waited for a quiet machine, operator; limit run", pair((waited, waited_limit)));
+    table.row("API requests during the latency run by user, operator", op_load);
+    table.row("API requests during the latency run by user, limit run", limit_load);
     for (step, o, l) in [
         ("create → in a watch", op.seen, lim.seen),
         ("create → finalizer in a watch", op.finalizer, lim.finalizer),
@@ -435,6 +446,34 @@ async fn all_ready(client: Client, ns: String, n: usize) -> Instant {
         }
     }
     panic!("the watch of {ns} ended");
+}
+
+/// Waits until the processes of the run (this one and its children) use less than a fifth of
+/// a core over half a second, or a minute has passed; returns how long that took.
+async fn quiet_machine() -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let before: f64 = cpu_seconds().values().sum();
+        // A sample of the CPU use, not a wait in place of a condition.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if cpu_seconds().values().sum::<f64>() - before < 0.1 {
+            break;
+        }
+    }
+    started.elapsed()
+}
+
+/// API requests after the first `skip` audit events, by user (watches aside), busiest first.
+fn requests_by_user_since(cp: &ControlPlane, skip: usize) -> String {
+    let mut counts = HashMap::<String, usize>::new();
+    for e in cp.audit().skip(skip).filter(|e| e["stage"] == "ResponseComplete" && e["verb"] != "watch") {
+        let user = e["user"]["username"].as_str().unwrap_or_default();
+        let user = user.rsplit(':').next().unwrap_or(user).to_string();
+        *counts.entry(user).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    counts.iter().take(4).map(|(user, n)| format!("{user} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// CPU seconds so far of the processes of a run: this one and its children (etcd,
