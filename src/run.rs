@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::{Router, http::StatusCode, routing::get};
-use kube::{Api, Client, api::ListParams, core::DeserializeGuard, runtime::watcher};
+use kube::{Api, Client, api::ListParams, core::DeserializeGuard};
 use tokio::sync::watch;
 
 use crate::{
@@ -46,9 +46,7 @@ pub async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         });
     }
 
-    // Lists in pages from a consistent read: a list from the watch cache (`resourceVersion=0`)
-    // comes in one piece, and holding all of it at once costs more memory than everything else.
-    let mut wc = watcher::Config::default();
+    let mut wc = controller::watch_config();
     if let Some(selector) = &args.selector {
         wc = wc.labels(selector);
     }

@@ -56,7 +56,7 @@ pub async fn run(
     let own_secrets = ctx.clone();
     // Both Secret watches also keep the names of the Secrets there are (`names`).
     let seen = ctx.clone();
-    let owned = watcher(secrets.clone(), watcher::Config::default().labels(&managed))
+    let owned = watcher(secrets.clone(), watch::config().labels(&managed))
         .default_backoff()
         .inspect(move |event| seen.secret_names.observe(names::OWN, event))
         .modify(watch::slim)
@@ -66,7 +66,7 @@ pub async fn run(
     // not label them). Metadata only, and no cache: an event only names the Secret.
     let unmanaged = format!("{}!={}", secret::MANAGED_BY.0, secret::MANAGED_BY.1);
     let seen = ctx.clone();
-    let credentials = watcher(secrets, watcher::Config::default().labels(&unmanaged))
+    let credentials = watcher(secrets, watch::config().labels(&unmanaged))
         .default_backoff()
         .inspect(move |event| seen.secret_names.observe(names::OTHERS, event))
         .touched_objects();

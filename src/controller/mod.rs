@@ -34,7 +34,7 @@ pub use context::Context;
 use error::error_policy;
 pub use error::{Error, Waiting};
 use status::{conclude, current, prelude, write_status};
-pub use watch::scoped;
+pub use watch::{config as watch_config, scoped};
 
 /// The field manager of every write.
 pub const MANAGER: &str = "oauth-operator";

@@ -1,7 +1,7 @@
 //! The operator's benchmark: a real kube-apiserver + etcd, the emulator with 5 ms latency, the
 //! operator as its own (release) process. Prints one table.
 //!
-//! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50] [--only memory]
+//! cargo run --release --example bench -- [--sizes 1000,5000] [--rss 10000] [--rate 50] [--only memory|latency]
 //!     [--latency-count 500] [--rotations 200] [--resync 30] [--backend hydra|keycloak] [--only census]
 //!
 //! `--backend hydra`: the throughput table only, on Ory Hydra (built from Go modules, its
@@ -21,13 +21,14 @@
 //!   settled: writes and backend reads. The other scenarios run at the default resync.
 //! - memory: a fresh operator process syncing every resource: peak RSS and CPU seconds.
 
+mod load;
 #[path = "../support/mod.rs"]
 mod support;
 
 use std::{
     collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use futures::{StreamExt, future::join_all, stream};
@@ -62,6 +63,7 @@ struct Args {
     rss: usize,
     rate: u64,
     latency_count: usize,
+    latency_rounds: usize,
     rotations: usize,
     resync: u64,
     /// A real server instead of the emulator (the throughput rows only).
@@ -70,6 +72,8 @@ struct Args {
     memory_only: bool,
     /// `--only census`: the cost of a resync with 100 apps of 50 clients each.
     census_only: bool,
+    /// `--only latency`: the latency rows alone, with what loaded each second of them.
+    latency_only: bool,
 }
 
 fn args() -> Args {
@@ -78,11 +82,13 @@ fn args() -> Args {
         rss: 10000,
         rate: 50,
         latency_count: 500,
+        latency_rounds: 2,
         rotations: 200,
         resync: 30,
         server: None,
         memory_only: false,
         census_only: false,
+        latency_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
@@ -92,6 +98,7 @@ fn args() -> Args {
             "--rss" => a.rss = value.parse().expect("--rss N"),
             "--rate" => a.rate = value.parse().expect("--rate N"),
             "--latency-count" => a.latency_count = value.parse().expect("--latency-count N"),
+            "--latency-rounds" => a.latency_rounds = value.parse().expect("--latency-rounds N"),
             "--rotations" => a.rotations = value.parse().expect("--rotations N"),
             "--resync" => a.resync = value.parse().expect("--resync SECONDS"),
             "--backend" => match value {
@@ -102,6 +109,7 @@ fn args() -> Args {
             },
             "--only" if value == "memory" => a.memory_only = true,
             "--only" if value == "census" => a.census_only = true,
+            "--only" if value == "latency" => a.latency_only = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -203,7 +211,8 @@ async fn main() {
         return table.print("measure");
     }
 
-    for &n in &a.sizes {
+    let sizes = if a.latency_only { &[][..] } else { &a.sizes[..] };
+    for &n in sizes {
         let ns = format!("b-{n}");
         let cpu = cpu_seconds();
         let operated = throughput_operator(&client, &ns, n, a.server).await;
@@ -235,35 +244,65 @@ async fn main() {
         None => {}
     }
 
-    // Each latency run starts on a quiet machine: the limit's throughput run just before the
-    // operator's would otherwise load the API server during it (and not during the limit's).
-    let waited = quiet_machine().await;
-    let before = cp.audit().count();
-    let op = latency(&client, "b-latency", a.latency_count, a.rate, None).await;
-    let op_load = requests_by_user_since(&cp, before);
-    total += a.latency_count;
+    // The two sides take turns, round by round, each on a quiet machine: the limit's
+    // throughput run just before would otherwise load the API server during the operator's
+    // first round and not during the limit's, and a pause of the API server lands in one
+    // side's run, not in both, unless each side has several.
     let limit = Arc::new(Limit::new(&client, emulator_app(&emu, "l-latency").await, None, "l-latency").await);
-    let waited_limit = quiet_machine().await;
-    let before = cp.audit().count();
-    let lim = latency(&client, "l-latency", a.latency_count, a.rate, Some(limit)).await;
-    let limit_load = requests_by_user_since(&cp, before);
-    let ((p50, p99), (l50, l99)) = (op.secret, lim.secret);
-    table.row(format!("create → Secret at {}/s ({} clients): p50", a.rate, a.latency_count), format!("{p50:.0?}"));
+    let mut runs = [load::Run::default(), load::Run::default()];
+    for round in 0..a.latency_rounds {
+        for (run, side) in runs.iter_mut().zip([None, Some(limit.clone())]) {
+            run.waited.push(quiet_machine().await);
+            let ns = if side.is_some() { "l-latency" } else { "b-latency" };
+            let (from, started) = (cp.audit().count(), SystemTime::now());
+            let samples = latency(&client, ns, round * a.latency_count, a.latency_count, a.rate, side).await;
+            run.rounds.push(load::Round { started, audit: from..cp.audit().count(), samples });
+        }
+    }
+    total += a.latency_rounds * a.latency_count;
+    let [op, lim] = &runs;
+    let step = |run: &load::Run, of: Step| percentiles(run.samples().map(of).collect());
+    let secret = |s: &load::Sample| s.secret;
+    let ((p50, p99), (l50, l99)) = (step(op, secret), step(lim, secret));
+    let count = format!("{} × {} clients, taking turns", a.latency_rounds, a.latency_count);
+    table.row(format!("create → Secret at {}/s ({count}): p50", a.rate), format!("{p50:.0?}"));
     table.row(format!("create → Secret at {}/s: p99", a.rate), format!("{p99:.0?}"));
     table.row(format!("create → Secret at {}/s, limit run: p50", a.rate), format!("{l50:.0?}"));
     table.row(format!("create → Secret at {}/s, limit run: p99", a.rate), format!("{l99:.0?}"));
     let ratio = |op: Duration, limit: Duration| format!("{:.2}", op.as_secs_f64() / limit.as_secs_f64().max(1e-3));
     table.row("create → Secret ratio operator/limit: p50, p99", format!("{}, {}", ratio(p50, l50), ratio(p99, l99)));
     let pair = |(a, b): (Duration, Duration)| format!("{a:.0?}, {b:.0?}");
-    table.row("latency runs: waited for a quiet machine, operator; limit run", pair((waited, waited_limit)));
-    table.row("API requests during the latency run by user, operator", op_load);
-    table.row("API requests during the latency run by user, limit run", limit_load);
-    for (step, o, l) in [
-        ("create → in a watch", op.seen, lim.seen),
-        ("create → finalizer in a watch", op.finalizer, lim.finalizer),
-        ("finalizer → Secret", op.rest, lim.rest),
-    ] {
-        table.row(format!("{step}: p50, p99 operator; limit run"), format!("{}; {}", pair(o), pair(l)));
+    let waits = |run: &load::Run| run.waited.iter().map(|w| format!("{w:.0?}")).collect::<Vec<_>>().join(", ");
+    table.row(
+        "latency rounds: waited for a quiet machine, operator; limit run",
+        format!("{}; {}", waits(op), waits(lim)),
+    );
+    table.row("API requests during the latency rounds by user, operator", op.requests_by_user(&cp));
+    table.row("API requests during the latency rounds by user, limit run", lim.requests_by_user(&cp));
+    let steps: [(&str, Step); 3] = [
+        ("create → in a watch", |s| s.seen),
+        ("create → finalizer in a watch", |s| s.finalizer),
+        ("finalizer → Secret", |s| s.secret.saturating_sub(s.finalizer)),
+    ];
+    for (name, of) in steps {
+        table.row(
+            format!("{name}: p50, p99 operator; limit run"),
+            format!("{}; {}", pair(step(op, of)), pair(step(lim, of))),
+        );
+    }
+    // Each second of every round, printed after the table.
+    let seconds = [("operator", op.seconds(&cp)), ("limit", lim.seconds(&cp))];
+    let print_seconds = || {
+        for (side, rounds) in &seconds {
+            for (round, rows) in rounds.iter().enumerate() {
+                println!("\nlatency round {}, {side}, second by second:", round + 1);
+                rows.iter().for_each(|row| println!("  {row}"));
+            }
+        }
+    };
+    if a.latency_only {
+        table.print("measure");
+        return print_seconds();
     }
 
     let rotation_ns = format!("b-{}", a.sizes.first().copied().unwrap_or(1000));
@@ -303,6 +342,7 @@ async fn main() {
     operator.kill();
     memory_rows(&mut table, &cp, &client, &emu, &op_args, a.rss.max(total)).await;
     table.print("measure");
+    print_seconds();
 }
 
 /// 100 apps of 50 clients each, settled; then an operator that watches every OAuthClient (no
@@ -461,19 +501,6 @@ async fn quiet_machine() -> Duration {
         }
     }
     started.elapsed()
-}
-
-/// API requests after the first `skip` audit events, by user (watches aside), busiest first.
-fn requests_by_user_since(cp: &ControlPlane, skip: usize) -> String {
-    let mut counts = HashMap::<String, usize>::new();
-    for e in cp.audit().skip(skip).filter(|e| e["stage"] == "ResponseComplete" && e["verb"] != "watch") {
-        let user = e["user"]["username"].as_str().unwrap_or_default();
-        let user = user.rsplit(':').next().unwrap_or(user).to_string();
-        *counts.entry(user).or_default() += 1;
-    }
-    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    counts.iter().take(4).map(|(user, n)| format!("{user} {n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// CPU seconds so far of the processes of a run: this one and its children (etcd,
@@ -642,36 +669,36 @@ async fn throughput_limit(client: &Client, limit: &Limit, n: usize) -> Duration 
     all_ready.await.expect("watch").duration_since(started)
 }
 
+/// One step of a latency sample.
+type Step = fn(&load::Sample) -> Duration;
+
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
     (at(0.50), at(0.99))
 }
 
-/// The p50 and p99 of the steps from a create to its Secret, as the bench's watches see them.
-struct Latency {
-    /// Create → Secret with credentials.
-    secret: (Duration, Duration),
-    /// Create → the resource in a watch (what any operator waits for before it can act).
-    seen: (Duration, Duration),
-    /// Create → the finalizer in a watch (the first write for it).
-    finalizer: (Duration, Duration),
-    /// That finalizer → the Secret.
-    rest: (Duration, Duration),
-}
-
-/// Creates `n` clients at `rate` per second; the time from each create to its Secret. With
-/// `limit`, the limit program makes them (in its own namespace `ns`), else the operator.
-async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<Arc<Limit>>) -> Latency {
+/// Creates clients `c{first}` to `c{first + n - 1}` at `rate` per second; the steps from each
+/// create to its Secret. With `limit`, the limit program makes them (in its own namespace
+/// `ns`), else the operator.
+async fn latency(
+    client: &Client,
+    ns: &str,
+    first: usize,
+    n: usize,
+    rate: u64,
+    limit: Option<Arc<Limit>>,
+) -> Vec<load::Sample> {
     if limit.is_none() {
         app_in_backend(client, ns).await;
     }
     let seen = watch_secrets(client, ns);
     let sightings = watch_clients(client, ns);
     let mut created = HashMap::new();
+    let (started, start) = (SystemTime::now(), Instant::now());
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::new();
-    for i in 0..n {
+    for i in first..first + n {
         ticker.tick().await;
         let name = format!("c{i}");
         created.insert(name.clone(), Instant::now());
@@ -684,21 +711,30 @@ async fn latency(client: &Client, ns: &str, n: usize, rate: u64, limit: Option<A
         }));
     }
     join_all(tasks).await;
-    until_within("every Secret", Duration::from_secs(300), async || seen.lock().await.len() >= n).await;
-    let all_sighted = async || sightings.lock().await.values().filter(|(_, f)| f.is_some()).count() >= n;
-    until("every finalizer in the watch", all_sighted).await;
-    let (seen, sightings) = (seen.lock().await, sightings.lock().await);
-    let steps = |step: &dyn Fn(&str, Instant) -> Duration| {
-        percentiles(created.iter().map(|(name, at)| step(name, *at)).collect())
+    let secret_of = |name: &str| format!("{name}-oauth-client");
+    let every_secret = async || {
+        let seen = seen.lock().await;
+        created.keys().all(|name| seen.contains_key(&secret_of(name)))
     };
-    let secret_at = |name: &str| seen[&format!("{name}-oauth-client")];
-    let finalizer_at = |name: &str| sightings[name].1.expect("finalizer");
-    Latency {
-        secret: steps(&|name, at| secret_at(name).saturating_duration_since(at)),
-        seen: steps(&|name, at| sightings[name].0.saturating_duration_since(at)),
-        finalizer: steps(&|name, at| finalizer_at(name).saturating_duration_since(at)),
-        rest: steps(&|name, _| secret_at(name).saturating_duration_since(finalizer_at(name))),
-    }
+    until_within("every Secret", Duration::from_secs(300), every_secret).await;
+    let every_finalizer = async || {
+        let sightings = sightings.lock().await;
+        created.keys().all(|name| sightings.get(name).is_some_and(|(_, f)| f.is_some()))
+    };
+    until("every finalizer in the watch", every_finalizer).await;
+    let (seen, sightings) = (seen.lock().await, sightings.lock().await);
+    created
+        .iter()
+        .map(|(name, at)| {
+            let (sighted, finalizer) = sightings[name];
+            load::Sample {
+                created: started + at.duration_since(start),
+                seen: sighted.saturating_duration_since(*at),
+                finalizer: finalizer.expect("finalizer").saturating_duration_since(*at),
+                secret: seen[&secret_of(name)].saturating_duration_since(*at),
+            }
+        })
+        .collect()
 }
 
 /// When each OAuthClient was first seen by a watch, and first seen with a finalizer.
@@ -858,6 +894,12 @@ async fn memory(
             .expect("a memory field")
     };
     let (peak_kib, now_kib) = (kib("VmHWM:"), kib("VmRSS:"));
+    println!(
+        "bench: RSS once synced: anonymous {:.1} MiB, files {:.1} MiB, threads {}",
+        kib("RssAnon:") / 1024.0,
+        kib("RssFile:") / 1024.0,
+        kib("Threads:")
+    );
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", operator.pid())).expect("stat");
     let fields: Vec<&str> = stat.rsplit(')').next().expect("stat").split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
