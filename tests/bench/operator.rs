@@ -860,6 +860,30 @@ async fn steady(cp: &ControlPlane, client: &Client, emu: &Emulator, resync: u64)
     (k8s, writes(&after) - backend_before, lists as f64 / app_count / 2.0, requests)
 }
 
+/// A process's resident memory in MiB: anonymous (heap, stacks), its executable's pages, and
+/// those of the libraries it loaded.
+fn rss_by_mapping(pid: u32) -> String {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+    let (mut kib, mut mapping) = ([0f64; 3], 0);
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.first().is_some_and(|f| f.contains('-') && !f.ends_with(':')) {
+            let path = fields.get(5).copied().unwrap_or_default();
+            mapping = if path == exe.to_string_lossy() {
+                1
+            } else if path.starts_with('/') {
+                2
+            } else {
+                0
+            };
+        } else if fields.first() == Some(&"Rss:") {
+            kib[mapping] += fields.get(1).and_then(|v| v.parse::<f64>().ok()).unwrap_or_default();
+        }
+    }
+    format!("anonymous {:.1}, executable {:.1}, libraries {:.1} MiB", kib[0] / 1024.0, kib[1] / 1024.0, kib[2] / 1024.0)
+}
+
 /// A fresh operator syncing everything: peak RSS, CPU seconds and wall time until every
 /// resource had its first pass.
 async fn memory(
@@ -894,12 +918,7 @@ async fn memory(
             .expect("a memory field")
     };
     let (peak_kib, now_kib) = (kib("VmHWM:"), kib("VmRSS:"));
-    println!(
-        "bench: RSS once synced: anonymous {:.1} MiB, files {:.1} MiB, threads {}",
-        kib("RssAnon:") / 1024.0,
-        kib("RssFile:") / 1024.0,
-        kib("Threads:")
-    );
+    println!("bench: RSS once synced: {}, threads {}", rss_by_mapping(operator.pid()), kib("Threads:"));
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", operator.pid())).expect("stat");
     let fields: Vec<&str> = stat.rsplit(')').next().expect("stat").split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");

@@ -37,11 +37,7 @@ use axum::{
     response::Response,
 };
 use clap::Parser;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tower::ServiceExt;
 
 use control::{Counters, Faults, Verdict};
@@ -137,7 +133,7 @@ async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<(), Box
                     Ok(response)
                 }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
+            let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .await;
         });
