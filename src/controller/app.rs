@@ -157,9 +157,12 @@ async fn count_unmanaged(
 ) -> Result<(), Error> {
     let spec = &obj.spec;
     let mut unmanaged = unmanaged_clients(obj, ctx, (backend_name, backend), key, record_key, false).await?;
-    if spec.prune_unmanaged_clients && !unmanaged.is_empty() {
-        // Deactivating goes by a census taken now, not one up to a resync period old.
+    if !unmanaged.is_empty() {
+        // What is reported or deactivated goes by a census taken now, not one up to a resync
+        // period old (a client made since would look unmanaged).
         unmanaged = unmanaged_clients(obj, ctx, (backend_name, backend), key, record_key, true).await?;
+    }
+    if spec.prune_unmanaged_clients && !unmanaged.is_empty() {
         let now = k8s_openapi::jiff::Timestamp::now();
         let grace = k8s_openapi::jiff::SignedDuration::try_from(ctx.unmanaged_grace).unwrap_or_default();
         // Only clients older than the grace period: a younger one may be mid-creation.
@@ -327,7 +330,7 @@ async fn unmanaged_clients(
     fresh: bool,
 ) -> Result<Vec<Listed>, Error> {
     let app = (obj.namespace().unwrap_or_default(), obj.name_any());
-    let mut owned = census::owned_by_app(ctx, &app).await.map_err(Error::kube("list OAuthClients"))?;
+    let mut owned = census::owned_by_app(ctx, &app, fresh).await.map_err(Error::kube("list OAuthClients"))?;
     let recorded =
         census::unrecorded(ctx, name, record_key, fresh).await.map_err(Error::kube("list credentials Secrets"))?;
     owned.extend(recorded.iter().cloned());

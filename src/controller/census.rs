@@ -1,9 +1,11 @@
 //! Who owns which backend client, for the apps' count of unmanaged clients, in O(clients) per
 //! resync period rather than O(apps × clients): the OAuthClients' statuses come from the watch
-//! cache (no request), and the credentials Secrets' signed records (which name a client a crash
-//! left between the Secret write and the status write) are listed once per period and backend,
-//! shared by every app pass; kept are only the ids a status does not name, so the census holds
-//! next to nothing once things are settled.
+//! cache (no request; where the watch is one shard's, the other shards' are listed once per
+//! period, shared by every app pass), and the credentials Secrets' signed records (which name a
+//! client a crash left between the Secret write and the status write) are listed once per
+//! period and backend, shared likewise; kept are only the ids a status does not name, and the
+//! other shards' ids of the apps this operator reconciles, so the census holds next to nothing
+//! once things are settled.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,43 +28,70 @@ use crate::api::OAuthClient;
 /// The backend ids a census found, and when it was taken.
 type Taken = (Instant, Arc<HashSet<String>>);
 
-/// The census of each backend's Secret records.
+/// An app, by namespace and name.
+type AppRef = (String, String);
+
+/// The backend ids of the OAuthClients outside this operator's shard, by app.
+type Others = (Instant, Arc<HashMap<AppRef, HashSet<String>>>);
+
+/// The census of each backend's Secret records, and of the other shards' OAuthClients.
 pub(super) struct Census {
     max_age: Duration,
     taken: tokio::sync::Mutex<HashMap<String, Taken>>,
+    others: tokio::sync::Mutex<Option<Others>>,
 }
 
 impl Census {
     pub fn new(max_age: Duration) -> Self {
-        Self { max_age, taken: tokio::sync::Mutex::default() }
+        Self { max_age, taken: tokio::sync::Mutex::default(), others: tokio::sync::Mutex::default() }
     }
 }
 
-/// The backend ids the OAuthClients of app `(namespace, name)` own by their statuses: the
-/// current client and a previous one that has not retired (it works until it does). From the
-/// watch cache; listed (in pages) where this operator's watch is one shard's.
-pub(super) async fn owned_by_app(ctx: &Context, app: &(String, String)) -> kube::Result<HashSet<String>> {
+/// The backend ids the OAuthClients of `app` own by their statuses: the current client and a
+/// previous one that has not retired (it works until it does). This operator's own from the
+/// watch cache; where its watch is one shard's, the others' from a census of every OAuthClient
+/// (one per resync period shared by all apps, unless `fresh`).
+pub(super) async fn owned_by_app(ctx: &Context, app: &AppRef, fresh: bool) -> kube::Result<HashSet<String>> {
     let mut owned = HashSet::new();
-    let of_app = |c: &OAuthClient| c.app_ref().as_ref() == Some(app);
-    match ctx.clients.get().filter(|_| ctx.all_clients_watched) {
-        Some(store) => {
-            for guard in store.state() {
-                owned.extend(guard.0.as_ref().ok().filter(|c| of_app(c)).into_iter().flat_map(status_ids));
-            }
-        }
-        None => {
-            let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
-            paged(
-                |lp| async move { clients.list(&lp).await },
-                |guard| {
-                    owned.extend(
-                        guard.0.ok().filter(of_app).into_iter().flat_map(|c| status_ids(&c).collect::<Vec<_>>()),
-                    )
-                },
-            )
-            .await?;
-        }
+    for guard in ctx.clients.get().map(|store| store.state()).unwrap_or_default() {
+        let of_app = |c: &&OAuthClient| c.app_ref().as_ref() == Some(app);
+        owned.extend(guard.0.as_ref().ok().filter(of_app).into_iter().flat_map(status_ids));
     }
+    if !ctx.all_clients_watched {
+        owned.extend(other_shards(ctx, fresh).await?.get(app).into_iter().flatten().cloned());
+    }
+    Ok(owned)
+}
+
+/// The backend ids of the OAuthClients this operator does not watch (another shard's), kept
+/// only for the apps it reconciles: listed in pages once per resync period, or anew if `fresh`.
+async fn other_shards(ctx: &Context, fresh: bool) -> kube::Result<Arc<HashMap<AppRef, HashSet<String>>>> {
+    let mut taken = ctx.census.others.lock().await;
+    if !fresh
+        && let Some((at, owned)) = taken.as_ref()
+        && at.elapsed() < ctx.census.max_age
+    {
+        return Ok(owned.clone());
+    }
+    let watched: HashSet<String> =
+        ctx.clients.get().map(|s| s.state()).unwrap_or_default().iter().filter_map(|g| g.uid()).collect();
+    let apps = ctx.apps.get().map(|s| s.state()).unwrap_or_default();
+    let apps: HashSet<AppRef> = apps.iter().map(|a| (a.namespace().unwrap_or_default(), a.name_any())).collect();
+    let mut owned = HashMap::<AppRef, HashSet<String>>::new();
+    let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
+    paged(
+        |lp| async move { clients.list(&lp).await },
+        |guard| {
+            let Ok(c) = guard.0 else { return };
+            let theirs = c.uid().is_none_or(|uid| !watched.contains(&uid));
+            if let Some(app) = c.app_ref().filter(|app| theirs && apps.contains(app)) {
+                owned.entry(app).or_default().extend(status_ids(&c));
+            }
+        },
+    )
+    .await?;
+    let owned = Arc::new(owned);
+    *taken = Some((Instant::now(), owned.clone()));
     Ok(owned)
 }
 
