@@ -503,23 +503,38 @@ async fn quiet_machine() -> Duration {
     started.elapsed()
 }
 
-/// CPU seconds so far of the processes of a run: this one and its children (etcd,
-/// kube-apiserver, emulator, operator), by name.
+/// CPU seconds so far of the processes of a run: this one and those it started, directly or
+/// not (etcd, kube-apiserver, emulator, operator; Keycloak's JVM under its start script), by name.
 fn cpu_seconds() -> HashMap<String, f64> {
     let me = std::process::id().to_string();
-    let mut cpu = HashMap::new();
+    // Every process: its parent, name and CPU seconds.
+    let mut all = HashMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
         let Some((head, tail)) = stat.rsplit_once(')') else { continue };
-        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+        let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default().to_string();
         let fields: Vec<&str> = tail.split_whitespace().collect();
-        let (pid, ppid) = (entry.file_name().to_string_lossy().to_string(), fields.get(1).copied().unwrap_or_default());
-        if pid != me && ppid != me {
-            continue;
-        }
         let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let label = if pid == me { "bench" } else { name.trim_start_matches("oauth-") };
-        *cpu.entry(label.to_string()).or_default() += (ticks(11) + ticks(12)) / 100.0;
+        let ppid = fields.get(1).copied().unwrap_or_default().to_string();
+        all.insert(entry.file_name().to_string_lossy().to_string(), (ppid, name, (ticks(11) + ticks(12)) / 100.0));
+    }
+    let ours = |pid: &String| {
+        let mut pid = pid;
+        for _ in 0..8 {
+            if *pid == me {
+                return true;
+            }
+            match all.get(pid) {
+                Some((ppid, _, _)) => pid = ppid,
+                None => return false,
+            }
+        }
+        false
+    };
+    let mut cpu = HashMap::new();
+    for (pid, (_, name, seconds)) in all.iter().filter(|(pid, _)| ours(pid)) {
+        let label = if *pid == me { "bench" } else { name.trim_start_matches("oauth-") };
+        *cpu.entry(label.to_string()).or_default() += seconds;
     }
     cpu
 }
