@@ -52,29 +52,40 @@ impl Census {
 /// watch cache; where its watch is one shard's, the others' from a census of every OAuthClient
 /// (one per resync period shared by all apps, unless `fresh`).
 pub(super) async fn owned_by_app(ctx: &Context, app: &AppRef, fresh: bool) -> kube::Result<HashSet<String>> {
+    // A cache that has not listed everything yet would make its clients look unmanaged (and
+    // prunable): until it has, or if it never does, every client is listed instead.
+    let synced = match ctx.clients.get() {
+        Some(store) => tokio::time::timeout(SYNC_WAIT, store.wait_until_ready()).await.is_ok_and(|r| r.is_ok()),
+        None => false,
+    };
     let mut owned = HashSet::new();
-    for guard in ctx.clients.get().map(|store| store.state()).unwrap_or_default() {
+    for guard in ctx.clients.get().filter(|_| synced).map(|store| store.state()).unwrap_or_default() {
         let of_app = |c: &&OAuthClient| c.app_ref().as_ref() == Some(app);
         owned.extend(guard.0.as_ref().ok().filter(of_app).into_iter().flat_map(status_ids));
     }
-    if !ctx.all_clients_watched {
-        owned.extend(other_shards(ctx, fresh).await?.get(app).into_iter().flatten().cloned());
+    if !synced || !ctx.all_clients_watched {
+        owned.extend(other_shards(ctx, synced, fresh).await?.get(app).into_iter().flatten().cloned());
     }
     Ok(owned)
 }
 
-/// The backend ids of the OAuthClients this operator does not watch (another shard's), kept
-/// only for the apps it reconciles: listed in pages once per resync period, or anew if `fresh`.
-async fn other_shards(ctx: &Context, fresh: bool) -> kube::Result<Arc<HashMap<AppRef, HashSet<String>>>> {
+/// How long an app pass waits for the OAuthClient watch's first list.
+const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// The backend ids of the OAuthClients this operator does not watch (another shard's, or all
+/// while its watch is not `synced`), kept only for the apps it reconciles: listed in pages once
+/// per resync period, or anew if `fresh` or unsynced.
+async fn other_shards(ctx: &Context, synced: bool, fresh: bool) -> kube::Result<Arc<HashMap<AppRef, HashSet<String>>>> {
     let mut taken = ctx.census.others.lock().await;
-    if !fresh
+    if synced
+        && !fresh
         && let Some((at, owned)) = taken.as_ref()
         && at.elapsed() < ctx.census.max_age
     {
         return Ok(owned.clone());
     }
-    let watched: HashSet<String> =
-        ctx.clients.get().map(|s| s.state()).unwrap_or_default().iter().filter_map(|g| g.uid()).collect();
+    let cached = ctx.clients.get().filter(|_| synced).map(|s| s.state()).unwrap_or_default();
+    let watched: HashSet<String> = cached.iter().filter_map(|g| g.uid()).collect();
     let apps = ctx.apps.get().map(|s| s.state()).unwrap_or_default();
     let apps: HashSet<AppRef> = apps.iter().map(|a| (a.namespace().unwrap_or_default(), a.name_any())).collect();
     let mut owned = HashMap::<AppRef, HashSet<String>>::new();
