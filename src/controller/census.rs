@@ -64,7 +64,7 @@ pub(super) async fn owned_by_app(ctx: &Context, app: &AppRef, fresh: bool) -> ku
         owned.extend(guard.0.as_ref().ok().filter(of_app).into_iter().flat_map(status_ids));
     }
     if !synced || !ctx.all_clients_watched {
-        owned.extend(other_shards(ctx, synced, fresh).await?.get(app).into_iter().flatten().cloned());
+        owned.extend(other_shards(ctx, app, synced, fresh).await?.get(app).into_iter().flatten().cloned());
     }
     Ok(owned)
 }
@@ -75,7 +75,12 @@ const SYNC_WAIT: Duration = Duration::from_secs(30);
 /// The backend ids of the OAuthClients this operator does not watch (another shard's, or all
 /// while its watch is not `synced`), kept only for the apps it reconciles: listed in pages once
 /// per resync period, or anew if `fresh` or unsynced.
-async fn other_shards(ctx: &Context, synced: bool, fresh: bool) -> kube::Result<Arc<HashMap<AppRef, HashSet<String>>>> {
+async fn other_shards(
+    ctx: &Context,
+    app: &AppRef,
+    synced: bool,
+    fresh: bool,
+) -> kube::Result<Arc<HashMap<AppRef, HashSet<String>>>> {
     let mut taken = ctx.census.others.lock().await;
     if synced
         && !fresh
@@ -87,7 +92,9 @@ async fn other_shards(ctx: &Context, synced: bool, fresh: bool) -> kube::Result<
     let cached = ctx.clients.get().filter(|_| synced).map(|s| s.state()).unwrap_or_default();
     let watched: HashSet<String> = cached.iter().filter_map(|g| g.uid()).collect();
     let apps = ctx.apps.get().map(|s| s.state()).unwrap_or_default();
-    let apps: HashSet<AppRef> = apps.iter().map(|a| (a.namespace().unwrap_or_default(), a.name_any())).collect();
+    let mut apps: HashSet<AppRef> = apps.iter().map(|a| (a.namespace().unwrap_or_default(), a.name_any())).collect();
+    // The app asking, even if the app watch has not shown it yet.
+    apps.insert(app.clone());
     let mut owned = HashMap::<AppRef, HashSet<String>>::new();
     let clients: &Api<DeserializeGuard<OAuthClient>> = &super::scoped(&ctx.client, ctx.namespace.as_deref());
     paged(
@@ -102,7 +109,10 @@ async fn other_shards(ctx: &Context, synced: bool, fresh: bool) -> kube::Result<
     )
     .await?;
     let owned = Arc::new(owned);
-    *taken = Some((Instant::now(), owned.clone()));
+    // One taken before the watch listed everything holds this shard's clients too: not kept.
+    if synced {
+        *taken = Some((Instant::now(), owned.clone()));
+    }
     Ok(owned)
 }
 
